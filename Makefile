@@ -1,0 +1,67 @@
+# Fordring — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+PROTO_SRC := $(shell find proto -name '*.proto')
+PROTO_STAMP := gen/.generated
+
+.DEFAULT_GOAL := help
+.PHONY: help setup proto run demo test test-unit test-integration test-e2e lint fmt bench asyncapi clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Fordring needs Python 3.11+ (found $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[embedded,dev]'
+	@touch $(STAMP)
+
+$(PROTO_STAMP): $(STAMP) $(PROTO_SRC)
+	@rm -rf gen && mkdir -p gen
+	$(PY) -m grpc_tools.protoc -Iproto --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --python_out=gen --grpc_python_out=gen --mypy_out=gen --mypy_grpc_out=gen $(PROTO_SRC)
+	@touch $(PROTO_STAMP)
+
+setup: $(PROTO_STAMP) ## create .venv, install Fordring with its dev tools, generate the gRPC code (idempotent)
+
+proto: $(PROTO_STAMP) ## generate the gRPC code from proto/ into gen/
+
+run: setup ## start the whole suite on the embedded broker and database, run the demo, keep serving until Ctrl-C
+	$(BIN)/fordring up --demo
+
+demo: setup ## the same as run, but stop the stack and exit after the demo's summary
+	$(BIN)/fordring up --demo --exit-after-demo
+
+test: setup ## run all tests (unit, integration, end-to-end) on the embedded broker and database
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-unit: setup ## only the unit tests
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+test-integration: setup ## only the integration tests
+	$(BIN)/pytest -q tests/integration -m "not slow" $(PYTEST_ARGS)
+
+test-e2e: setup ## only the end-to-end tests
+	$(BIN)/pytest -q tests/e2e -m "not slow" $(PYTEST_ARGS)
+
+lint: setup ## ruff and mypy (strict)
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
+	$(BIN)/mypy services tests bench
+
+fmt: setup ## format the code with ruff
+	$(BIN)/ruff check --fix services tests bench
+	$(BIN)/ruff format services tests bench
+
+bench: setup ## benchmarks with their baselines (IssueInvoice over gRPC vs raw MongoDB transactions)
+	$(PY) -m bench.ledger_issue $(BENCH_ARGS)
+
+asyncapi: setup ## write the event schemas (AsyncAPI) into docs/asyncapi/
+	$(PY) -m services.common.asyncapi docs/asyncapi
+
+clean: ## remove the virtualenv, generated code and local stack data
+	rm -rf $(VENV) gen .fordring .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Runtime shared by Fordring's services: small modules, no business rules."""

@@ -1,0 +1,139 @@
+"""The Kafka broker factory (FastStream over aiokafka) and the consumer side of "nothing twice".
+
+Producers wait for all in-sync replicas (acks="all"): money never travels fire-and-forget.
+Consumers commit offsets after processing (at-least-once); each handler records the event ids
+it applied in the same MongoDB transaction as its change, so a redelivery changes nothing.
+A message that can never be applied goes to `<topic>.dlq` with the reason after bounded retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Final
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry import trace
+from pydantic import ValidationError
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from services.common import attributes as attr
+from services.common.errors import FordringError
+from services.common.events import DLQ_SUFFIX, Event, parse_event
+from services.common.mongo import Database, Session
+from services.common.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+PROCESSED: Final = "processed_events"
+
+
+def create_broker(settings: CommonSettings) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap.split(","),
+        acks="all",
+        client_id=f"fordring-{settings.service_name}",
+        middlewares=[KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider())],  # type: ignore[arg-type]
+        graceful_timeout=settings.shutdown_grace,
+        request_timeout_ms=30_000,
+    )
+
+
+class AlreadyProcessed(Exception):
+    """The event id was applied before: the redelivery is acknowledged and changes nothing."""
+
+
+async def record_processed(db: Database, session: Session, consumer: str, event_id: str, at: datetime) -> None:
+    """Record inside the caller's transaction that `consumer` applied `event_id` (unique per pair)."""
+    try:
+        await db[PROCESSED].insert_one(
+            {"_id": f"{consumer}:{event_id}", "at": at}, session=session
+        )
+    except DuplicateKeyError as exc:
+        raise AlreadyProcessed(event_id) from exc
+
+
+async def was_processed(db: Database, consumer: str, event_id: str) -> bool:
+    return await db[PROCESSED].find_one({"_id": f"{consumer}:{event_id}"}, projection={"_id": 1}) is not None
+
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+
+def subscribe(
+    broker: KafkaBroker,
+    settings: CommonSettings,
+    topic: str,
+    *,
+    group_id: str,
+    consumer: str,
+    handler: EventHandler,
+    max_attempts: int = 3,
+    retry_delay: float = 0.2,
+) -> None:
+    """Subscribe `handler` to `topic` with the project's delivery rules.
+
+    - a malformed envelope, or one whose handler keeps raising a FordringError (a business rule),
+      goes to the dead-letter topic with the reason after `max_attempts`, then is acknowledged;
+    - infrastructure errors (database unreachable) are not the message's fault: the offset is not
+      committed and the message comes again after a pause.
+    """
+    full_topic = settings.topic(topic)
+    dlq_topic = full_topic + DLQ_SUFFIX
+
+    async def dead_letter(msg: KafkaMessage, reason: str) -> None:
+        log.error("dead-lettering a message from %s: %s", full_topic, reason)
+        await broker.publish(
+            msg.body,
+            topic=dlq_topic,
+            key=msg.raw_message.key,  # type: ignore[union-attr]
+            headers={**{k: str(v) for k, v in msg.headers.items()}, "x-dlq-reason": reason[:1000],
+                     "x-dlq-consumer": consumer},
+        )
+
+    @broker.subscriber(
+        full_topic,
+        # One group per subscription: a group join takes seconds, and subscribers sharing a group
+        # would rebalance each other whenever one of them starts.
+        group_id=settings.topic(f"{group_id}.{topic}"),
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{consumer}:{topic}",
+    )
+    async def on_message(body: bytes, msg: KafkaMessage) -> None:
+        try:
+            event = parse_event(body)
+        except ValidationError as exc:
+            await dead_letter(msg, f"malformed envelope: {exc.errors()[:3]}")
+            return
+        span = trace.get_current_span()
+        span.set_attribute(attr.EVENT_ID, event.id)
+        span.set_attribute(attr.EVENT_TYPE, event.type)
+        span.set_attribute(attr.TENANT_ID, event.tenant_id)
+        span.set_attribute(attr.INVOICE_ID, event.subject)
+        span.set_attribute(attr.CONSUMER, consumer)
+        for attempt in range(1, max_attempts + 1):
+            try:
+                await handler(event)
+            except AlreadyProcessed:
+                return
+            except (PyMongoError, OSError):
+                log.warning("%s: infrastructure error on event %s; it will come again", consumer, event.id,
+                            exc_info=True)
+                await asyncio.sleep(1.0)
+                raise
+            except Exception as exc:
+                # A business rule (FordringError) or a bug: retry a few times, then park the message
+                # in the dead-letter topic rather than crash-looping or skipping it silently.
+                if attempt == max_attempts:
+                    reason = exc.message if isinstance(exc, FordringError) else repr(exc)
+                    await dead_letter(msg, f"{type(exc).__name__}: {reason}")
+                    return
+                log.warning("%s: attempt %d on event %s failed: %r", consumer, attempt, event.id, exc)
+                await asyncio.sleep(retry_delay * attempt)
+            else:
+                return

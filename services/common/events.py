@@ -1,0 +1,260 @@
+"""Every event Fordring puts on Kafka, in one place.
+
+The envelope is `{id, type, version, tenant_id, subject, occurred_at, data}`; `type` discriminates
+`data`. The key on Kafka is `subject` (the invoice id), so one invoice's events stay in order.
+Events carry ids, amounts and states, never personal data: a service that needs a customer's
+address asks the ledger over gRPC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from services.common.ids import new_id
+
+INVOICE_TOPIC: Final = "fordring.ledger.invoice.v1"
+CUSTOMER_TOPIC: Final = "fordring.ledger.customer.v1"
+PAYMENT_TOPIC: Final = "fordring.matcher.payment.v1"
+DUNNING_TOPIC: Final = "fordring.dunning.action.v1"
+DLQ_SUFFIX: Final = ".dlq"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InvoiceSummary(_Model):
+    """What a consumer needs to know of an invoice after a change (no personal data)."""
+
+    invoice_id: str
+    kind: Literal["invoice", "credit_note"]
+    invoice_number: str
+    kid: str
+    customer_id: str
+    customer_number: str
+    customer_kind: Literal["consumer", "business"]
+    currency: str
+    issue_date: str
+    due_date: str
+    gross_minor: int
+    charges_minor: int
+    paid_minor: int
+    credited_minor: int
+    balance_minor: int
+    status: str
+    dunning_stage: int
+    version: int
+    language: str
+
+
+class Allocation(_Model):
+    invoice_id: str
+    amount_minor: int = Field(gt=0)
+    # The invoice version the matcher saw; the ledger rejects the proposal if the invoice has since
+    # been credited or written off (it never applies a payment blindly).
+    based_on_version: int | None = None
+
+
+# --- ledger: facts ---------------------------------------------------------------------------
+
+
+class InvoiceIssuedData(_Model):
+    invoice: InvoiceSummary
+
+
+class CreditNoteIssuedData(_Model):
+    credit_note: InvoiceSummary
+    invoice: InvoiceSummary
+    amount_minor: int
+
+
+class PaymentAppliedData(_Model):
+    payment_id: str
+    invoice: InvoiceSummary
+    amount_minor: int
+    paid_on: str
+    method: str
+    # The proposal this came from (a PaymentMatched event id), empty for RecordPayment.
+    source_event_id: str = ""
+
+
+class CustomerCreditChangedData(_Model):
+    customer_id: str
+    customer_number: str
+    currency: str
+    credit_balance_minor: int
+    change_minor: int
+    reason: str
+
+
+class InvoiceOverdueData(_Model):
+    invoice: InvoiceSummary
+
+
+class ChargeAddedData(_Model):
+    """A dunning action applied: a reminder, a collection notice, a hand-off, fees, interest."""
+
+    invoice: InvoiceSummary
+    action_id: str
+    action: str
+    charge_minor: int
+    source_event_id: str
+
+
+class InvoiceWrittenOffData(_Model):
+    invoice: InvoiceSummary
+    amount_minor: int
+    reason: str
+
+
+class ProposalRejectedData(_Model):
+    """A proposal (PaymentMatched, DunningActionTaken) the ledger did not apply, and why."""
+
+    proposal_event_id: str
+    proposal_type: str
+    invoice_id: str
+    reason: str
+    detail: str
+    current_version: int | None = None
+    current_status: str | None = None
+
+
+class CustomerUpsertedData(_Model):
+    customer_id: str
+    customer_number: str
+    kind: Literal["consumer", "business"]
+    language: str
+    channel_preferences: list[str]
+    email_consent: bool
+    sms_consent: bool
+    version: int
+
+
+# --- proposals from other services -----------------------------------------------------------
+
+
+class PaymentMatchedData(_Model):
+    """The matcher proposes: this incoming payment pays these invoices."""
+
+    payment_id: str
+    amount_minor: int = Field(gt=0)
+    currency: str
+    paid_on: str
+    method: str
+    reference: str = ""
+    payer_account: str = ""
+    # Who paid, when known: what is not allocated becomes this customer's credit balance.
+    customer_id: str = ""
+    allocations: list[Allocation]
+
+
+class DunningActionTakenData(_Model):
+    """The dunning service proposes an action on an invoice, based on the version it saw."""
+
+    action_id: str
+    invoice_id: str
+    based_on_version: int
+    action: Literal["reminder", "collection_notice", "collection_handoff", "late_interest", "compensation"]
+    fee_minor: int = Field(default=0, ge=0)
+    interest_minor: int = Field(default=0, ge=0)
+    description: str = ""
+    # The payment deadline the notice gives (ISO date), if any.
+    deadline: str = ""
+
+
+# --- the envelope ----------------------------------------------------------------------------
+
+
+class _Envelope(_Model):
+    id: str = Field(default_factory=new_id)
+    version: int = 1
+    tenant_id: str
+    subject: str
+    occurred_at: datetime
+
+
+class InvoiceIssued(_Envelope):
+    type: Literal["InvoiceIssued"] = "InvoiceIssued"
+    data: InvoiceIssuedData
+
+
+class CreditNoteIssued(_Envelope):
+    type: Literal["CreditNoteIssued"] = "CreditNoteIssued"
+    data: CreditNoteIssuedData
+
+
+class PaymentApplied(_Envelope):
+    type: Literal["PaymentApplied"] = "PaymentApplied"
+    data: PaymentAppliedData
+
+
+class CustomerCreditChanged(_Envelope):
+    type: Literal["CustomerCreditChanged"] = "CustomerCreditChanged"
+    data: CustomerCreditChangedData
+
+
+class InvoiceOverdue(_Envelope):
+    type: Literal["InvoiceOverdue"] = "InvoiceOverdue"
+    data: InvoiceOverdueData
+
+
+class ChargeAdded(_Envelope):
+    type: Literal["ChargeAdded"] = "ChargeAdded"
+    data: ChargeAddedData
+
+
+class InvoiceWrittenOff(_Envelope):
+    type: Literal["InvoiceWrittenOff"] = "InvoiceWrittenOff"
+    data: InvoiceWrittenOffData
+
+
+class ProposalRejected(_Envelope):
+    type: Literal["ProposalRejected"] = "ProposalRejected"
+    data: ProposalRejectedData
+
+
+class CustomerUpserted(_Envelope):
+    type: Literal["CustomerUpserted"] = "CustomerUpserted"
+    data: CustomerUpsertedData
+
+
+class PaymentMatched(_Envelope):
+    type: Literal["PaymentMatched"] = "PaymentMatched"
+    data: PaymentMatchedData
+
+
+class DunningActionTaken(_Envelope):
+    type: Literal["DunningActionTaken"] = "DunningActionTaken"
+    data: DunningActionTakenData
+
+
+Event = Annotated[
+    InvoiceIssued
+    | CreditNoteIssued
+    | PaymentApplied
+    | CustomerCreditChanged
+    | InvoiceOverdue
+    | ChargeAdded
+    | InvoiceWrittenOff
+    | ProposalRejected
+    | CustomerUpserted
+    | PaymentMatched
+    | DunningActionTaken,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
+    """Parse an envelope from Kafka; raises pydantic.ValidationError on a malformed one."""
+    if isinstance(raw, dict):
+        return EVENT_ADAPTER.validate_python(raw)
+    return EVENT_ADAPTER.validate_json(raw)
+
+
+def encode_event(event: Event) -> bytes:
+    return event.model_dump_json().encode()

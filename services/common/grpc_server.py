@@ -1,0 +1,177 @@
+"""The one gRPC server bootstrap: health, reflection, tracing, auth, error mapping, graceful stop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from services.common import attributes as attr
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FordringError,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+)
+from services.common.tenancy import TenantResolver, bearer_key, set_current_tenant
+
+log = logging.getLogger(__name__)
+
+PUBLIC_SERVICES = frozenset(
+    {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"}
+)
+
+_CODES: dict[type[FordringError], tuple[grpc.StatusCode, int]] = {
+    InvalidArgument: (grpc.StatusCode.INVALID_ARGUMENT, code_pb2.INVALID_ARGUMENT),
+    NotFound: (grpc.StatusCode.NOT_FOUND, code_pb2.NOT_FOUND),
+    AlreadyExists: (grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
+    FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
+    Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, code_pb2.UNAUTHENTICATED),
+}
+
+
+def _status_for(exc: FordringError) -> tuple[grpc.StatusCode, bytes]:
+    code, rpc_code = next(
+        (v for k, v in _CODES.items() if isinstance(exc, k)), (grpc.StatusCode.INTERNAL, code_pb2.INTERNAL)
+    )
+    status = status_pb2.Status(code=rpc_code, message=exc.message)
+    if isinstance(exc, InvalidArgument):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in exc.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    if isinstance(exc, FailedPrecondition):
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain="fordring"))
+        status.details.append(detail)
+    return code, status.SerializeToString()
+
+
+class _AuthAndErrors(grpc.aio.ServerInterceptor):
+    """Resolves the tenant from the bearer key and turns domain errors into canonical statuses."""
+
+    def __init__(self, resolver: TenantResolver) -> None:
+        self._resolver = resolver
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        service = method.lstrip("/").split("/")[0]
+        if handler is None or service in PUBLIC_SERVICES:
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        key = bearer_key(context.invocation_metadata())  # type: ignore[arg-type]
+        if not key:
+            raise Unauthenticated("missing `authorization: Bearer <api key>` metadata")
+        tenant = await self._resolver.resolve(key)
+        if tenant is None:
+            raise Unauthenticated("unknown API key")
+        set_current_tenant(tenant)
+        trace.get_current_span().set_attribute(attr.TENANT_ID, tenant.id)
+
+    async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: FordringError) -> None:
+        code, details = _status_for(exc)
+        await context.abort(code, exc.message, trailing_metadata=(("grpc-status-details-bin", details),))
+
+    def _wrap_unary(self, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                await self._authenticate(context)
+                return await behavior(request, context)
+            except FordringError as exc:
+                await self._fail(context, exc)
+            finally:
+                set_current_tenant(None)
+
+        return wrapped
+
+    def _wrap_stream(self, behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            try:
+                await self._authenticate(context)
+                async for item in behavior(request, context):
+                    yield item
+            except FordringError as exc:
+                await self._fail(context, exc)
+            finally:
+                set_current_tenant(None)
+
+        return wrapped
+
+
+class GrpcServer:
+    """A grpc.aio server with health and reflection; `add` registers a service implementation."""
+
+    def __init__(self, host: str, port: int, resolver: TenantResolver) -> None:
+        self._server = grpc.aio.server(
+            interceptors=[aio_server_interceptor(), _AuthAndErrors(resolver)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+        )
+        self._address = f"{host}:{port}"
+        self._service_names: list[str] = []
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        self.port = 0
+
+    def add(self, register: Callable[[grpc.aio.Server], None], full_name: str) -> None:
+        register(self._server)
+        self._service_names.append(full_name)
+
+    async def start(self) -> int:
+        reflection.enable_server_reflection(
+            (*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME),
+            self._server,
+        )
+        self.port = self._server.add_insecure_port(self._address)
+        if self.port == 0:
+            raise OSError(f"cannot listen for gRPC on {self._address} (port in use?)")
+        await self._server.start()
+        await self.set_serving(True)
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *self._service_names):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float) -> None:
+        await self.set_serving(False)
+        await self._server.stop(grace)
+

@@ -1,0 +1,146 @@
+"""The transactional outbox and its relay.
+
+A service writes its state change and the events announcing it in one MongoDB transaction
+(`add_to_outbox`); the relay publishes what is unsent to Kafka (acks=all) and marks it sent.
+A crash between publishing and marking publishes again: consumers dedupe by event id.
+One relay per database publishes at a time (a lease), so one invoice's events keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from opentelemetry import trace
+from pymongo import ASCENDING
+from pymongo.errors import PyMongoError
+
+from services.common import attributes as attr
+from services.common.clock import Clock
+from services.common.events import Event, encode_event
+from services.common.lease import Lease
+from services.common.mongo import Database, Doc, Session
+from services.common.telemetry import context_from_traceparent, current_traceparent
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+OUTBOX = "outbox"
+
+
+def outbox_doc(event: Event, topic: str, traceparent: str | None = None) -> Doc:
+    """The outbox record of one event, carrying the trace of the change that caused it."""
+    return {
+        "_id": event.id,
+        "topic": topic,
+        "key": event.subject,
+        "type": event.type,
+        "tenant_id": event.tenant_id,
+        "value": encode_event(event),
+        "traceparent": current_traceparent() if traceparent is None else traceparent,
+        "created_at": event.occurred_at,
+        "sent": False,
+    }
+
+
+async def add_to_outbox(db: Database, session: Session, items: Sequence[tuple[Event, str]]) -> None:
+    """Write (event, topic) pairs to the outbox inside the caller's transaction."""
+    if items:
+        await db[OUTBOX].insert_many([outbox_doc(e, t) for e, t in items], session=session)
+
+
+async def ensure_outbox_indexes(db: Database) -> None:
+    await db[OUTBOX].create_index([("sent", ASCENDING), ("_id", ASCENDING)], name="unsent")
+
+
+class OutboxRelay:
+    """Publishes the outbox to Kafka. Run one per service replica; the lease lets one work at a time."""
+
+    def __init__(
+        self,
+        db: Database,
+        broker: KafkaBroker,
+        clock: Clock,
+        *,
+        poll_seconds: float = 0.05,
+        batch_size: int = 500,
+        lease_seconds: float = 10.0,
+        name: str = "outbox-relay",
+    ) -> None:
+        self._db = db
+        self._broker = broker
+        self._clock = clock
+        self._poll = poll_seconds
+        self._batch = batch_size
+        self._lease = Lease(db, name, clock, seconds=lease_seconds)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.published = 0
+
+    def wake(self) -> None:
+        """Tell the relay something was just committed (saves it a poll interval)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Publish until stopped; survives database and broker outages (retries after a pause)."""
+        while not self._stopping:
+            try:
+                sent = await self.publish_pending() if await self._lease.hold() else 0
+            except (PyMongoError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("outbox relay: %s; retrying", exc)
+                sent = 0
+                await asyncio.sleep(1.0)
+            if sent < self._batch:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                except TimeoutError:
+                    pass
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent events in order; returns how many."""
+        docs = await self._db[OUTBOX].find({"sent": False}).sort("_id", ASCENDING).limit(self._batch).to_list()
+        if not docs:
+            return 0
+        spans = []
+        futures: list[asyncio.Future[Any]] = []
+        for doc in docs:
+            span = tracer.start_span(
+                f"{doc['topic']} outbox",
+                context=context_from_traceparent(doc.get("traceparent", "")),
+                kind=trace.SpanKind.INTERNAL,
+                attributes={
+                    attr.EVENT_ID: doc["_id"],
+                    attr.EVENT_TYPE: doc["type"],
+                    attr.TENANT_ID: doc["tenant_id"],
+                    attr.INVOICE_ID: doc["key"],
+                },
+            )
+            spans.append(span)
+            with trace.use_span(span, end_on_exit=False):
+                fut = await self._broker.publish(
+                    doc["value"],
+                    topic=doc["topic"],
+                    key=doc["key"].encode(),
+                    headers={"content-type": "application/json", "event-type": doc["type"]},
+                    no_confirm=True,
+                )
+            futures.append(fut)
+        try:
+            await asyncio.gather(*futures)
+        finally:
+            for span in spans:
+                span.end()
+        await self._db[OUTBOX].update_many(
+            {"_id": {"$in": [d["_id"] for d in docs]}},
+            {"$set": {"sent": True, "sent_at": self._clock.now()}},
+        )
+        self.published += len(docs)
+        return len(docs)

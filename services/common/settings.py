@@ -1,0 +1,66 @@
+"""Settings from the environment (prefix FORDRING_), checked at start so a bad value fails fast."""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(SystemExit):
+    """A configuration problem, reported with the variable's name; exits the process."""
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs. A service subclasses it for its own settings."""
+
+    model_config = SettingsConfigDict(env_prefix="FORDRING_", extra="ignore", frozen=True)
+
+    service_name: str = "fordring"
+    environment: Literal["embedded", "test", "production"] = "embedded"
+    # Kafka bootstrap servers, comma separated.
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    # Prepended to every topic and consumer group: isolates tests and environments sharing a cluster.
+    topic_prefix: str = ""
+    # MongoDB connection string. retryWrites=false suits the embedded server; production may drop it.
+    mongo_uri: str = "mongodb://127.0.0.1:27018/?retryWrites=false&directConnection=true"
+    # The service's own database.
+    mongo_database: str = "fordring"
+    grpc_host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    # /healthz, /readyz and /metrics.
+    http_host: str = "0.0.0.0"  # noqa: S104
+    http_port: int = Field(default=8081, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Seconds a SIGTERM waits for in-flight calls and messages.
+    shutdown_grace: float = Field(default=10.0, ge=0)
+    # Console: "json" (production) or "text" (a person at a terminal).
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load(cls: type[S]) -> S:
+    """Build settings or exit with one line per bad variable, naming it."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = "\n".join(
+            f"  {prefix}{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"Bad configuration:\n{problems}") from None

@@ -1,0 +1,101 @@
+"""OpenTelemetry for a service: traces and metrics, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+
+One TracerProvider and one MeterProvider per process (the OpenTelemetry API keeps them global).
+Metrics are always readable as Prometheus text on the service's /metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.propagate import extract, inject
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.trace import Link, SpanContext
+
+_configured: Telemetry | None = None
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+def setup_telemetry(service_name: str, *, span_exporter: SpanExporter | None = None) -> Telemetry:
+    """Install the process's tracer and meter providers (once; later calls return the first).
+
+    `span_exporter` lets tests collect spans in memory; otherwise spans go to OTLP when
+    OTEL_EXPORTER_OTLP_ENDPOINT is set and nowhere when it is not.
+    """
+    global _configured  # noqa: PLW0603 - OpenTelemetry's providers are process-wide
+    if _configured is not None:
+        return _configured
+    resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    tracer_provider = TracerProvider(resource=resource)
+    otlp = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    if span_exporter is not None:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    elif otlp:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    readers: list[MetricReader] = [PrometheusMetricReader()]
+    if otlp:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    _instrument_pymongo()
+    _configured = Telemetry(tracer_provider, meter_provider)
+    return _configured
+
+
+def _instrument_pymongo() -> None:
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+    instrumentor = PymongoInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def current_traceparent() -> str:
+    """The W3C traceparent of the current span ("" outside a span), for storing with a change."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def current_trace_id() -> str:
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+
+
+def context_from_traceparent(traceparent: str) -> Context:
+    return extract({"traceparent": traceparent} if traceparent else {})
+
+
+def link_to(traceparent: str) -> list[Link]:
+    """A span link to a stored origin (ARCHITECTURE §6: later steps link to the invoice's origin)."""
+    span_ctx = trace.get_current_span(context_from_traceparent(traceparent)).get_span_context()
+    return [Link(span_ctx)] if isinstance(span_ctx, SpanContext) and span_ctx.is_valid else []
+
+
+def headers_with_trace(headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    carrier = dict(headers or {})
+    inject(carrier)
+    return carrier

@@ -1,0 +1,271 @@
+"""The ERP API: `fordring.ledger.v1.LedgerService` over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import grpc
+from fordring.common.v1 import common_pb2
+from fordring.ledger.v1 import ledger_pb2 as pb
+from fordring.ledger.v1 import ledger_pb2_grpc
+from opentelemetry import metrics, trace
+from pymongo.errors import PyMongoError
+
+from services.common import attributes as attr
+from services.common.clock import Clock, local_today
+from services.common.errors import FieldViolation, InvalidArgument, NotFound
+from services.common.mongo import Doc
+from services.common.telemetry import current_trace_id, current_traceparent
+from services.common.tenancy import current_tenant
+from services.ledger.commands import AllocationRequest, Ledger, RecordPayment
+from services.ledger.convert import (
+    customer_from_pb,
+    customer_to_pb,
+    history_to_pb,
+    invoice_to_pb,
+    issue_invoice_from_pb,
+    lines_from_pb,
+    money,
+    status_from_pb,
+)
+from services.ledger.documents import Ctx
+from services.ledger.domain.aging import aging
+from services.ledger.domain.invoice import IssueCreditNote
+from services.ledger.issuing import Issuer
+from services.ledger.store import customer_id_for, decode_page_token, encode_page_token
+
+log = logging.getLogger(__name__)
+Context = grpc.aio.ServicerContext[Any, Any]
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+
+_meter = metrics.get_meter("fordring.ledger")
+_issued = _meter.create_counter("fordring_invoices_issued", description="invoices issued (not retries)")
+_payments = _meter.create_counter("fordring_payments_recorded", description="payments applied, by method")
+
+
+class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
+    def __init__(self, ledger: Ledger, issuer: Issuer, clock: Clock) -> None:
+        self._ledger = ledger
+        self._store = ledger.store
+        self._issuer = issuer
+        self._clock = clock
+
+    def _ctx(self) -> Ctx:
+        tenant = current_tenant()
+        now = self._clock.now()
+        return Ctx(
+            tenant=tenant,
+            actor=f"erp:{tenant.key_name}" if tenant.key_name else "erp",
+            now=now,
+            today=local_today(self._clock, ZoneInfo(tenant.timezone)),
+            trace_id=current_trace_id(),
+            traceparent=current_traceparent(),
+        )
+
+    @staticmethod
+    def _tag(doc: Doc) -> None:
+        span = trace.get_current_span()
+        span.set_attribute(attr.INVOICE_ID, doc["_id"])
+        span.set_attribute(attr.INVOICE_NUMBER, doc["invoice_number"])
+
+    # --- customers -------------------------------------------------------------------------------
+
+    async def UpsertCustomer(self, request: pb.UpsertCustomerRequest, context: Context) -> pb.UpsertCustomerResponse:
+        ctx = self._ctx()
+        doc, created = await self._ledger.upsert_customer(ctx, customer_from_pb(request.customer))
+        return pb.UpsertCustomerResponse(customer=customer_to_pb(doc, ctx.tenant.default_currency), created=created)
+
+    async def _customer(self, tenant_id: str, customer_id: str, number: str) -> Doc:
+        if not (customer_id or number):
+            raise InvalidArgument([FieldViolation("ref", "give customer_id or customer_number")])
+        doc = await self._store.customer(tenant_id, customer_id=customer_id, number=number)
+        if doc is None:
+            raise NotFound(f"no customer {customer_id or number}")
+        return doc
+
+    async def GetCustomer(self, request: pb.GetCustomerRequest, context: Context) -> pb.GetCustomerResponse:
+        tenant = current_tenant()
+        doc = await self._customer(tenant.id, request.customer_id, request.customer_number)
+        return pb.GetCustomerResponse(customer=customer_to_pb(doc, tenant.default_currency))
+
+    # --- invoices --------------------------------------------------------------------------------
+
+    async def IssueInvoice(self, request: pb.IssueInvoiceRequest, context: Context) -> pb.IssueInvoiceResponse:
+        doc, created = await self._issuer.issue(self._ctx(), issue_invoice_from_pb(request))
+        self._tag(doc)
+        trace.get_current_span().set_attribute(attr.IDEMPOTENCY_REPLAY, not created)
+        if created:
+            _issued.add(1, {"currency": doc["currency"]})
+        return pb.IssueInvoiceResponse(invoice=invoice_to_pb(doc), created=created)
+
+    async def IssueCreditNote(
+        self, request: pb.IssueCreditNoteRequest, context: Context
+    ) -> pb.IssueCreditNoteResponse:
+        ctx = self._ctx()
+        cmd = IssueCreditNote(
+            idempotency_key=request.idempotency_key,
+            invoice_id=request.invoice_id,
+            invoice_number=request.invoice_number,
+            issue_date=request.issue_date,
+            lines=lines_from_pb(request.lines),
+            reason=request.reason,
+            credit_note_number=request.credit_note_number,
+        )
+        credit_note, invoice, created = await self._ledger.issue_credit_note(ctx, cmd)
+        self._tag(invoice)
+        return pb.IssueCreditNoteResponse(
+            credit_note=invoice_to_pb(credit_note), invoice=invoice_to_pb(invoice), created=created
+        )
+
+    async def _invoice(self, tenant_id: str, ref: str, value: str) -> Doc:
+        if not ref:
+            raise InvalidArgument([FieldViolation("ref", "give invoice_id, invoice_number, external_id or kid")])
+        query = {ref: value, **({"kind": "invoice"} if ref == "external_id" else {})}
+        doc = await self._store.invoice(tenant_id, **query)
+        if doc is None:
+            raise NotFound(f"no invoice with {ref} {value!r}")
+        self._tag(doc)
+        return doc
+
+    async def GetInvoice(self, request: pb.GetInvoiceRequest, context: Context) -> pb.GetInvoiceResponse:
+        ref = request.WhichOneof("ref") or ""
+        doc = await self._invoice(current_tenant().id, ref, getattr(request, ref) if ref else "")
+        return pb.GetInvoiceResponse(invoice=invoice_to_pb(doc))
+
+    async def ListInvoices(self, request: pb.ListInvoicesRequest, context: Context) -> pb.ListInvoicesResponse:
+        tenant = current_tenant()
+        size = request.page.page_size or DEFAULT_PAGE
+        if not 0 < size <= MAX_PAGE:
+            raise InvalidArgument([FieldViolation("page.page_size", f"must be 1..{MAX_PAGE}")])
+        try:
+            after = decode_page_token(request.page.page_token) if request.page.page_token else ""
+        except ValueError as exc:
+            raise InvalidArgument([FieldViolation("page.page_token", str(exc))]) from None
+        for name in ("due_after", "due_before"):
+            value = getattr(request, name)
+            if value:
+                try:
+                    date.fromisoformat(value)
+                except ValueError:
+                    raise InvalidArgument([FieldViolation(name, f"{value!r} is not an ISO date")]) from None
+        kind = {pb.INVOICE_KIND_INVOICE: "invoice", pb.INVOICE_KIND_CREDIT_NOTE: "credit_note"}.get(request.kind, "")
+        docs = await self._store.list_invoices(
+            tenant.id,
+            statuses=[status_from_pb(s) for s in request.statuses],
+            customer_id=customer_id_for(tenant.id, request.customer_number) if request.customer_number else "",
+            due_after=request.due_after,
+            due_before=request.due_before,
+            kind=kind,
+            after_id=after,
+            limit=size + 1,
+        )
+        more = len(docs) > size
+        docs = docs[:size]
+        token = encode_page_token(docs[-1]["_id"]) if more else ""
+        return pb.ListInvoicesResponse(
+            invoices=[invoice_to_pb(d) for d in docs], page=common_pb2.PageResponse(next_page_token=token)
+        )
+
+    async def GetInvoiceHistory(
+        self, request: pb.GetInvoiceHistoryRequest, context: Context
+    ) -> pb.GetInvoiceHistoryResponse:
+        ref = request.WhichOneof("ref") or ""
+        doc = await self._invoice(current_tenant().id, ref, getattr(request, ref) if ref else "")
+        return pb.GetInvoiceHistoryResponse(entries=[history_to_pb(e) for e in doc.get("history", [])])
+
+    async def RecordPayment(self, request: pb.RecordPaymentRequest, context: Context) -> pb.RecordPaymentResponse:
+        cmd = RecordPayment(
+            idempotency_key=request.idempotency_key,
+            amount_minor=request.amount.minor_units,
+            currency=request.amount.currency,
+            paid_on=request.paid_on,
+            customer_number=request.customer_number,
+            allocations=tuple(
+                AllocationRequest(a.invoice_id, a.invoice_number, a.amount_minor) for a in request.allocations
+            ),
+            reference=request.reference,
+            payer_account=request.payer_account,
+        )
+        result = await self._ledger.record_payment(self._ctx(), cmd)
+        trace.get_current_span().set_attribute(attr.PAYMENT_ID, result.payment_id)
+        if result.created:
+            _payments.add(1, {"method": "manual"})
+        return pb.RecordPaymentResponse(
+            payment_id=result.payment_id,
+            invoices=[invoice_to_pb(d) for d in result.invoices],
+            unallocated=money(result.unallocated_minor, result.currency),
+            created=result.created,
+        )
+
+    async def WriteOffInvoice(
+        self, request: pb.WriteOffInvoiceRequest, context: Context
+    ) -> pb.WriteOffInvoiceResponse:
+        doc, created = await self._ledger.write_off(
+            self._ctx(), invoice_id=request.invoice_id, invoice_number=request.invoice_number,
+            key=request.idempotency_key, reason=request.reason,
+        )
+        self._tag(doc)
+        return pb.WriteOffInvoiceResponse(invoice=invoice_to_pb(doc), created=created)
+
+    async def WatchInvoice(
+        self, request: pb.WatchInvoiceRequest, context: Context
+    ) -> AsyncIterator[pb.WatchInvoiceResponse]:
+        ref = request.WhichOneof("ref") or ""
+        doc = await self._invoice(current_tenant().id, ref, getattr(request, ref) if ref else "")
+        yield pb.WatchInvoiceResponse(invoice=invoice_to_pb(doc))
+        version = doc["version"]
+        pipeline = [{"$match": {"documentKey._id": doc["_id"]}}]
+        while True:
+            try:
+                async with await self._store.invoices.watch(pipeline, full_document="updateLookup") as stream:
+                    # A change between our read and the stream's start would be missed: read once more.
+                    latest = await self._store.invoices.find_one({"_id": doc["_id"]})
+                    if latest is not None and latest["version"] > version:
+                        version = latest["version"]
+                        yield _watch_message(latest)
+                    async for change in stream:
+                        full = change.get("fullDocument")
+                        if full is not None and full["version"] > version:
+                            version = full["version"]
+                            yield _watch_message(full)
+            except PyMongoError as exc:
+                log.warning("WatchInvoice: change stream interrupted (%s); resuming", exc)
+                await asyncio.sleep(1.0)
+
+    async def GetCustomerStatement(
+        self, request: pb.GetCustomerStatementRequest, context: Context
+    ) -> pb.GetCustomerStatementResponse:
+        ctx = self._ctx()
+        customer = await self._customer(ctx.tenant.id, request.customer_id, request.customer_number)
+        as_of = ctx.today
+        if request.as_of:
+            try:
+                as_of = date.fromisoformat(request.as_of)
+            except ValueError:
+                raise InvalidArgument([FieldViolation("as_of", f"{request.as_of!r} is not an ISO date")]) from None
+        items = await self._store.open_invoices_of(ctx.tenant.id, customer["_id"])
+        currency = items[0]["currency"] if items else ctx.tenant.default_currency
+        same = [d for d in items if d["currency"] == currency]
+        buckets = aging(((date.fromisoformat(d["due_date"]), d["balance_minor"]) for d in same), as_of)
+        balances: dict[str, int] = customer.get("credit_balances") or {}
+        return pb.GetCustomerStatementResponse(
+            customer=customer_to_pb(customer, currency),
+            open_items=[invoice_to_pb(d) for d in items],
+            total_open=money(sum(d["balance_minor"] for d in same), currency),
+            credit_balance=money(balances.get(currency, 0), currency),
+            aging=[pb.AgingBucket(label=b.label, amount=money(b.amount_minor, currency), count=b.count)
+                   for b in buckets],
+            as_of=as_of.isoformat(),
+        )
+
+
+def _watch_message(doc: Doc) -> pb.WatchInvoiceResponse:
+    history = doc.get("history") or []
+    change = history_to_pb(history[-1]) if history else None
+    return pb.WatchInvoiceResponse(invoice=invoice_to_pb(doc), change=change)

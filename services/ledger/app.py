@@ -1,0 +1,154 @@
+"""Wiring: build the ledger from settings, start it, stop it gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from zoneinfo import ZoneInfo
+
+from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from aiokafka.errors import KafkaError
+from pymongo.errors import PyMongoError
+
+from services.common.bus import create_broker
+from services.common.clock import Clock, SystemClock, local_today
+from services.common.grpc_server import GrpcServer
+from services.common.http_port import HttpPort
+from services.common.lease import Lease
+from services.common.mongo import create_mongo_client, ping
+from services.common.outbox import OutboxRelay
+from services.common.telemetry import setup_telemetry
+from services.common.tenancy import Tenant
+from services.ledger.api import LedgerApi
+from services.ledger.commands import Ledger
+from services.ledger.documents import Ctx
+from services.ledger.domain.status import InvoiceStatus
+from services.ledger.handlers import ProposalHandlers, register
+from services.ledger.issuing import Issuer
+from services.ledger.settings import LedgerSettings
+from services.ledger.store import LedgerStore
+from services.ledger.tenants import TenantDirectory
+
+log = logging.getLogger(__name__)
+
+SANDBOX_TENANT_ID = "sandbox"
+LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+
+
+class LedgerApp:
+    """One ledger replica: gRPC API, proposal consumers, outbox relay, overdue sweep, HTTP side port."""
+
+    def __init__(self, settings: LedgerSettings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        setup_telemetry(settings.service_name)
+        self.mongo = create_mongo_client(settings.mongo_uri, app_name=f"fordring-{settings.service_name}")
+        self.store = LedgerStore(self.mongo, settings.mongo_database)
+        self.broker = create_broker(settings)
+        self.relay = OutboxRelay(self.store.db, self.broker, self.clock, poll_seconds=settings.outbox_poll_seconds,
+                                 batch_size=settings.outbox_batch_size)
+        self.tenants = TenantDirectory(self.store)
+        self.ledger = Ledger(self.store, on_commit=self.relay.wake)
+        self.issuer = Issuer(self.store, on_commit=self.relay.wake)
+        register(self.broker, settings, ProposalHandlers(self.ledger, self.tenants, self.clock),
+                 settings.consumer_group)
+        self.grpc = GrpcServer(settings.grpc_host, settings.grpc_port, self.tenants)
+        api = LedgerApi(self.ledger, self.issuer, self.clock)
+        self.grpc.add(lambda server: ledger_pb2_grpc.add_LedgerServiceServicer_to_server(api, server),
+                      LEDGER_SERVICE)
+        self.http = HttpPort(settings.http_host, settings.http_port,
+                             {"mongodb": lambda: ping(self.mongo), "kafka": self._kafka_ready})
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sweep_lease = Lease(self.store.db, "overdue-sweep", self.clock, seconds=60)
+        self._stopping = asyncio.Event()
+        self.consumers_ready = asyncio.Event()
+
+    async def _kafka_ready(self) -> None:
+        if not await self.broker.ping(timeout=2.0):
+            raise ConnectionError("Kafka broker does not answer")
+
+    async def start(self) -> None:
+        await ping(self.mongo)
+        await self.store.ensure_indexes()
+        if self.settings.sandbox_api_key:
+            await self.store.ensure_tenant(
+                Tenant(id=SANDBOX_TENANT_ID, name=self.settings.sandbox_tenant_name), self.settings.sandbox_api_key,
+                key_name="sandbox", now=self.clock.now(),
+            )
+        # The API does not wait for Kafka: invoices go to the outbox and are published once the
+        # broker is there. Consumer groups take seconds to join, so they start in the background.
+        await self.broker.connect()
+        self._tasks = [
+            asyncio.create_task(self._start_consumers(), name="consumers"),
+            asyncio.create_task(self.relay.run(), name="outbox-relay"),
+            asyncio.create_task(self._sweep_overdue_forever(), name="overdue-sweep"),
+        ]
+        await self.http.start()
+        await self.grpc.start()
+        log.info("ledger ready: gRPC on %s, HTTP on %s", self.grpc.port, self.http.port)
+
+    async def _start_consumers(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.broker.start()
+            except (OSError, KafkaError) as exc:
+                log.warning("Kafka consumers could not start (%s); retrying", exc)
+                await asyncio.sleep(2.0)
+            else:
+                self.consumers_ready.set()
+                return
+
+    async def stop(self) -> None:
+        """Stop taking calls, finish what is in flight, publish what is committed, close."""
+        grace = self.settings.shutdown_grace
+        self._stopping.set()
+        await self.grpc.stop(grace)
+        await self.issuer.stop()
+        await self.broker.stop()  # type: ignore[no-untyped-call]
+        self.relay.stop()
+        await asyncio.wait(self._tasks, timeout=grace)
+        for task in self._tasks:
+            task.cancel()
+        await self.http.stop()
+        await self.mongo.close()
+
+    async def sweep_overdue(self) -> int:
+        """Mark every invoice past its due date overdue; returns how many moved."""
+        moved = 0
+        today = local_today(self.clock, ZoneInfo("Pacific/Kiritimati")).isoformat()  # earliest "today" on Earth
+        candidates = await self.store.due_before(today, [InvoiceStatus.OPEN, InvoiceStatus.PART_PAID], limit=1000)
+        for doc in candidates:
+            tenant = await self.tenants.by_id(doc["tenant_id"])
+            if tenant is None:
+                continue
+            ctx = Ctx(tenant=tenant, actor="ledger", now=self.clock.now(),
+                      today=local_today(self.clock, ZoneInfo(tenant.timezone)), trace_id="", traceparent="")
+            moved += await self.ledger.mark_overdue(ctx, doc["_id"])
+        return moved
+
+    async def _sweep_overdue_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if await self._sweep_lease.hold():
+                    await self.sweep_overdue()
+            except PyMongoError as exc:
+                log.warning("overdue sweep: %s", exc)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.overdue_sweep_seconds)
+            except TimeoutError:
+                pass
+
+
+async def serve(settings: LedgerSettings) -> None:
+    app = LedgerApp(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    try:
+        await stop.wait()
+        log.info("ledger stopping")
+    finally:
+        await app.stop()

@@ -1,0 +1,178 @@
+"""Between the gRPC messages and the ledger's documents and commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fordring.common.v1 import common_pb2
+from fordring.ledger.v1 import ledger_pb2 as pb
+
+from services.common.mongo import Doc
+from services.ledger.documents import iso
+from services.ledger.domain.customer import Address, CustomerData, mask_national_id
+from services.ledger.domain.invoice import IssueInvoice, LineInput
+
+_KINDS = {pb.CUSTOMER_KIND_CONSUMER: "consumer", pb.CUSTOMER_KIND_BUSINESS: "business"}
+
+
+def status_to_pb(status: str) -> int:
+    return int(pb.InvoiceStatus.Value(f"INVOICE_STATUS_{status.upper()}")) if status else 0
+
+
+def status_from_pb(value: int) -> str:
+    return str(pb.InvoiceStatus.Name(value)).removeprefix("INVOICE_STATUS_").lower()  # type: ignore[arg-type]
+
+
+def channel_from_pb(value: int) -> str:
+    return str(pb.Channel.Name(value)).removeprefix("CHANNEL_").lower()  # type: ignore[arg-type]
+
+
+def channel_to_pb(name: str) -> int:
+    return int(pb.Channel.Value(f"CHANNEL_{name.upper()}"))
+
+
+def money(minor: int, currency: str) -> common_pb2.Money:
+    return common_pb2.Money(minor_units=minor, currency=currency)
+
+
+def customer_from_pb(msg: pb.CustomerInput) -> CustomerData:
+    address = None
+    if msg.HasField("address"):
+        a = msg.address
+        address = Address(tuple(a.lines), a.postal_code, a.city, a.country)
+    return CustomerData(
+        number=msg.number,
+        name=msg.name,
+        kind=_KINDS.get(msg.kind, "unspecified"),  # type: ignore[arg-type]
+        org_number=msg.org_number,
+        national_id=msg.national_id,
+        email=msg.email,
+        phone=msg.phone,
+        address=address,
+        language=msg.language,
+        bank_accounts=tuple(msg.bank_accounts),
+        channel_preferences=tuple(channel_from_pb(c) for c in msg.channel_preferences),
+        email_consent=msg.consents.email,
+        sms_consent=msg.consents.sms,
+    )
+
+
+def lines_from_pb(lines: Any) -> tuple[LineInput, ...]:
+    return tuple(
+        LineInput(
+            description=ln.description,
+            quantity=ln.quantity,
+            unit_price_minor=ln.unit_price_minor,
+            vat_rate=ln.vat_rate,
+            unit_code=ln.unit_code,
+        )
+        for ln in lines
+    )
+
+
+def issue_invoice_from_pb(req: pb.IssueInvoiceRequest) -> IssueInvoice:
+    which = req.WhichOneof("customer_ref")
+    return IssueInvoice(
+        idempotency_key=req.idempotency_key,
+        customer_number=req.customer_number if which == "customer_number" else "",
+        customer=customer_from_pb(req.customer) if which == "customer" else None,
+        issue_date=req.issue_date,
+        due_date=req.due_date,
+        payment_terms_days=req.payment_terms_days,
+        currency=req.currency,
+        lines=lines_from_pb(req.lines),
+        buyer_reference=req.buyer_reference,
+        order_reference=req.order_reference,
+        contract_reference=req.contract_reference,
+        language=req.language,
+        invoice_number=req.invoice_number,
+        kid=req.kid,
+    )
+
+
+def customer_to_pb(doc: Doc, currency: str = "NOK") -> pb.Customer:
+    address = doc.get("address") or {}
+    balances: dict[str, int] = doc.get("credit_balances") or {}
+    balance_currency = currency if currency in balances or not balances else next(iter(balances))
+    return pb.Customer(
+        id=doc["_id"],
+        number=doc["number"],
+        name=doc["name"],
+        kind=pb.CUSTOMER_KIND_BUSINESS if doc["kind"] == "business" else pb.CUSTOMER_KIND_CONSUMER,
+        org_number=doc.get("org_number", ""),
+        national_id_masked=mask_national_id(doc.get("national_id", "")),
+        email=doc.get("email", ""),
+        phone=doc.get("phone", ""),
+        address=common_pb2.Address(
+            lines=address.get("lines", []),
+            postal_code=address.get("postal_code", ""),
+            city=address.get("city", ""),
+            country=address.get("country", ""),
+        ),
+        language=doc.get("language", ""),
+        bank_accounts=doc.get("bank_accounts", []),
+        channel_preferences=[channel_to_pb(c) for c in doc.get("channel_preferences", [])],
+        consents=pb.Consents(**doc.get("consents", {})),
+        credit_balance=money(balances.get(balance_currency, 0), balance_currency),
+        version=doc.get("version", 0),
+        created_at=iso(doc.get("created_at")),
+        updated_at=iso(doc.get("updated_at")),
+    )
+
+
+def history_to_pb(entry: Doc) -> pb.HistoryEntry:
+    return pb.HistoryEntry(
+        event_id=entry["event_id"],
+        type=entry["type"],
+        at=iso(entry["at"]),
+        actor=entry["actor"],
+        trace_id=entry.get("trace_id", ""),
+        status_before=status_to_pb(entry.get("status_before", "")),
+        status_after=status_to_pb(entry.get("status_after", "")),
+        version=entry["version"],
+        summary=entry.get("summary", ""),
+    )
+
+
+def invoice_to_pb(doc: Doc) -> pb.Invoice:
+    cur = doc["currency"]
+    return pb.Invoice(
+        id=doc["_id"],
+        kind=pb.INVOICE_KIND_CREDIT_NOTE if doc["kind"] == "credit_note" else pb.INVOICE_KIND_INVOICE,
+        external_id=doc["external_id"],
+        invoice_number=doc["invoice_number"],
+        kid=doc.get("kid", ""),
+        customer_id=doc["customer_id"],
+        customer_number=doc["customer_number"],
+        customer_name=doc["customer_name"],
+        issue_date=doc["issue_date"],
+        due_date=doc["due_date"],
+        currency=cur,
+        lines=[pb.InvoiceLine(**ln) for ln in doc["lines"]],
+        vat_breakdown=[pb.VatBreakdown(**v) for v in doc["vat_breakdown"]],
+        net_total=money(doc["net_minor"], cur),
+        vat_total=money(doc["vat_minor"], cur),
+        gross_total=money(doc["gross_minor"], cur),
+        charges=[
+            pb.Charge(id=c["id"], kind=c["kind"], description=c["description"], amount_minor=c["amount_minor"],
+                      added_at=iso(c["added_at"]))
+            for c in doc.get("charges", [])
+        ],
+        allocations=[pb.Allocation(**a) for a in doc.get("allocations", [])],
+        paid_total=money(doc.get("paid_minor", 0), cur),
+        credited_total=money(doc.get("credited_minor", 0), cur),
+        written_off_total=money(doc.get("written_off_minor", 0), cur),
+        balance=money(doc["balance_minor"], cur),
+        status=status_to_pb(doc["status"]),
+        buyer_reference=doc.get("buyer_reference", ""),
+        order_reference=doc.get("order_reference", ""),
+        contract_reference=doc.get("contract_reference", ""),
+        language=doc.get("language", ""),
+        credits_invoice_id=doc.get("credits_invoice_id", ""),
+        credit_note_ids=doc.get("credit_note_ids", []),
+        version=doc["version"],
+        dunning_stage=doc.get("dunning_stage", 0),
+        created_at=iso(doc.get("created_at")),
+        updated_at=iso(doc.get("updated_at")),
+        origin_trace_id=doc.get("origin_trace_id", ""),
+    )

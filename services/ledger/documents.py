@@ -1,0 +1,163 @@
+"""How the ledger's aggregates look in MongoDB, and the one function that changes an invoice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from services.common.clock import isoformat_utc
+from services.common.events import InvoiceSummary
+from services.common.ids import new_id
+from services.common.mongo import Doc
+from services.common.tenancy import Tenant
+from services.ledger.domain import journal
+from services.ledger.domain.customer import CustomerData
+from services.ledger.domain.status import DunningStage, InvoiceStatus, Position, derive_status, next_status
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Who acts, when, and in which trace: everything a change records about itself."""
+
+    tenant: Tenant
+    actor: str
+    now: datetime
+    today: date
+    trace_id: str
+    traceparent: str
+
+
+def position_of(doc: Doc) -> Position:
+    return Position(
+        gross=doc["gross_minor"],
+        charges=doc.get("charges_minor", 0),
+        paid=doc.get("paid_minor", 0),
+        credited=doc.get("credited_minor", 0),
+        written_off=doc.get("written_off_minor", 0),
+        overpaid=doc.get("overpaid_minor", 0),
+    )
+
+
+def summary(doc: Doc) -> InvoiceSummary:
+    return InvoiceSummary(
+        invoice_id=doc["_id"],
+        kind=doc["kind"],
+        invoice_number=doc["invoice_number"],
+        kid=doc.get("kid", ""),
+        customer_id=doc["customer_id"],
+        customer_number=doc["customer_number"],
+        customer_kind=doc["customer_kind"],
+        currency=doc["currency"],
+        issue_date=doc["issue_date"],
+        due_date=doc["due_date"],
+        gross_minor=doc["gross_minor"],
+        charges_minor=doc.get("charges_minor", 0),
+        paid_minor=doc.get("paid_minor", 0),
+        credited_minor=doc.get("credited_minor", 0),
+        balance_minor=doc["balance_minor"],
+        status=doc["status"],
+        dunning_stage=doc.get("dunning_stage", 0),
+        version=doc["version"],
+        language=doc.get("language", ""),
+    )
+
+
+def history_entry(
+    ctx: Ctx, *, event_id: str, type_: str, before: str, after: str, version: int, text: str
+) -> Doc:
+    return {
+        "event_id": event_id,
+        "type": type_,
+        "at": ctx.now,
+        "actor": ctx.actor,
+        "trace_id": ctx.trace_id,
+        "status_before": before,
+        "status_after": after,
+        "version": version,
+        "summary": text,
+    }
+
+
+def changed_invoice(doc: Doc, ctx: Ctx, *, event_id: str, type_: str, text: str, **fields: Any) -> Doc:
+    """The invoice after a change: amounts updated, status re-derived along a legal transition,
+    version bumped, and the change appended to its history."""
+    new = {**doc, **fields}
+    before = InvoiceStatus(doc["status"])
+    position = position_of(new)
+    if new["kind"] == "credit_note":
+        after = InvoiceStatus.CREDITED
+    else:
+        after = next_status(
+            before,
+            position,
+            due_date=date.fromisoformat(new["due_date"]),
+            today=ctx.today,
+            dunning_stage=DunningStage(new.get("dunning_stage", 0)),
+        )
+    new["status"] = str(after)
+    new["balance_minor"] = position.balance
+    new["version"] = doc["version"] + 1
+    new["updated_at"] = ctx.now
+    new["history"] = [
+        *doc.get("history", []),
+        history_entry(ctx, event_id=event_id, type_=type_, before=before, after=after, version=new["version"],
+                      text=text),
+    ]
+    return new
+
+
+def initial_status(doc: Doc, today: date) -> str:
+    return str(
+        derive_status(
+            position_of(doc),
+            due_date=date.fromisoformat(doc["due_date"]),
+            today=today,
+            dunning_stage=DunningStage.NONE,
+            is_credit_note=doc["kind"] == "credit_note",
+        )
+    )
+
+
+def customer_fields(data: CustomerData) -> Doc:
+    """The customer as stored (the ERP is the master of these fields)."""
+    address = data.address
+    return {
+        "number": data.number,
+        "name": data.name,
+        "kind": data.kind,
+        "org_number": data.org_number,
+        "national_id": data.national_id,
+        "email": data.email,
+        "phone": data.phone,
+        "address": {
+            "lines": list(address.lines),
+            "postal_code": address.postal_code,
+            "city": address.city,
+            "country": address.country.upper(),
+        }
+        if address
+        else None,
+        "language": data.language,
+        "bank_accounts": list(data.bank_accounts),
+        "channel_preferences": list(data.channel_preferences),
+        "consents": {"email": data.email_consent, "sms": data.sms_consent},
+    }
+
+
+def journal_entry(ctx: Ctx, *, invoice_id: str, kind: str, currency: str,
+                  postings: tuple[journal.Posting, ...], ref: str = "") -> Doc:
+    return {
+        "_id": new_id(),
+        "tenant_id": ctx.tenant.id,
+        "invoice_id": invoice_id,
+        "kind": kind,
+        "ref": ref,
+        "currency": currency,
+        "at": ctx.now,
+        "postings": [{"account": p.account, "debit": p.debit, "credit": p.credit} for p in postings],
+    }
+
+
+def iso(at: datetime | None) -> str:
+    return isoformat_utc(at) if at else ""

@@ -1,0 +1,288 @@
+"""Issuing invoices and credit notes: check every field, compute lines and totals (EN 16931)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from services.common.errors import Violations
+from services.common.kid import InvalidKid, KidScheme, validate_kid
+from services.common.money import (
+    Totals,
+    UnknownCurrency,
+    check_currency,
+    invoice_totals,
+    line_net_minor,
+    parse_decimal,
+)
+from services.ledger.domain.customer import LANGUAGES, CustomerData, validate_customer
+from services.ledger.domain.rates import vat_rates
+
+MAX_LINES = 1000
+MAX_TERMS_DAYS = 365
+
+
+@dataclass(frozen=True)
+class LineInput:
+    description: str
+    quantity: str
+    unit_price_minor: int
+    vat_rate: str
+    unit_code: str = ""
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int
+    description: str
+    quantity: Decimal
+    unit_price_minor: int
+    vat_rate: Decimal
+    unit_code: str
+    net_amount_minor: int
+
+
+@dataclass(frozen=True)
+class IssueInvoice:
+    """What the ERP asks for (after decoding from gRPC)."""
+
+    idempotency_key: str
+    customer_number: str
+    customer: CustomerData | None
+    issue_date: str
+    due_date: str
+    payment_terms_days: int
+    currency: str
+    lines: tuple[LineInput, ...]
+    buyer_reference: str = ""
+    order_reference: str = ""
+    contract_reference: str = ""
+    language: str = ""
+    invoice_number: str = ""
+    kid: str = ""
+
+    def fingerprint(self) -> str:
+        """A hash of the request: the same idempotency key with another payload is refused."""
+        payload = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    """A checked invoice, ready to be numbered and stored."""
+
+    issue_date: date
+    due_date: date
+    currency: str
+    lines: tuple[Line, ...]
+    totals: Totals
+    customer: CustomerData | None
+    language: str
+    kid: str
+
+
+def parse_date(text: str, field: str, violations: Violations) -> date | None:
+    if not text:
+        violations.add(field, "required (ISO date, e.g. 2026-11-23)")
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        violations.add(field, f"{text!r} is not an ISO date (YYYY-MM-DD)")
+        return None
+
+
+def check_lines(
+    lines: tuple[LineInput, ...], *, jurisdiction: str, on: date | None, violations: Violations
+) -> tuple[Line, ...]:
+    if not lines:
+        violations.add("lines", "at least one line is required")
+    if len(lines) > MAX_LINES:
+        violations.add("lines", f"at most {MAX_LINES} lines")
+    allowed = vat_rates(jurisdiction, on) if on else frozenset()
+    checked: list[Line] = []
+    for i, line in enumerate(lines):
+        p = f"lines[{i}]."
+        if not line.description.strip():
+            violations.add(p + "description", "required")
+        quantity = _decimal(line.quantity, p + "quantity", violations)
+        if quantity is not None and quantity <= 0:
+            violations.add(p + "quantity", f"must be positive, got {line.quantity}")
+        if line.unit_price_minor < 0:
+            # EN 16931 BR-27: the item net price shall not be negative.
+            violations.add(p + "unit_price_minor", "must not be negative")
+        rate = _decimal(line.vat_rate, p + "vat_rate", violations)
+        if rate is not None and allowed and rate not in allowed:
+            violations.add(
+                p + "vat_rate",
+                f"{line.vat_rate}% is not a VAT rate in {jurisdiction} "
+                f"(allowed: {', '.join(str(r) for r in sorted(allowed, reverse=True))})",
+            )
+        if quantity is not None and rate is not None and quantity > 0:
+            checked.append(
+                Line(
+                    number=i + 1,
+                    description=line.description.strip(),
+                    quantity=quantity,
+                    unit_price_minor=line.unit_price_minor,
+                    vat_rate=rate,
+                    unit_code=line.unit_code or "EA",
+                    net_amount_minor=line_net_minor(quantity, line.unit_price_minor),
+                )
+            )
+    return tuple(checked)
+
+
+def _decimal(text: str, field: str, violations: Violations) -> Decimal | None:
+    try:
+        return parse_decimal(text, field=field)
+    except ValueError as exc:
+        violations.add(field, str(exc))
+        return None
+
+
+def check_issue_invoice(cmd: IssueInvoice, *, jurisdiction: str, kid_scheme: str) -> InvoiceDraft:
+    """Every wrong field at once (InvalidArgument), or a draft."""
+    v = Violations()
+    if not cmd.idempotency_key.strip():
+        v.add("idempotency_key", "required (the ERP's own invoice id)")
+    elif len(cmd.idempotency_key) > 128:
+        v.add("idempotency_key", "at most 128 characters")
+    customer = None
+    if cmd.customer is not None:
+        customer = validate_customer(cmd.customer, v)
+    elif not cmd.customer_number.strip():
+        v.add("customer", "give a customer number or an embedded customer")
+    issue = parse_date(cmd.issue_date, "issue_date", v)
+    due: date | None = None
+    if cmd.due_date and cmd.payment_terms_days:
+        v.add("payment_terms_days", "give either due_date or payment_terms_days, not both")
+    elif cmd.due_date:
+        due = parse_date(cmd.due_date, "due_date", v)
+        if due and issue and due < issue:
+            v.add("due_date", f"{due} is before the issue date {issue}")
+    elif cmd.payment_terms_days:
+        if not 0 < cmd.payment_terms_days <= MAX_TERMS_DAYS:
+            v.add("payment_terms_days", f"must be 1..{MAX_TERMS_DAYS}")
+        elif issue:
+            due = issue + timedelta(days=cmd.payment_terms_days)
+    else:
+        v.add("due_date", "give a due date or payment terms")
+    try:
+        currency = check_currency(cmd.currency)
+    except UnknownCurrency as exc:
+        v.add("currency", str(exc))
+        currency = ""
+    lines = check_lines(cmd.lines, jurisdiction=jurisdiction, on=issue, violations=v)
+    if cmd.language and cmd.language not in LANGUAGES:
+        v.add("language", f"must be one of {', '.join(sorted(LANGUAGES))}")
+    if cmd.kid:
+        try:
+            validate_kid(cmd.kid, KidScheme(kid_scheme))
+        except InvalidKid as exc:
+            v.add("kid", exc.reason)
+        else:
+            if cmd.kid.endswith("-"):
+                v.add("kid", "a KID ending in '-' is refused by banks; use another")
+    if cmd.invoice_number and (len(cmd.invoice_number) > 32 or not cmd.invoice_number.isprintable()):
+        v.add("invoice_number", "at most 32 printable characters")
+    v.raise_if_any()
+    assert issue is not None and due is not None  # noqa: S101 - guaranteed by the checks above
+    totals = invoice_totals([(ln.net_amount_minor, ln.vat_rate) for ln in lines])
+    if totals.gross_minor <= 0:
+        v.add("lines", "the invoice total must be positive")
+        v.raise_if_any()
+    return InvoiceDraft(
+        issue_date=issue,
+        due_date=due,
+        currency=currency,
+        lines=lines,
+        totals=totals,
+        customer=customer,
+        language=cmd.language or (customer.language if customer else ""),
+        kid=cmd.kid,
+    )
+
+
+@dataclass(frozen=True)
+class IssueCreditNote:
+    idempotency_key: str
+    invoice_id: str
+    invoice_number: str
+    issue_date: str
+    lines: tuple[LineInput, ...]
+    reason: str
+    credit_note_number: str = ""
+
+    def fingerprint(self) -> str:
+        payload = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CreditDraft:
+    issue_date: date
+    lines: tuple[Line, ...]
+    totals: Totals
+
+
+def check_credit_note(
+    cmd: IssueCreditNote,
+    *,
+    invoice_lines: tuple[Line, ...],
+    invoice_issue_date: date,
+    already_credited: int,
+    left_to_credit: int,
+    jurisdiction: str,
+    today: date,
+) -> CreditDraft:
+    """A credit note credits lines of one invoice: never more than is left to credit."""
+    v = Violations()
+    if not cmd.idempotency_key.strip():
+        v.add("idempotency_key", "required (the ERP's own credit note id)")
+    issue = parse_date(cmd.issue_date, "issue_date", v) if cmd.issue_date else today
+    if issue and issue < invoice_issue_date:
+        v.add("issue_date", f"{issue} is before the invoice's issue date {invoice_issue_date}")
+    if not cmd.reason.strip():
+        v.add("reason", "required (it is printed on the credit note)")
+    if cmd.lines:
+        lines = check_lines(cmd.lines, jurisdiction=jurisdiction, on=issue, violations=v)
+    elif already_credited:
+        v.add("lines", "the invoice is partly credited already: name the lines to credit")
+        lines = ()
+    else:
+        lines = invoice_lines
+    totals = invoice_totals([(ln.net_amount_minor, ln.vat_rate) for ln in lines])
+    if totals.gross_minor > left_to_credit:
+        v.add("lines", f"the credit note ({totals.gross_minor}) exceeds what is left to credit ({left_to_credit})")
+    v.raise_if_any()
+    assert issue is not None  # noqa: S101 - checked above
+    return CreditDraft(issue_date=issue, lines=lines, totals=totals)
+
+
+def line_doc(line: Line) -> dict[str, Any]:
+    return {
+        "number": line.number,
+        "description": line.description,
+        "quantity": str(line.quantity),
+        "unit_price_minor": line.unit_price_minor,
+        "vat_rate": str(line.vat_rate),
+        "unit_code": line.unit_code,
+        "net_amount_minor": line.net_amount_minor,
+    }
+
+
+def line_from_doc(doc: dict[str, Any]) -> Line:
+    return Line(
+        number=doc["number"],
+        description=doc["description"],
+        quantity=Decimal(doc["quantity"]),
+        unit_price_minor=doc["unit_price_minor"],
+        vat_rate=Decimal(doc["vat_rate"]),
+        unit_code=doc["unit_code"],
+        net_amount_minor=doc["net_amount_minor"],
+    )

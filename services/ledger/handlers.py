@@ -1,0 +1,59 @@
+"""What the ledger consumes: proposals from the matcher (PaymentMatched) and dunning (DunningActionTaken)."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from faststream.kafka import KafkaBroker
+
+from services.common.bus import subscribe
+from services.common.clock import Clock, local_today
+from services.common.errors import NotFound
+from services.common.events import DUNNING_TOPIC, PAYMENT_TOPIC, DunningActionTaken, Event, PaymentMatched
+from services.common.settings import CommonSettings
+from services.common.telemetry import current_trace_id, current_traceparent
+from services.ledger.commands import PROPOSALS_CONSUMER, Ledger
+from services.ledger.documents import Ctx
+from services.ledger.tenants import TenantDirectory
+
+log = logging.getLogger(__name__)
+
+
+class ProposalHandlers:
+    def __init__(self, ledger: Ledger, tenants: TenantDirectory, clock: Clock) -> None:
+        self._ledger = ledger
+        self._tenants = tenants
+        self._clock = clock
+
+    async def _ctx(self, event: Event, actor: str) -> Ctx:
+        tenant = await self._tenants.by_id(event.tenant_id)
+        if tenant is None:
+            raise NotFound(f"event {event.id} names an unknown tenant {event.tenant_id}")
+        return Ctx(
+            tenant=tenant,
+            actor=actor,
+            now=self._clock.now(),
+            today=local_today(self._clock, ZoneInfo(tenant.timezone)),
+            trace_id=current_trace_id(),
+            traceparent=current_traceparent(),
+        )
+
+    async def on_payment_event(self, event: Event) -> None:
+        if isinstance(event, PaymentMatched):
+            await self._ledger.apply_payment_matched(await self._ctx(event, "matcher"), event)
+        else:
+            log.debug("ledger ignores %s on the payment topic", event.type)
+
+    async def on_dunning_event(self, event: Event) -> None:
+        if isinstance(event, DunningActionTaken):
+            await self._ledger.apply_dunning_action(await self._ctx(event, "dunning"), event)
+        else:
+            log.debug("ledger ignores %s on the dunning topic", event.type)
+
+
+def register(broker: KafkaBroker, settings: CommonSettings, handlers: ProposalHandlers, group_id: str) -> None:
+    subscribe(broker, settings, PAYMENT_TOPIC, group_id=group_id, consumer=PROPOSALS_CONSUMER,
+              handler=handlers.on_payment_event)
+    subscribe(broker, settings, DUNNING_TOPIC, group_id=group_id, consumer=PROPOSALS_CONSUMER,
+              handler=handlers.on_dunning_event)

@@ -1,0 +1,313 @@
+"""IssueInvoice with group commit.
+
+Gapless numbering makes every invoice of a tenant touch one counter; one transaction per invoice
+would make concurrent calls conflict on it and retry. Instead, calls that arrive while a batch is
+being written wait for the next batch, and each batch is one transaction: the counter moves once,
+invoices, journal entries and outbox events are written with one insert each. A batch that fails
+(a duplicate key raced in from another replica) is retried one invoice at a time, so one bad
+request never fails the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from opentelemetry import trace
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.common.errors import AlreadyExists, FieldViolation, InvalidArgument
+from services.common.events import (
+    CUSTOMER_TOPIC,
+    INVOICE_TOPIC,
+    CustomerUpserted,
+    CustomerUpsertedData,
+    Event,
+    InvoiceIssued,
+    InvoiceIssuedData,
+)
+from services.common.ids import new_id
+from services.common.kid import KidScheme, generate_kid
+from services.common.mongo import Doc, Session, in_transaction
+from services.common.outbox import outbox_doc
+from services.common.telemetry import context_from_traceparent, link_to
+from services.ledger.documents import (
+    Ctx,
+    customer_fields,
+    history_entry,
+    initial_status,
+    journal_entry,
+    summary,
+)
+from services.ledger.domain import journal
+from services.ledger.domain.invoice import InvoiceDraft, IssueInvoice, check_issue_invoice, line_doc
+from services.ledger.store import LedgerStore, customer_id_for
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+MAX_BATCH: Final = 256
+
+
+@dataclass
+class _Pending:
+    ctx: Ctx
+    cmd: IssueInvoice
+    draft: InvoiceDraft
+    fingerprint: str
+    customer: Doc
+    customer_write: Doc | None
+    future: asyncio.Future[tuple[Doc, bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Issuer:
+    def __init__(self, store: LedgerStore, on_commit: Callable[[], None], *, max_batch: int = MAX_BATCH) -> None:
+        self._store = store
+        self._on_commit = on_commit
+        self._max_batch = max_batch
+        self._queues: dict[str, list[_Pending]] = defaultdict(list)
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self.batches = 0
+
+    async def issue(self, ctx: Ctx, cmd: IssueInvoice) -> tuple[Doc, bool]:
+        """Issue one invoice; returns it and whether it was created now (False: a retry)."""
+        tenant = ctx.tenant
+        draft = check_issue_invoice(cmd, jurisdiction=tenant.jurisdiction, kid_scheme=tenant.kid_scheme)
+        fingerprint = cmd.fingerprint()
+        existing = await self._store.invoice(tenant.id, kind="invoice", external_id=cmd.idempotency_key)
+        if existing is not None:
+            return replay(existing, fingerprint), False
+        customer, write = await self._customer_for(ctx, cmd, draft)
+        pending = _Pending(ctx, cmd, draft, fingerprint, customer, write)
+        self._queues[tenant.id].append(pending)
+        worker = self._workers.get(tenant.id)
+        if worker is None or worker.done():
+            # A fresh context: the worker serves many calls and must not run inside the first one's trace.
+            self._workers[tenant.id] = asyncio.create_task(self._drain(tenant.id), context=contextvars.Context())
+        return await pending.future
+
+    async def stop(self) -> None:
+        for task in list(self._workers.values()):
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _customer_for(self, ctx: Ctx, cmd: IssueInvoice, draft: InvoiceDraft) -> tuple[Doc, Doc | None]:
+        tenant_id = ctx.tenant.id
+        if draft.customer is None:
+            found = await self._store.customer(tenant_id, number=cmd.customer_number)
+            if found is None:
+                raise InvalidArgument([FieldViolation("customer_number", f"no customer {cmd.customer_number!r}; "
+                                                      "upsert it first or embed it in the request")])
+            return found, None
+        cid = customer_id_for(tenant_id, draft.customer.number)
+        fields = customer_fields(draft.customer)
+        found = await self._store.customer(tenant_id, customer_id=cid)
+        if found is not None and all(found.get(k) == v for k, v in fields.items()):
+            return found, None
+        write = {
+            "$set": {**fields, "updated_at": ctx.now},
+            "$setOnInsert": {"tenant_id": tenant_id, "created_at": ctx.now, "credit_balances": {}},
+            "$inc": {"version": 1},
+        }
+        version = (found or {}).get("version", 0) + 1
+        return {"_id": cid, "tenant_id": tenant_id, **fields, "version": version}, write
+
+    async def _drain(self, tenant_id: str) -> None:
+        queue = self._queues[tenant_id]
+        while queue:
+            batch, queue[:] = queue[: self._max_batch], queue[self._max_batch :]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        leaders: dict[str, _Pending] = {}
+        followers: list[_Pending] = []
+        for p in batch:
+            if p.cmd.idempotency_key in leaders:
+                followers.append(p)
+            else:
+                leaders[p.cmd.idempotency_key] = p
+        firsts = list(leaders.values())
+        try:
+            await self._write_batch(firsts)
+        except (DuplicateKeyError, BulkWriteError):
+            if len(firsts) == 1:
+                await self._resolve_duplicate(firsts[0])
+            else:
+                for p in firsts:
+                    try:
+                        await self._write_batch([p])
+                    except (DuplicateKeyError, BulkWriteError):
+                        await self._resolve_duplicate(p)
+                    except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+                        _fail(p, exc)
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+            log.exception("issuing a batch of %d invoices failed", len(firsts))
+            for p in firsts:
+                _fail(p, exc)
+        for p in followers:
+            leader = leaders[p.cmd.idempotency_key]
+            try:
+                doc, _ = await asyncio.shield(leader.future)
+                _succeed(p, replay(doc, p.fingerprint), False)
+            except Exception as exc:  # noqa: BLE001
+                _fail(p, exc)
+
+    async def _resolve_duplicate(self, p: _Pending) -> None:
+        """A unique index refused the invoice: a retry that raced us, or a number/KID already used."""
+        tenant_id = p.ctx.tenant.id
+        try:
+            existing = await self._store.invoice(tenant_id, kind="invoice", external_id=p.cmd.idempotency_key)
+            if existing is not None:
+                _succeed(p, replay(existing, p.fingerprint), False)
+                return
+            if p.cmd.invoice_number and await self._store.invoice(tenant_id, invoice_number=p.cmd.invoice_number):
+                raise AlreadyExists(f"invoice number {p.cmd.invoice_number} is already used")
+            if p.cmd.kid and await self._store.invoice(tenant_id, kid=p.cmd.kid):
+                raise InvalidArgument([FieldViolation("kid", f"KID {p.cmd.kid} is already used by another invoice")])
+            await self._write_batch([p])  # a generated KID collided with an ERP-supplied one: next number
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+            _fail(p, exc)
+
+    async def _write_batch(self, items: list[_Pending]) -> None:
+        # One invoice: the batch runs inside its call's trace. Several: a span of its own, linked to each call.
+        parent = context_from_traceparent(items[0].ctx.traceparent) if len(items) == 1 else None
+        links = [] if len(items) == 1 else [link for p in items for link in link_to(p.ctx.traceparent)]
+        with tracer.start_as_current_span("ledger.issue_batch", context=parent, links=links) as span:
+            span.set_attribute("fordring.batch_size", len(items))
+            docs = await in_transaction(self._store.client, lambda s: self._write(s, items))
+        self.batches += 1
+        self._on_commit()
+        for p, doc in zip(items, docs, strict=True):
+            _succeed(p, doc, True)
+
+    async def _write(self, session: Session, items: list[_Pending]) -> list[Doc]:
+        store = self._store
+        tenant = items[0].ctx.tenant
+        numbered = [p for p in items if not p.cmd.invoice_number]
+        needs_kid = [p for p in items if not p.cmd.kid]
+        first_number = await store.take_numbers(session, tenant.id, "invoice", len(numbered)) if numbered else 0
+        first_kid = await store.take_numbers(session, tenant.id, "kid", len(needs_kid)) if needs_kid else 0
+        numbers = {id(p): str(tenant.invoice_number_start - 1 + first_number + i) for i, p in enumerate(numbered)}
+        kids = {
+            id(p): generate_kid(first_kid + i, length=tenant.kid_length, scheme=KidScheme(tenant.kid_scheme))
+            for i, p in enumerate(needs_kid)
+        }
+        customer_writes = {p.customer["_id"]: p for p in items if p.customer_write is not None}
+        if customer_writes:
+            await store.customers.bulk_write(
+                [UpdateOne({"_id": cid}, p.customer_write, upsert=True) for cid, p in customer_writes.items()],
+                ordered=True,
+                session=session,
+            )
+        invoices: list[Doc] = []
+        entries: list[Doc] = []
+        outbox: list[Doc] = []
+        for p in items:
+            doc = self._invoice_doc(p, numbers.get(id(p)) or p.cmd.invoice_number, kids.get(id(p)) or p.cmd.kid)
+            invoices.append(doc)
+            entries.append(
+                journal_entry(p.ctx, invoice_id=doc["_id"], kind="invoice_issued", currency=doc["currency"],
+                              postings=journal.invoice_issued(doc["net_minor"], doc["vat_minor"]))
+            )
+            issued: Event = InvoiceIssued(
+                id=doc["history"][0]["event_id"], tenant_id=tenant.id, subject=doc["_id"], occurred_at=p.ctx.now,
+                data=InvoiceIssuedData(invoice=summary(doc)),
+            )
+            outbox.append(outbox_doc(issued, INVOICE_TOPIC, p.ctx.traceparent))
+        for cid, p in customer_writes.items():
+            c = p.customer
+            upserted: Event = CustomerUpserted(
+                tenant_id=tenant.id, subject=cid, occurred_at=p.ctx.now,
+                data=CustomerUpsertedData(
+                    customer_id=cid, customer_number=c["number"], kind=c["kind"], language=c["language"],
+                    channel_preferences=c["channel_preferences"], email_consent=c["consents"]["email"],
+                    sms_consent=c["consents"]["sms"], version=c["version"],
+                ),
+            )
+            outbox.append(outbox_doc(upserted, CUSTOMER_TOPIC, p.ctx.traceparent))
+        await store.invoices.insert_many(invoices, session=session)
+        await store.add_journal(session, entries)
+        await store.outbox.insert_many(outbox, session=session)
+        return invoices
+
+    @staticmethod
+    def _invoice_doc(p: _Pending, number: str, kid: str) -> Doc:
+        ctx, cmd, draft, customer = p.ctx, p.cmd, p.draft, p.customer
+        totals = draft.totals
+        invoice_id = new_id()
+        doc: Doc = {
+            "_id": invoice_id,
+            "tenant_id": ctx.tenant.id,
+            "kind": "invoice",
+            "external_id": cmd.idempotency_key,
+            "request_hash": p.fingerprint,
+            "invoice_number": number,
+            "kid": kid,
+            "customer_id": customer["_id"],
+            "customer_number": customer["number"],
+            "customer_name": customer["name"],
+            "customer_kind": customer["kind"],
+            "issue_date": draft.issue_date.isoformat(),
+            "due_date": draft.due_date.isoformat(),
+            "currency": draft.currency,
+            "lines": [line_doc(line) for line in draft.lines],
+            "vat_breakdown": [
+                {"vat_rate": str(v.rate), "taxable_amount_minor": v.taxable_minor, "vat_amount_minor": v.vat_minor}
+                for v in totals.vat_breakdown
+            ],
+            "net_minor": totals.net_minor,
+            "vat_minor": totals.vat_minor,
+            "gross_minor": totals.gross_minor,
+            "charges": [],
+            "charges_minor": 0,
+            "allocations": [],
+            "paid_minor": 0,
+            "credited_minor": 0,
+            "written_off_minor": 0,
+            "overpaid_minor": 0,
+            "balance_minor": totals.gross_minor,
+            "dunning_stage": 0,
+            "version": 1,
+            "buyer_reference": cmd.buyer_reference,
+            "order_reference": cmd.order_reference,
+            "contract_reference": cmd.contract_reference,
+            "language": draft.language or customer.get("language", ""),
+            "credits_invoice_id": "",
+            "credit_note_ids": [],
+            "created_at": ctx.now,
+            "updated_at": ctx.now,
+            "origin_traceparent": ctx.traceparent,
+            "origin_trace_id": ctx.trace_id,
+        }
+        doc["status"] = initial_status(doc, ctx.today)
+        doc["history"] = [
+            history_entry(ctx, event_id=new_id(), type_="issued", before="", after=doc["status"], version=1,
+                          text=f"invoice {number} issued, {totals.gross_minor} {draft.currency} due {draft.due_date}")
+        ]
+        return doc
+
+
+def replay(existing: Doc, fingerprint: str) -> Doc:
+    """The idempotent retry: the same request gets the original; another payload is refused."""
+    if existing.get("request_hash") != fingerprint:
+        raise AlreadyExists(
+            f"idempotency key {existing['external_id']!r} was already used for invoice "
+            f"{existing['invoice_number']} with a different payload"
+        )
+    return existing
+
+
+def _succeed(p: _Pending, doc: Doc, created: bool) -> None:
+    if not p.future.done():
+        p.future.set_result((doc, created))
+
+
+def _fail(p: _Pending, exc: BaseException) -> None:
+    if not p.future.done():
+        p.future.set_exception(exc)
+
