@@ -61,6 +61,7 @@ def load(cls: type[S]) -> S:
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = "\n".join(
-            f"  {prefix}{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()
+            f"  {prefix}{str(err['loc'][0]).upper()}: {err['msg']}" if err["loc"] else f"  {err['msg']}"
+            for err in exc.errors()
         )
         raise SettingsError(f"Bad configuration:\n{problems}") from None

@@ -146,8 +146,8 @@ async def serve(settings: LedgerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await app.start()
     try:
+        await app.start()
         await stop.wait()
         log.info("ledger stopping")
     finally:

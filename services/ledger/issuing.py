@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from opentelemetry import trace
-from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common.errors import AlreadyExists, FieldViolation, InvalidArgument
@@ -47,7 +46,7 @@ from services.ledger.documents import (
 )
 from services.ledger.domain import journal
 from services.ledger.domain.invoice import InvoiceDraft, IssueInvoice, check_issue_invoice, line_doc
-from services.ledger.store import LedgerStore, customer_id_for
+from services.ledger.store import ConcurrentChange, LedgerStore, customer_id_for
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -61,8 +60,9 @@ class _Pending:
     cmd: IssueInvoice
     draft: InvoiceDraft
     fingerprint: str
-    customer: Doc
-    customer_write: Doc | None
+    customer: Doc = field(default_factory=dict)
+    # How the customer is written with the invoice: "insert", "replace" or "" (unchanged).
+    customer_write: str = ""
     future: asyncio.Future[tuple[Doc, bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -79,12 +79,7 @@ class Issuer:
         """Issue one invoice; returns it and whether it was created now (False: a retry)."""
         tenant = ctx.tenant
         draft = check_issue_invoice(cmd, jurisdiction=tenant.jurisdiction, kid_scheme=tenant.kid_scheme)
-        fingerprint = cmd.fingerprint()
-        existing = await self._store.invoice(tenant.id, kind="invoice", external_id=cmd.idempotency_key)
-        if existing is not None:
-            return replay(existing, fingerprint), False
-        customer, write = await self._customer_for(ctx, cmd, draft)
-        pending = _Pending(ctx, cmd, draft, fingerprint, customer, write)
+        pending = _Pending(ctx, cmd, draft, cmd.fingerprint())
         self._queues[tenant.id].append(pending)
         worker = self._workers.get(tenant.id)
         if worker is None or worker.done():
@@ -96,26 +91,59 @@ class Issuer:
         for task in list(self._workers.values()):
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _customer_for(self, ctx: Ctx, cmd: IssueInvoice, draft: InvoiceDraft) -> tuple[Doc, Doc | None]:
-        tenant_id = ctx.tenant.id
-        if draft.customer is None:
-            found = await self._store.customer(tenant_id, number=cmd.customer_number)
-            if found is None:
-                raise InvalidArgument([FieldViolation("customer_number", f"no customer {cmd.customer_number!r}; "
-                                                      "upsert it first or embed it in the request")])
-            return found, None
-        cid = customer_id_for(tenant_id, draft.customer.number)
-        fields = customer_fields(draft.customer)
-        found = await self._store.customer(tenant_id, customer_id=cid)
-        if found is not None and all(found.get(k) == v for k, v in fields.items()):
-            return found, None
-        write = {
-            "$set": {**fields, "updated_at": ctx.now},
-            "$setOnInsert": {"tenant_id": tenant_id, "created_at": ctx.now, "credit_balances": {}},
-            "$inc": {"version": 1},
-        }
-        version = (found or {}).get("version", 0) + 1
-        return {"_id": cid, "tenant_id": tenant_id, **fields, "version": version}, write
+    async def _replays(self, tenant_id: str, leaders: dict[str, _Pending]) -> list[_Pending]:
+        """Answer retries with the original invoice (one query for the batch); return the new ones."""
+        found = await self._store.invoices.find(
+            {"tenant_id": tenant_id, "kind": "invoice", "external_id": {"$in": list(leaders)}},
+            projection={"history": 0},
+        ).to_list()
+        for doc in found:
+            p = leaders[doc["external_id"]]
+            try:
+                _succeed(p, replay(doc, p.fingerprint), False)
+            except AlreadyExists as exc:
+                _fail(p, exc)
+        return [p for p in leaders.values() if not p.future.done()]
+
+    async def _resolve_customers(self, tenant_id: str, items: list[_Pending]) -> list[_Pending]:
+        """Attach each invoice's customer (one query for the batch) and decide how it is written.
+
+        The ERP is the master of customer data: an embedded customer that differs from what is
+        stored replaces it. Customer ids derive from (tenant, number), so replicas agree on them.
+        """
+        ids = {customer_id_for(tenant_id, p.draft.customer.number) for p in items if p.draft.customer}
+        numbers = {p.cmd.customer_number for p in items if p.draft.customer is None}
+        found = await self._store.customers.find(
+            {"tenant_id": tenant_id, "$or": [{"_id": {"$in": list(ids)}}, {"number": {"$in": list(numbers)}}]}
+        ).to_list()
+        by_id = {d["_id"]: d for d in found}
+        by_number = {d["number"]: d for d in found}
+        written: dict[str, Doc] = {}
+        ready = []
+        for p in items:
+            if p.draft.customer is None:
+                stored = by_number.get(p.cmd.customer_number)
+                if stored is None:
+                    _fail(p, InvalidArgument([FieldViolation(
+                        "customer_number",
+                        f"no customer {p.cmd.customer_number!r}; upsert it first or embed it in the request")]))
+                    continue
+                p.customer = stored
+                ready.append(p)
+                continue
+            cid = customer_id_for(tenant_id, p.draft.customer.number)
+            fields = customer_fields(p.draft.customer)
+            current = written.get(cid) or by_id.get(cid)
+            if current is not None and all(current.get(k) == v for k, v in fields.items()):
+                p.customer = current
+            else:
+                now = p.ctx.now
+                base = current or {"_id": cid, "tenant_id": tenant_id, "created_at": now, "credit_balances": {}}
+                p.customer = {**base, **fields, "version": base.get("version", 0) + 1, "updated_at": now}
+                p.customer_write = "replace" if cid in by_id else "insert"
+                written[cid] = p.customer
+            ready.append(p)
+        return ready
 
     async def _drain(self, tenant_id: str) -> None:
         queue = self._queues[tenant_id]
@@ -131,17 +159,24 @@ class Issuer:
                 followers.append(p)
             else:
                 leaders[p.cmd.idempotency_key] = p
-        firsts = list(leaders.values())
+        tenant_id = batch[0].ctx.tenant.id
         try:
-            await self._write_batch(firsts)
-        except (DuplicateKeyError, BulkWriteError):
+            firsts = await self._resolve_customers(tenant_id, await self._replays(tenant_id, leaders))
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+            firsts = []
+            for p in leaders.values():
+                _fail(p, exc)
+        try:
+            if firsts:
+                await self._write_batch(firsts)
+        except (DuplicateKeyError, BulkWriteError, ConcurrentChange):
             if len(firsts) == 1:
                 await self._resolve_duplicate(firsts[0])
             else:
                 for p in firsts:
                     try:
                         await self._write_batch([p])
-                    except (DuplicateKeyError, BulkWriteError):
+                    except (DuplicateKeyError, BulkWriteError, ConcurrentChange):
                         await self._resolve_duplicate(p)
                     except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
                         _fail(p, exc)
@@ -169,7 +204,12 @@ class Issuer:
                 raise AlreadyExists(f"invoice number {p.cmd.invoice_number} is already used")
             if p.cmd.kid and await self._store.invoice(tenant_id, kid=p.cmd.kid):
                 raise InvalidArgument([FieldViolation("kid", f"KID {p.cmd.kid} is already used by another invoice")])
-            await self._write_batch([p])  # a generated KID collided with an ERP-supplied one: next number
+            # Another replica wrote the same customer, or a generated KID met an ERP-supplied one:
+            # read the customer again and write with the next numbers.
+            p.customer_write = ""
+            ready = await self._resolve_customers(tenant_id, [p])
+            if ready:
+                await self._write_batch(ready)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
             _fail(p, exc)
 
@@ -197,13 +237,17 @@ class Issuer:
             id(p): generate_kid(first_kid + i, length=tenant.kid_length, scheme=KidScheme(tenant.kid_scheme))
             for i, p in enumerate(needs_kid)
         }
-        customer_writes = {p.customer["_id"]: p for p in items if p.customer_write is not None}
-        if customer_writes:
-            await store.customers.bulk_write(
-                [UpdateOne({"_id": cid}, p.customer_write, upsert=True) for cid, p in customer_writes.items()],
-                ordered=True,
-                session=session,
-            )
+        customer_writes = {p.customer["_id"]: p for p in items if p.customer_write}
+        inserts = [p.customer for p in customer_writes.values() if p.customer_write == "insert"]
+        if inserts:
+            await store.customers.insert_many(inserts, session=session)
+        for cid, p in customer_writes.items():
+            if p.customer_write == "replace":
+                result = await store.customers.replace_one(
+                    {"_id": cid, "version": p.customer["version"] - 1}, p.customer, session=session
+                )
+                if result.matched_count != 1:
+                    raise ConcurrentChange(cid)
         invoices: list[Doc] = []
         entries: list[Doc] = []
         outbox: list[Doc] = []

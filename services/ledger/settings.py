@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.common.settings import CommonSettings
 
@@ -22,3 +22,9 @@ class LedgerSettings(CommonSettings):
     overdue_sweep_seconds: float = Field(default=60.0, gt=0)
     # Consumer group the ledger reads matcher and dunning proposals with.
     consumer_group: str = "fordring-ledger"
+
+    @model_validator(mode="after")
+    def _no_sandbox_in_production(self) -> LedgerSettings:
+        if self.sandbox_api_key and self.environment == "production":
+            raise ValueError("sandbox_api_key must not be set when FORDRING_ENVIRONMENT=production")
+        return self

@@ -75,8 +75,10 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
     accounts = []
     for i, account in enumerate(data.bank_accounts):
         compact = account.replace(" ", "").replace(".", "")
-        if kontonr.is_valid(compact) or iban.is_valid(compact):
+        if kontonr.is_valid(compact):
             accounts.append(compact)
+        elif iban.is_valid(compact):
+            accounts.append(str(iban.compact(compact)))  # upper case, as banks report payer accounts
         else:
             violations.add(f"{p}bank_accounts[{i}]", f"{account!r} is neither a Norwegian account number nor an IBAN")
     for i, channel in enumerate(data.channel_preferences):

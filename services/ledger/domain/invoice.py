@@ -116,11 +116,12 @@ def check_lines(
             # EN 16931 BR-27: the item net price shall not be negative.
             violations.add(p + "unit_price_minor", "must not be negative")
         rate = _decimal(line.vat_rate, p + "vat_rate", violations)
-        if rate is not None and allowed and rate not in allowed:
+        # No rate table for the date (before the first valid-from) allows no rate, rather than any rate.
+        if rate is not None and on is not None and rate not in allowed:
             violations.add(
                 p + "vat_rate",
-                f"{line.vat_rate}% is not a VAT rate in {jurisdiction} "
-                f"(allowed: {', '.join(str(r) for r in sorted(allowed, reverse=True))})",
+                f"{line.vat_rate}% is not a VAT rate in {jurisdiction} on {on} "
+                f"(allowed: {', '.join(str(r) for r in sorted(allowed, reverse=True)) or 'none known'})",
             )
         if quantity is not None and rate is not None and quantity > 0:
             checked.append(
@@ -257,6 +258,8 @@ def check_credit_note(
     else:
         lines = invoice_lines
     totals = invoice_totals([(ln.net_amount_minor, ln.vat_rate) for ln in lines])
+    if lines and totals.gross_minor <= 0:
+        v.add("lines", "the credit note total must be positive")
     if totals.gross_minor > left_to_credit:
         v.add("lines", f"the credit note ({totals.gross_minor}) exceeds what is left to credit ({left_to_credit})")
     v.raise_if_any()

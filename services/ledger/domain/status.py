@@ -190,10 +190,10 @@ def dunning_rejection(
         return "STALE", f"based on version {based_on_version}, the invoice is at version {version}"
     if status in (S.OPEN, S.PART_PAID):
         return "NOT_OVERDUE", "the invoice is not overdue"
-    wanted = dunning_stage_after(action, stage)
     if action == "collection_handoff" and stage < DunningStage.COLLECTION_NOTICE:
         return "NO_COLLECTION_NOTICE", "a claim is handed to collection only after a collection notice"
-    if action in ("reminder", "collection_notice") and wanted < stage:
+    # The stage the action itself stands for, not max(it, stage): a reminder after the notice is refused.
+    if action in ("reminder", "collection_notice") and dunning_stage_after(action, DunningStage.NONE) < stage:
         return "STAGE_PASSED", f"the invoice is already at dunning stage {stage.name.lower()}"
     if stage >= DunningStage.IN_COLLECTION and action != "late_interest":
         return "IN_COLLECTION", "the claim is with the collection agency"
