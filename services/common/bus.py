@@ -37,7 +37,7 @@ def create_broker(settings: CommonSettings) -> KafkaBroker:
         settings.kafka_bootstrap.split(","),
         acks="all",
         client_id=f"fordring-{settings.service_name}",
-        middlewares=[KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider())],  # type: ignore[arg-type]
+        middlewares=[KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider())],
         graceful_timeout=settings.shutdown_grace,
         request_timeout_ms=30_000,
     )

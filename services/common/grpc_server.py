@@ -63,7 +63,7 @@ def _status_for(exc: FordringError) -> tuple[grpc.StatusCode, bytes]:
     return code, status.SerializeToString()
 
 
-class _AuthAndErrors(grpc.aio.ServerInterceptor):
+class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Resolves the tenant from the bearer key and turns domain errors into canonical statuses."""
 
     def __init__(self, resolver: TenantResolver) -> None:
@@ -71,11 +71,11 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         service = method.lstrip("/").split("/")[0]
         if handler is None or service in PUBLIC_SERVICES:
             return handler
@@ -87,7 +87,7 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream),
+                self._wrap_stream(handler.unary_stream),  # type: ignore[arg-type] # grpc.aio handlers are async
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -138,12 +138,12 @@ class GrpcServer:
 
     def __init__(self, host: str, port: int, resolver: TenantResolver) -> None:
         self._server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), _AuthAndErrors(resolver)],
+            interceptors=[aio_server_interceptor(), _AuthAndErrors(resolver)],  # type: ignore[no-untyped-call]
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
         )
         self._address = f"{host}:{port}"
         self._service_names: list[str] = []
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         self.port = 0
 

@@ -105,7 +105,7 @@ class LedgerApp:
         self._stopping.set()
         await self.grpc.stop(grace)
         await self.issuer.stop()
-        await self.broker.stop()  # type: ignore[no-untyped-call]
+        await self.broker.stop()
         self.relay.stop()
         await asyncio.wait(self._tasks, timeout=grace)
         for task in self._tasks:

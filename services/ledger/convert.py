@@ -15,8 +15,8 @@ from services.ledger.domain.invoice import IssueInvoice, LineInput
 _KINDS = {pb.CUSTOMER_KIND_CONSUMER: "consumer", pb.CUSTOMER_KIND_BUSINESS: "business"}
 
 
-def status_to_pb(status: str) -> int:
-    return int(pb.InvoiceStatus.Value(f"INVOICE_STATUS_{status.upper()}")) if status else 0
+def status_to_pb(status: str) -> pb.InvoiceStatus.ValueType:
+    return pb.InvoiceStatus.Value(f"INVOICE_STATUS_{status.upper()}") if status else pb.INVOICE_STATUS_UNSPECIFIED
 
 
 def status_from_pb(value: int) -> str:
@@ -27,8 +27,8 @@ def channel_from_pb(value: int) -> str:
     return str(pb.Channel.Name(value)).removeprefix("CHANNEL_").lower()  # type: ignore[arg-type]
 
 
-def channel_to_pb(name: str) -> int:
-    return int(pb.Channel.Value(f"CHANNEL_{name.upper()}"))
+def channel_to_pb(name: str) -> pb.Channel.ValueType:
+    return pb.Channel.Value(f"CHANNEL_{name.upper()}")
 
 
 def money(minor: int, currency: str) -> common_pb2.Money:

@@ -104,12 +104,12 @@ class LedgerStore:
         query.update({"_id": customer_id} if customer_id else {"number": number})
         return await self.customers.find_one(query, session=session)
 
-    async def invoice(self, tenant_id: str, *, session: Session | None = None, **ref: str) -> Doc | None:
-        """Find by exactly one of invoice_id, invoice_number, external_id (+kind), kid."""
+    async def invoice(self, tenant_id: str, **ref: str) -> Doc | None:
+        """Find by invoice_id, invoice_number, external_id (+kind) or kid."""
         query: Doc = {"tenant_id": tenant_id}
         for key, value in ref.items():
             query["_id" if key == "invoice_id" else key] = value
-        return await self.invoices.find_one(query, session=session)
+        return await self.invoices.find_one(query)
 
     async def list_invoices(self, tenant_id: str, *, statuses: Sequence[str] = (), customer_id: str = "",
                             due_after: str = "", due_before: str = "", kind: str = "", after_id: str = "",
