@@ -12,18 +12,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.opentelemetry.provider import KafkaTelemetrySettingsProvider
+from faststream.kafka.response import KafkaPublishCommand
+from faststream.opentelemetry.middleware import TelemetryMiddleware
 from opentelemetry import trace
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.common import attributes as attr
 from services.common.errors import FordringError
-from services.common.events import DLQ_SUFFIX, Event, parse_event
+from services.common.events import DLQ_SUFFIX, Event, attributes_from_headers, parse_event
 from services.common.mongo import Database, Session
 from services.common.settings import CommonSettings
 
@@ -32,12 +34,27 @@ log = logging.getLogger(__name__)
 PROCESSED: Final = "processed_events"
 
 
+class _FordringTelemetry(KafkaTelemetrySettingsProvider):
+    """FastStream's Kafka span attributes, plus `fordring.invoice_id` and friends from our headers."""
+
+    def get_publish_attrs_from_cmd(self, cmd: KafkaPublishCommand) -> dict[str, Any]:
+        return {**super().get_publish_attrs_from_cmd(cmd), **attributes_from_headers(cmd.headers)}
+
+    def get_consume_attrs_from_message(self, msg: Any) -> dict[str, Any]:
+        return {**super().get_consume_attrs_from_message(msg), **attributes_from_headers(msg.headers)}
+
+
 def create_broker(settings: CommonSettings) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap.split(","),
         acks="all",
         client_id=f"fordring-{settings.service_name}",
-        middlewares=[KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider())],
+        middlewares=[
+            TelemetryMiddleware[KafkaPublishCommand](
+                settings_provider_factory=lambda _msg: _FordringTelemetry(),
+                tracer_provider=trace.get_tracer_provider(),
+            )
+        ],
         graceful_timeout=settings.shutdown_grace,
         request_timeout_ms=30_000,
     )

@@ -8,11 +8,13 @@ address asks the ledger over gRPC.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from services.common import attributes as attr
 from services.common.ids import new_id
 
 INVOICE_TOPIC: Final = "fordring.ledger.invoice.v1"
@@ -247,6 +249,42 @@ Event = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+# Events whose subject is an invoice (the others' subject is a customer or a payment).
+_INVOICE_SUBJECT: Final = frozenset(
+    {"InvoiceIssued", "CreditNoteIssued", "PaymentApplied", "InvoiceOverdue", "ChargeAdded", "InvoiceWrittenOff",
+     "ProposalRejected", "DunningActionTaken"}
+)
+_CUSTOMER_SUBJECT: Final = frozenset({"CustomerUpserted", "CustomerCreditChanged"})
+
+
+def trace_headers(event: Event) -> dict[str, str]:
+    """Kafka headers naming what the event is about, so publish and consume spans can say it too."""
+    headers = {"fordring-tenant-id": event.tenant_id, "fordring-event-id": event.id, "event-type": event.type}
+    if event.type in _INVOICE_SUBJECT:
+        headers["fordring-invoice-id"] = event.subject
+    elif event.type in _CUSTOMER_SUBJECT:
+        headers["fordring-customer-id"] = event.subject
+    return headers
+
+
+# Which of those headers become which span attributes (names from services/common/attributes.py).
+HEADER_ATTRIBUTES: Final = {
+    "fordring-invoice-id": attr.INVOICE_ID,
+    "fordring-tenant-id": attr.TENANT_ID,
+    "fordring-customer-id": attr.CUSTOMER_ID,
+    "fordring-event-id": attr.EVENT_ID,
+}
+
+
+def attributes_from_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    found = {}
+    for key, name in HEADER_ATTRIBUTES.items():
+        value = (headers or {}).get(key)
+        if value:
+            found[name] = value.decode() if isinstance(value, bytes) else str(value)
+    return found
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:

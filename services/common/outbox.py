@@ -20,7 +20,7 @@ from pymongo.errors import PyMongoError
 
 from services.common import attributes as attr
 from services.common.clock import Clock
-from services.common.events import Event, encode_event
+from services.common.events import Event, attributes_from_headers, encode_event, trace_headers
 from services.common.lease import Lease
 from services.common.mongo import Database, Doc, Session
 from services.common.telemetry import context_from_traceparent, current_traceparent
@@ -41,6 +41,7 @@ def outbox_doc(event: Event, topic: str, traceparent: str | None = None) -> Doc:
         "tenant_id": event.tenant_id,
         "value": encode_event(event),
         "traceparent": current_traceparent() if traceparent is None else traceparent,
+        "headers": trace_headers(event),
         "created_at": event.occurred_at,
         "sent": False,
     }
@@ -69,6 +70,7 @@ class OutboxRelay:
         batch_size: int = 500,
         lease_seconds: float = 10.0,
         name: str = "outbox-relay",
+        topic_prefix: str = "",
     ) -> None:
         self._db = db
         self._broker = broker
@@ -76,6 +78,8 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._batch = batch_size
         self._lease = Lease(db, name, clock, seconds=lease_seconds)
+        # The outbox keeps logical topic names; the deployment's prefix is applied when publishing.
+        self._prefix = topic_prefix
         self._wake = asyncio.Event()
         self._stopping = False
         self.published = 0
@@ -119,17 +123,16 @@ class OutboxRelay:
                 attributes={
                     attr.EVENT_ID: doc["_id"],
                     attr.EVENT_TYPE: doc["type"],
-                    attr.TENANT_ID: doc["tenant_id"],
-                    attr.INVOICE_ID: doc["key"],
+                    **attributes_from_headers(doc.get("headers", {})),
                 },
             )
             spans.append(span)
             with trace.use_span(span, end_on_exit=False):
                 fut = await self._broker.publish(
                     doc["value"],
-                    topic=doc["topic"],
+                    topic=self._prefix + doc["topic"],
                     key=doc["key"].encode(),
-                    headers={"content-type": "application/json", "event-type": doc["type"]},
+                    headers={"content-type": "application/json", **doc.get("headers", {})},
                     no_confirm=True,
                 )
             futures.append(fut)

@@ -47,7 +47,7 @@ class LedgerApp:
         self.store = LedgerStore(self.mongo, settings.mongo_database)
         self.broker = create_broker(settings)
         self.relay = OutboxRelay(self.store.db, self.broker, self.clock, poll_seconds=settings.outbox_poll_seconds,
-                                 batch_size=settings.outbox_batch_size)
+                                 batch_size=settings.outbox_batch_size, topic_prefix=settings.topic_prefix)
         self.tenants = TenantDirectory(self.store)
         self.ledger = Ledger(self.store, on_commit=self.relay.wake)
         self.issuer = Issuer(self.store, on_commit=self.relay.wake)
