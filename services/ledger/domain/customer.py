@@ -66,7 +66,8 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
         _check_address(data.address, violations, p + "address.")
     org = _check_org_number(data, country, violations, p + "org_number")
     national_id = _check_national_id(data, country, violations, p + "national_id")
-    if data.email and not _EMAIL.match(data.email):
+    email = data.email.strip().lower()
+    if email and not _EMAIL.match(email):
         violations.add(p + "email", f"{data.email!r} is not an e-mail address")
     phone = _check_phone(data.phone, country, violations, p + "phone")
     language = data.language or _DEFAULT_LANGUAGE.get(country, "en")
@@ -90,7 +91,7 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
         kind=data.kind,
         org_number=org,
         national_id=national_id,
-        email=data.email.strip().lower(),
+        email=email,
         phone=phone,
         address=data.address,
         language=language,
