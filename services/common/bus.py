@@ -57,6 +57,9 @@ def create_broker(settings: CommonSettings) -> KafkaBroker:
         ],
         graceful_timeout=settings.shutdown_grace,
         request_timeout_ms=30_000,
+        # FastStream's messages go through our (JSON) logging; per-message access logs only at DEBUG.
+        logger=logging.getLogger("faststream"),
+        log_level=logging.DEBUG,
     )
 
 
@@ -79,6 +82,13 @@ async def was_processed(db: Database, consumer: str, event_id: str) -> bool:
 
 
 EventHandler = Callable[[Event], Awaitable[None]]
+
+
+async def _raw_body(msg: KafkaMessage) -> bytes:
+    """The value as it came. FastStream would decode JSON into a dict (which `body: bytes` refuses) and
+    fail on a value that is not JSON before the handler runs: either way the message would be nacked
+    and redelivered forever instead of being parsed here and, if malformed, dead-lettered."""
+    return msg.body
 
 
 def subscribe(
@@ -120,6 +130,7 @@ def subscribe(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{consumer}:{topic}",
+        decoder=_raw_body,
     )
     async def on_message(body: bytes, msg: KafkaMessage) -> None:
         try:

@@ -1,0 +1,56 @@
+"""The `fordring` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from services.cli.context import CliContext
+from services.cli.customers import customers
+from services.cli.demo import demo
+from services.cli.down import down
+from services.cli.home import Home
+from services.cli.invoices import invoices
+from services.cli.status import status
+from services.cli.up import up
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FORDRING_HOME",
+    help="State folder of the local stack.  [default: ./.fordring]",
+)
+@click.option(
+    "--target",
+    envvar="FORDRING_TARGET",
+    metavar="HOST:PORT",
+    help="The ledger's gRPC address.  [default: the local stack's, from stack.json]",
+)
+@click.option(
+    "--api-key",
+    envvar="FORDRING_API_KEY",
+    help="Sent as `authorization: Bearer <key>`.  [default: the local stack's sandbox key]",
+)
+@click.option("--tls/--plaintext", envvar="FORDRING_TLS", default=False, help="TLS to the target.")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, target: str | None, api_key: str | None, tls: bool) -> None:
+    """Fordring: invoice-to-cash for the Nordics.
+
+    `fordring up` runs everything on this machine; the other commands are a gRPC client, like an ERP.
+    """
+    ctx.obj = CliContext(home=Home.resolve(home), target=target, api_key=api_key, tls=tls)
+
+
+for command in (up, status, down, demo, invoices, customers):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="fordring")
+
+
+if __name__ == "__main__":
+    main()

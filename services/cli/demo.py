@@ -1,0 +1,61 @@
+"""`fordring demo`: act as an ERP against a running stack, then show what the ledger holds."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from services.cli.client import Connection, ledger_stub
+from services.cli.context import CliContext
+from services.cli.demo_data import generate_invoices
+from services.cli.importer import print_report, run_import
+from services.cli.invoice_format import parse_record
+from services.cli.ledger_reads import list_invoices
+from services.cli.views import status_summary_table
+from services.common.clock import SystemClock, local_today
+
+DEFAULT_COUNT = 300
+DEFAULT_SEED = 1
+
+
+@click.command()
+@click.option(
+    "--count",
+    type=click.IntRange(1, 100_000),
+    default=DEFAULT_COUNT,
+    show_default=True,
+    help="How many invoices to send.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=DEFAULT_SEED,
+    show_default=True,
+    help="Same seed on the same day = the same batch (a re-run finds it all already there).",
+)
+@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.pass_obj
+def demo(ctx: CliContext, count: int, seed: int, concurrency: int) -> None:
+    """Send a batch of realistic Norwegian invoices, as an ERP would, and summarise the ledger."""
+    succeeded = ctx.run(
+        demo_session(ctx.connection(), ctx.console, count=count, seed=seed, concurrency=concurrency)
+    )
+    ctx.exit(0 if succeeded else 1)
+
+
+async def demo_session(
+    connection: Connection, console: Console, *, count: int, seed: int, concurrency: int
+) -> bool:
+    today = local_today(SystemClock())
+    console.print(
+        f"[bold]Demo[/bold]: an ERP sends {count} invoices of {today} (seed {seed}) to {connection.target}",
+        highlight=False,
+    )
+    batch = generate_invoices(count, seed, today)
+    parsed = [parse_record(invoice, number) for number, invoice in enumerate(batch, start=1)]
+    report = await run_import(connection, parsed, console, concurrency=concurrency)
+    print_report(report, console, f"the demo batch (seed {seed})")
+    async with ledger_stub(connection) as stub:
+        held = await list_invoices(stub, connection.metadata)
+    console.print(status_summary_table(held))
+    return report.ok

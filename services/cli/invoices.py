@@ -1,0 +1,114 @@
+"""`fordring invoices`: import a JSONL file, list, show."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import IO
+
+import click
+from fordring.ledger.v1 import ledger_pb2
+
+from services.cli.client import QUICK, ledger_stub, with_retries
+from services.cli.context import CliContext
+from services.cli.importer import print_report, run_import
+from services.cli.invoice_format import parse_jsonl
+from services.cli.ledger_reads import list_invoices
+from services.cli.views import STATUS_NAMES, invoices_table, print_invoice, status_value, to_dict, write_json
+
+
+@click.group()
+def invoices() -> None:
+    """Import, list and show invoices."""
+
+
+@invoices.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Calls in flight at once.",
+)
+@click.pass_obj
+def import_invoices(ctx: CliContext, file: IO[str], concurrency: int) -> None:
+    """Issue the invoices of FILE (JSON lines, customer embedded; - for stdin). Safe to run again."""
+    parsed = parse_jsonl(file.read().splitlines())
+    if not parsed:
+        ctx.console.print(f"{file.name}: no invoices in it.")
+        return
+    report = ctx.run(run_import(ctx.connection(), parsed, ctx.console, concurrency=concurrency))
+    print_report(report, ctx.console, file.name)
+    ctx.exit(0 if report.ok else 1)
+
+
+@invoices.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUS_NAMES),
+    help="Only these statuses (repeat for several).",
+)
+@click.option(
+    "--customer", "customer_number", default="", help="Only this customer's invoices (customer number)."
+)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of invoices.")
+@click.pass_obj
+def list_command(ctx: CliContext, statuses: tuple[str, ...], customer_number: str, as_json: bool) -> None:
+    """List invoices (every page)."""
+    connection = ctx.connection()
+
+    async def fetch() -> list[ledger_pb2.Invoice]:
+        async with ledger_stub(connection) as stub:
+            return await list_invoices(
+                stub,
+                connection.metadata,
+                statuses=[status_value(name) for name in statuses],
+                customer_number=customer_number,
+            )
+
+    found = ctx.run(fetch())
+    if as_json:
+        write_json([to_dict(invoice) for invoice in found])
+    else:
+        ctx.console.print(invoices_table(found, title=f"{len(found)} invoices"))
+
+
+@invoices.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help='{"invoice": …, "history": […]} as JSON.')
+@click.pass_obj
+def show(ctx: CliContext, number: str, as_json: bool) -> None:
+    """Show invoice NUMBER with its lines and history."""
+    connection = ctx.connection()
+
+    async def fetch() -> tuple[ledger_pb2.GetInvoiceResponse, ledger_pb2.GetInvoiceHistoryResponse]:
+        async with ledger_stub(connection) as stub:
+            timeout = QUICK.call_timeout
+            return await asyncio.gather(
+                with_retries(
+                    lambda: stub.GetInvoice(
+                        ledger_pb2.GetInvoiceRequest(invoice_number=number),
+                        metadata=connection.metadata,
+                        timeout=timeout,
+                    ),
+                    QUICK,
+                ),
+                with_retries(
+                    lambda: stub.GetInvoiceHistory(
+                        ledger_pb2.GetInvoiceHistoryRequest(invoice_number=number),
+                        metadata=connection.metadata,
+                        timeout=timeout,
+                    ),
+                    QUICK,
+                ),
+            )
+
+    invoice, history = ctx.run(fetch())
+    if as_json:
+        write_json(
+            {"invoice": to_dict(invoice.invoice), "history": [to_dict(entry) for entry in history.entries]}
+        )
+    else:
+        print_invoice(ctx.console, invoice.invoice, history.entries)

@@ -1,0 +1,34 @@
+"""What `fordring up` prints once the stack is healthy: where everything is and how to use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.components import StackPlan
+from services.cli.home import DEFAULT_HOME
+
+
+def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) -> None:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for spec in plan.services:
+        table.add_row(f"{spec.name} gRPC", f"127.0.0.1:{spec.grpc_port}")
+        table.add_row(f"{spec.name} HTTP", f"http://127.0.0.1:{spec.http_port}  (/readyz, /metrics)")
+    table.add_row("Kafka", plan.kafka_bootstrap)
+    table.add_row("MongoDB", plan.mongo_uri)
+    table.add_row("API key", f"{plan.api_key}  (sandbox tenant; kept in {plan.home.api_key_file})")
+    table.add_row("Logs", f"{plan.home.logs}/")
+    console.print()
+    console.print("[bold green]Fordring is up.[/bold green]")
+    console.print(table, highlight=False)
+    prefix = "" if plan.home.root == Path(DEFAULT_HOME).absolute() else f"FORDRING_HOME={plan.home.root} "
+    console.print("\nTry it (the CLI finds the stack through stack.json):")
+    for command in ("invoices list", "demo --count 50", "invoices show NUMBER", "status"):
+        console.print(f"  {prefix}fordring {command}", highlight=False)
+    if detached:
+        console.print(f"  {prefix}fordring down", highlight=False)
+    console.print()

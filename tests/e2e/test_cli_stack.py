@@ -1,0 +1,167 @@
+"""`fordring` end to end: a detached stack, status, the demo, the client commands, bad lines, down.
+
+The ledger SIGKILLed in the middle of an import is tests/e2e/test_crash_recovery.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.cli.demo_data import generate_invoices
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+SUMMARY = re.compile(r"(\d+) created · (\d+) already there · (\d+) failed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Stack:
+    home: Path
+    env: dict[str, str]
+
+    def fordring(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def record(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.home / "stack.json").read_text())
+        return data
+
+    def invoices(self) -> list[dict[str, Any]]:
+        listed = self.fordring("invoices", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        found: list[dict[str, Any]] = json.loads(listed.stdout)
+        return found
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("fordring-home")
+    env = {**os.environ, "FORDRING_HOME": str(home), "COLUMNS": "200"}
+    for name in ("FORDRING_TARGET", "FORDRING_API_KEY"):
+        env.pop(name, None)
+    running = Stack(home, env)
+    ports = ("--kafka-port", "--mongo-port", "--grpc-port", "--http-port")
+    flags = [item for flag in ports for item in (flag, str(free_port()))]
+    started = running.fordring("up", "--detach", *flags, timeout=400)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield running
+    finally:
+        stopped = running.fordring("down", timeout=200)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert not (home / "stack.json").exists()
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.write_text(
+        "".join(r if isinstance(r, str) else json.dumps(r) + "\n" for r in records), encoding="utf-8"
+    )
+    return path
+
+
+def test_status_sees_every_component_healthy(stack: Stack) -> None:
+    status = stack.fordring("status")
+    assert status.returncode == 0, status.stdout
+    for name in ("supervisor", "kafka", "mongo", "ledger"):
+        assert name in status.stdout
+    record = stack.record()
+    assert record["api_key"] == (stack.home / "sandbox.key").read_text().strip()
+    assert set(record["pids"]) == {"supervisor", "kafka", "mongo", "ledger"}
+
+
+def test_a_second_up_is_refused(stack: Stack) -> None:
+    again = stack.fordring("up", "--detach")
+    assert again.returncode != 0
+    assert "already running" in again.stderr
+
+
+def test_demo_then_read_it_back(stack: Stack) -> None:
+    demo = stack.fordring("demo", "--count", "40", "--seed", "77")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert SUMMARY.search(demo.stdout) is not None
+    assert "What the ledger holds" in demo.stdout
+
+    mine = [
+        invoice
+        for invoice in stack.invoices()
+        if re.fullmatch(r"DEMO-\d{8}-77-\d{5}", invoice["external_id"])
+    ]
+    assert len(mine) == 40
+
+    number = mine[0]["invoice_number"]
+    shown = stack.fordring("invoices", "show", number, "--json")
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert detail["invoice"]["invoice_number"] == number
+    assert [entry["type"] for entry in detail["history"]][:1] == ["issued"]
+
+    customer = stack.fordring("customers", "show", mine[0]["customer_number"], "--json")
+    assert customer.returncode == 0, customer.stderr
+    assert json.loads(customer.stdout)["customer"]["number"] == mine[0]["customer_number"]
+
+
+def test_bad_lines_are_reported_and_the_rest_is_imported(stack: Stack, tmp_path: Path) -> None:
+    good = generate_invoices(3, seed=79, today=date.today())
+    missing = dict(good[0], external_id="E2E-MISSING-CURRENCY")
+    del missing["currency"]
+    bad_org = json.loads(json.dumps(good[0]))
+    bad_org["external_id"] = "E2E-BAD-ORG"
+    bad_org["customer"].update(kind="business", org_number="123456789", number="99999999")
+    path = write_jsonl(tmp_path / "mixed.jsonl", [good[0], "{not json\n", good[1], missing, bad_org, good[2]])
+
+    first = stack.fordring("invoices", "import", str(path))
+    assert first.returncode == 1
+    assert "line 2" in first.stdout
+    assert "line 4 (E2E-MISSING-CURRENCY)" in first.stdout
+    assert "currency: is required" in first.stdout
+    assert "line 5 (E2E-BAD-ORG): INVALID_ARGUMENT" in first.stdout
+    assert "customer.org_number" in first.stdout
+    assert SUMMARY.search(first.stdout) is not None
+    assert SUMMARY.search(first.stdout).groups() == ("3", "0", "3")  # type: ignore[union-attr]
+
+    again = stack.fordring("invoices", "import", str(path))
+    assert SUMMARY.search(again.stdout).groups() == ("0", "3", "3")  # type: ignore[union-attr]
+
+
+def test_client_errors_name_the_problem(stack: Stack) -> None:
+    missing = stack.fordring("invoices", "show", "does-not-exist")
+    assert missing.returncode == 1
+    assert "NOT_FOUND" in missing.stderr
+
+    wrong_key = stack.fordring("--api-key", "not-a-key", "invoices", "list")
+    assert wrong_key.returncode == 1
+    assert "UNAUTHENTICATED" in wrong_key.stderr
