@@ -108,6 +108,15 @@ class OutboxRelay:
                 except TimeoutError:
                     pass
 
+    async def flush(self, *, timeout: float) -> None:
+        """Publish everything unsent (at shutdown); gives up quietly after `timeout`: nothing is lost."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self._lease.hold() and await self.publish_pending() == self._batch:
+                    pass
+        except (PyMongoError, OSError, TimeoutError) as exc:
+            log.warning("outbox relay: left unsent events for the next start (%r)", exc)
+
     async def publish_pending(self) -> int:
         """Publish one batch of unsent events in order; returns how many."""
         docs = await self._db[OUTBOX].find({"sent": False}).sort("_id", ASCENDING).limit(self._batch).to_list()

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
 from pymongo.errors import PyMongoError
 
+from services.common import attributes as attr
 from services.common.bus import create_broker
 from services.common.clock import Clock, SystemClock, local_today
 from services.common.grpc_server import GrpcServer
@@ -18,7 +20,7 @@ from services.common.http_port import HttpPort
 from services.common.lease import Lease
 from services.common.mongo import create_mongo_client, ping
 from services.common.outbox import OutboxRelay
-from services.common.telemetry import setup_telemetry
+from services.common.telemetry import current_trace_id, current_traceparent, link_to, setup_telemetry
 from services.common.tenancy import Tenant
 from services.ledger.api import LedgerApi
 from services.ledger.commands import Ledger
@@ -31,6 +33,7 @@ from services.ledger.store import LedgerStore
 from services.ledger.tenants import TenantDirectory
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 SANDBOX_TENANT_ID = "sandbox"
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
@@ -105,11 +108,12 @@ class LedgerApp:
         self._stopping.set()
         await self.grpc.stop(grace)
         await self.issuer.stop()
-        await self.broker.stop()
         self.relay.stop()
         await asyncio.wait(self._tasks, timeout=grace)
         for task in self._tasks:
             task.cancel()
+        await self.relay.flush(timeout=grace)  # what was committed goes out now, not at the next start
+        await self.broker.stop()
         await self.http.stop()
         await self.mongo.close()
 
@@ -122,9 +126,15 @@ class LedgerApp:
             tenant = await self.tenants.by_id(doc["tenant_id"])
             if tenant is None:
                 continue
-            ctx = Ctx(tenant=tenant, actor="ledger", now=self.clock.now(),
-                      today=local_today(self.clock, ZoneInfo(tenant.timezone)), trace_id="", traceparent="")
-            moved += await self.ledger.mark_overdue(ctx, doc["_id"])
+            # A step of its own (no caller's trace to join), linked to the invoice's origin (ARCHITECTURE §6).
+            with tracer.start_as_current_span(
+                "ledger.mark_overdue", links=link_to(doc.get("origin_traceparent", "")),
+                attributes={attr.INVOICE_ID: doc["_id"], attr.TENANT_ID: tenant.id},
+            ):
+                ctx = Ctx(tenant=tenant, actor="ledger", now=self.clock.now(),
+                          today=local_today(self.clock, ZoneInfo(tenant.timezone)),
+                          trace_id=current_trace_id(), traceparent=current_traceparent())
+                moved += await self.ledger.mark_overdue(ctx, doc["_id"])
         return moved
 
     async def _sweep_overdue_forever(self) -> None:

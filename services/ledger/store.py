@@ -143,7 +143,7 @@ class LedgerStore:
     async def due_before(self, today: str, statuses: Sequence[str], limit: int) -> list[Doc]:
         cursor = self.invoices.find(
             {"status": {"$in": list(statuses)}, "kind": "invoice", "due_date": {"$lt": today}},
-            projection={"_id": 1, "tenant_id": 1},
+            projection={"_id": 1, "tenant_id": 1, "origin_traceparent": 1},
         ).sort("due_date", DESCENDING).limit(limit)
         return await cursor.to_list()
 

@@ -1,0 +1,90 @@
+"""Credit notes: whole or by lines, never more than is left, and money paid becomes credit balance."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from fordring.ledger.v1 import ledger_pb2 as pb
+
+from tests.support.ledger import TenantClient, field_violations, invoice_request, line
+
+pytestmark = pytest.mark.integration
+
+
+async def test_full_credit_note_credits_the_invoice(tenant: TenantClient) -> None:
+    invoice = await tenant.issue(invoice_request())
+
+    response = await tenant.credit(invoice, reason="Cancelled order")
+
+    assert response.created is True
+    credit_note, credited = response.credit_note, response.invoice
+    assert credited.status == pb.INVOICE_STATUS_CREDITED
+    assert credited.balance.minor_units == 0
+    assert credited.credited_total.minor_units == invoice.gross_total.minor_units
+    assert list(credited.credit_note_ids) == [credit_note.id]
+    assert credit_note.kind == pb.INVOICE_KIND_CREDIT_NOTE
+    assert credit_note.invoice_number == "CN-1"
+    assert credit_note.credits_invoice_id == invoice.id
+    assert credit_note.gross_total.minor_units == invoice.gross_total.minor_units
+    assert (await tenant.get(invoice.id)).status == pb.INVOICE_STATUS_CREDITED
+
+
+async def test_partial_credit_by_lines_leaves_the_rest_to_pay(tenant: TenantClient) -> None:
+    # 4 x 100,00 + 1 x 200,00, plus 25 % VAT = 750,00 kr.
+    invoice = await tenant.issue(invoice_request(lines=[line(100_00, quantity="4"), line(200_00)]))
+
+    response = await tenant.credit(invoice, lines=[line(100_00)])
+
+    assert response.credit_note.gross_total.minor_units == 125_00
+    assert response.invoice.status == pb.INVOICE_STATUS_PART_PAID
+    assert response.invoice.balance.minor_units == 625_00
+    assert response.invoice.credited_total.minor_units == 125_00
+
+
+async def test_credit_beyond_what_is_left_is_refused(tenant: TenantClient) -> None:
+    invoice = await tenant.issue(invoice_request(lines=[line(100_00, quantity="4"), line(200_00)]))
+    await tenant.credit(invoice, lines=[line(100_00)])
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await tenant.credit(invoice, lines=[line(100_00, quantity="6")])  # 750,00 > 625,00 left
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(refused.value)) == {"lines"}
+    after = await tenant.get(invoice.id)
+    assert after.balance.minor_units == 625_00
+    assert len(after.credit_note_ids) == 1
+
+
+async def test_crediting_a_paid_invoice_gives_the_customer_credit_balance(tenant: TenantClient) -> None:
+    invoice = await tenant.issue(invoice_request())
+    await tenant.pay(invoice, invoice.gross_total.minor_units)
+    assert (await tenant.customer("K-1000")).credit_balance.minor_units == 0
+
+    response = await tenant.credit(invoice)
+
+    assert response.invoice.status == pb.INVOICE_STATUS_CREDITED
+    assert response.invoice.balance.minor_units == 0
+    customer = await tenant.customer("K-1000")
+    assert customer.credit_balance.minor_units == 1250_00
+    assert customer.credit_balance.currency == "NOK"
+    statement = await tenant.stub.GetCustomerStatement(
+        pb.GetCustomerStatementRequest(customer_number="K-1000"), metadata=tenant.metadata
+    )
+    assert statement.credit_balance.minor_units == 1250_00
+    assert list(statement.open_items) == []
+
+
+async def test_credit_note_retry_returns_the_original(tenant: TenantClient) -> None:
+    invoice = await tenant.issue(invoice_request(lines=[line(100_00, quantity="4")]))
+    first = await tenant.credit(invoice, key="ERP-CN-1", lines=[line(100_00)])
+
+    again = await tenant.credit(invoice, key="ERP-CN-1", lines=[line(100_00)])
+
+    assert again.created is False
+    assert again.credit_note.id == first.credit_note.id
+    assert again.invoice.credited_total.minor_units == 125_00
+    assert (await tenant.get(invoice.id)).balance.minor_units == 375_00
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await tenant.credit(invoice, key="ERP-CN-1", lines=[line(100_00, quantity="2")])
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert (await tenant.get(invoice.id)).balance.minor_units == 375_00
