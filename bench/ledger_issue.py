@@ -53,7 +53,9 @@ class Run:
         return self.count / self.seconds
 
 
-async def _drive(count: int, concurrency: int, call: Callable[[int], Awaitable[None]]) -> tuple[float, list[float]]:
+async def _drive(
+    count: int, concurrency: int, call: Callable[[int], Awaitable[None]]
+) -> tuple[float, list[float]]:
     latencies: list[float] = []
     queue = iter(range(count))
 
@@ -94,10 +96,14 @@ async def bench_raw(mongo_uri: str, count: int, concurrency: int) -> Run:
     """The baseline: a bare two-write transaction (an invoice-sized document and an outbox record)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, maxPoolSize=concurrency + 10)
     db = client[f"bench_raw_{new_id()[:8]}"]
-    body = {"lines": [{"description": "x" * 40, "quantity": "1", "unit_price_minor": 10000}] * 2, "pad": "x" * 600}
+    body = {
+        "lines": [{"description": "x" * 40, "quantity": "1", "unit_price_minor": 10000}] * 2,
+        "pad": "x" * 600,
+    }
 
     async def txn(i: int) -> None:
         async with client.start_session() as session:
+
             async def work(s: Any) -> None:
                 await db.invoices.insert_one({"_id": new_id(), "n": i, **body}, session=s)
                 await db.outbox.insert_one({"_id": new_id(), "n": i, "sent": False}, session=s)
@@ -126,11 +132,11 @@ def embedded_stack() -> Iterator[dict[str, Any]]:
     base = [sys.executable, "-m", "services.cli", "--home", str(home)]
     console.print(f"starting an embedded stack in {home} …")
     args = [*base, "up", "--detach", *(x for kv in ports.items() for x in kv)]
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     try:
         yield json.loads((home / "stack.json").read_text())
     finally:
-        subprocess.run([*base, "down"], check=False, stdout=subprocess.DEVNULL)  # noqa: S603
+        subprocess.run([*base, "down"], check=False, stdout=subprocess.DEVNULL)
 
 
 def report(ledger: Run, raw: Run, out: Path | None) -> bool:
@@ -138,8 +144,15 @@ def report(ledger: Run, raw: Run, out: Path | None) -> bool:
     for col in ("run", "count", "seconds", "per second", "p50 ms", "p99 ms", "p99/p50"):
         table.add_column(col, justify="right" if col != "run" else "left")
     for r in (ledger, raw):
-        table.add_row(r.name, str(r.count), f"{r.seconds:.2f}", f"{r.rate:.0f}", f"{r.p50_ms:.1f}",
-                      f"{r.p99_ms:.1f}", f"{r.p99_ms / r.p50_ms:.2f}")
+        table.add_row(
+            r.name,
+            str(r.count),
+            f"{r.seconds:.2f}",
+            f"{r.rate:.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            f"{r.p99_ms / r.p50_ms:.2f}",
+        )
     console.print(table)
     ratio = ledger.rate / raw.rate
     tail = ledger.p99_ms / ledger.p50_ms
@@ -149,8 +162,9 @@ def report(ledger: Run, raw: Run, out: Path | None) -> bool:
     console.print("[green]targets met[/]" if ok else "[red]targets missed[/]")
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"ledger": asdict(ledger), "raw": asdict(raw), "ratio": ratio, "tail": tail},
-                                  indent=2))
+        out.write_text(
+            json.dumps({"ledger": asdict(ledger), "raw": asdict(raw), "ratio": ratio, "tail": tail}, indent=2)
+        )
     return ok
 
 
@@ -164,15 +178,18 @@ async def main_async(args: argparse.Namespace) -> bool:
 
 async def _measure(stack: dict[str, Any], args: argparse.Namespace) -> bool:
     console.print(f"{args.invoices} IssueInvoice calls from {args.concurrency} concurrent clients …")
-    ledger = await bench_ledger(stack["grpc"]["ledger"], stack["api_key"], args.invoices, args.concurrency,
-                                args.warmup)
+    ledger = await bench_ledger(
+        stack["grpc"]["ledger"], stack["api_key"], args.invoices, args.concurrency, args.warmup
+    )
     console.print(f"{args.invoices} raw transactions from {args.concurrency} concurrent clients …")
     raw = await bench_raw(stack["mongo"], args.invoices, args.concurrency)
     return report(ledger, raw, Path(args.out) if args.out else None)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--invoices", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=200)

@@ -1,6 +1,6 @@
 """Publish the event contracts as an AsyncAPI document, generated from the models in events.py.
 
-    python -m services.common.asyncapi docs/asyncapi      (make asyncapi)
+python -m services.common.asyncapi docs/asyncapi      (make asyncapi)
 """
 
 from __future__ import annotations
@@ -19,30 +19,49 @@ from services.common import events as ev
 TOPICS: dict[str, tuple[str, tuple[type[Any], ...]]] = {
     ev.INVOICE_TOPIC: (
         "ledger: every change to an invoice, keyed by invoice id",
-        (ev.InvoiceIssued, ev.CreditNoteIssued, ev.PaymentApplied, ev.InvoiceOverdue, ev.ChargeAdded,
-         ev.InvoiceWrittenOff, ev.ProposalRejected),
+        (
+            ev.InvoiceIssued,
+            ev.CreditNoteIssued,
+            ev.PaymentApplied,
+            ev.InvoiceOverdue,
+            ev.ChargeAdded,
+            ev.InvoiceWrittenOff,
+            ev.ProposalRejected,
+        ),
     ),
     ev.CUSTOMER_TOPIC: (
         "ledger: customer master data and credit balances, keyed by customer id",
         (ev.CustomerUpserted, ev.CustomerCreditChanged),
     ),
-    ev.PAYMENT_TOPIC: ("matcher: proposals that a payment pays invoices (the ledger decides)", (ev.PaymentMatched,)),
-    ev.DUNNING_TOPIC: ("dunning: proposed reminders, notices, fees and interest (the ledger decides)",
-                       (ev.DunningActionTaken,)),
+    ev.PAYMENT_TOPIC: (
+        "matcher: proposals that a payment pays invoices (the ledger decides)",
+        (ev.PaymentMatched,),
+    ),
+    ev.DUNNING_TOPIC: (
+        "dunning: proposed reminders, notices, fees and interest (the ledger decides)",
+        (ev.DunningActionTaken,),
+    ),
 }
 
 
 def specification() -> AsyncAPI:
-    broker = KafkaBroker("kafka:9092", description="Fordring's event bus. Value: the JSON envelope "
-                         "{id, type, version, tenant_id, subject, occurred_at, data}; key: subject; "
-                         "header traceparent: W3C trace context.")
+    broker = KafkaBroker(
+        "kafka:9092",
+        description="Fordring's event bus. Value: the JSON envelope "
+        "{id, type, version, tenant_id, subject, occurred_at, data}; key: subject; "
+        "header traceparent: W3C trace context.",
+    )
     for topic, (description, types) in TOPICS.items():
         union: Any = types[0] if len(types) == 1 else Annotated[_union(types), Field(discriminator="type")]
         model: Any = RootModel[union]
         model.__name__ = "".join(part.title() for part in topic.split(".")[1:3]) + "Event"
         broker.publisher(topic, title=topic, description=description, schema=model)
-    return AsyncAPI(broker, title="Fordring events", version="1.0.0",
-                    description="The events Fordring's services exchange over Kafka.")
+    return AsyncAPI(
+        broker,
+        title="Fordring events",
+        version="1.0.0",
+        description="The events Fordring's services exchange over Kafka.",
+    )
 
 
 def _union(types: tuple[type[Any], ...]) -> Any:

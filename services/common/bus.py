@@ -67,12 +67,12 @@ class AlreadyProcessed(Exception):
     """The event id was applied before: the redelivery is acknowledged and changes nothing."""
 
 
-async def record_processed(db: Database, session: Session, consumer: str, event_id: str, at: datetime) -> None:
+async def record_processed(
+    db: Database, session: Session, consumer: str, event_id: str, at: datetime
+) -> None:
     """Record inside the caller's transaction that `consumer` applied `event_id` (unique per pair)."""
     try:
-        await db[PROCESSED].insert_one(
-            {"_id": f"{consumer}:{event_id}", "at": at}, session=session
-        )
+        await db[PROCESSED].insert_one({"_id": f"{consumer}:{event_id}", "at": at}, session=session)
     except DuplicateKeyError as exc:
         raise AlreadyProcessed(event_id) from exc
 
@@ -118,8 +118,11 @@ def subscribe(
             msg.body,
             topic=dlq_topic,
             key=msg.raw_message.key,  # type: ignore[union-attr]
-            headers={**{k: str(v) for k, v in msg.headers.items()}, "x-dlq-reason": reason[:1000],
-                     "x-dlq-consumer": consumer},
+            headers={
+                **{k: str(v) for k, v in msg.headers.items()},
+                "x-dlq-reason": reason[:1000],
+                "x-dlq-consumer": consumer,
+            },
         )
 
     @broker.subscriber(
@@ -150,8 +153,12 @@ def subscribe(
             except AlreadyProcessed:
                 return
             except (PyMongoError, OSError):
-                log.warning("%s: infrastructure error on event %s; it will come again", consumer, event.id,
-                            exc_info=True)
+                log.warning(
+                    "%s: infrastructure error on event %s; it will come again",
+                    consumer,
+                    event.id,
+                    exc_info=True,
+                )
                 await asyncio.sleep(1.0)
                 raise
             except Exception as exc:

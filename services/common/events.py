@@ -253,8 +253,16 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 # Events whose subject is an invoice (the others' subject is a customer or a payment).
 _INVOICE_SUBJECT: Final = frozenset(
-    {"InvoiceIssued", "CreditNoteIssued", "PaymentApplied", "InvoiceOverdue", "ChargeAdded", "InvoiceWrittenOff",
-     "ProposalRejected", "DunningActionTaken"}
+    {
+        "InvoiceIssued",
+        "CreditNoteIssued",
+        "PaymentApplied",
+        "InvoiceOverdue",
+        "ChargeAdded",
+        "InvoiceWrittenOff",
+        "ProposalRejected",
+        "DunningActionTaken",
+    }
 )
 _CUSTOMER_SUBJECT: Final = frozenset({"CustomerUpserted", "CustomerCreditChanged"})
 

@@ -28,7 +28,11 @@ from services.common.tenancy import TenantResolver, bearer_key, set_current_tena
 log = logging.getLogger(__name__)
 
 PUBLIC_SERVICES = frozenset(
-    {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"}
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
 )
 
 _CODES: dict[type[FordringError], tuple[grpc.StatusCode, int]] = {
@@ -153,8 +157,11 @@ class GrpcServer:
 
     async def start(self) -> int:
         reflection.enable_server_reflection(
-            (*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME),
+            (
+                *self._service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             self._server,
         )
         self.port = self._server.add_insecure_port(self._address)
@@ -174,4 +181,3 @@ class GrpcServer:
     async def stop(self, grace: float) -> None:
         await self.set_serving(False)
         await self._server.stop(grace)
-

@@ -25,7 +25,7 @@ class KidScheme(StrEnum):
     MOD11 = "mod11"
 
 
-class InvalidKid(ValueError):  # noqa: N818 - the name other modules import
+class InvalidKid(ValueError):
     """A KID that fails the format or check-digit rules; `reason` says which, for people."""
 
     def __init__(self, reason: str, *, kid: str = "") -> None:

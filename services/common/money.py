@@ -52,7 +52,7 @@ CURRENCY_EXPONENTS: Mapping[str, int] = MappingProxyType(
 )  # fmt: skip
 
 
-class UnknownCurrency(ValueError):  # noqa: N818 - the name other modules import
+class UnknownCurrency(ValueError):
     """A currency code that is not an ISO 4217 code Fordring knows."""
 
 

@@ -9,6 +9,7 @@ One relay per database publishes at a time (a lease), so one invoice's events ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -97,29 +98,28 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 sent = await self.publish_pending() if await self._lease.hold() else 0
-            except (PyMongoError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, PyMongoError, OSError) as exc:
                 log.warning("outbox relay: %s; retrying", exc)
                 sent = 0
                 await asyncio.sleep(1.0)
             if sent < self._batch:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-                except TimeoutError:
-                    pass
 
-    async def flush(self, *, timeout: float) -> None:
-        """Publish everything unsent (at shutdown); gives up quietly after `timeout`: nothing is lost."""
+    async def flush(self) -> None:
+        """Publish everything unsent (at shutdown). On failure nothing is lost: the next start sends it."""
         try:
-            async with asyncio.timeout(timeout):
-                while await self._lease.hold() and await self.publish_pending() == self._batch:
-                    pass
-        except (PyMongoError, OSError, TimeoutError) as exc:
+            while await self._lease.hold() and await self.publish_pending() == self._batch:
+                pass
+        except (PyMongoError, OSError) as exc:
             log.warning("outbox relay: left unsent events for the next start (%r)", exc)
 
     async def publish_pending(self) -> int:
         """Publish one batch of unsent events in order; returns how many."""
-        docs = await self._db[OUTBOX].find({"sent": False}).sort("_id", ASCENDING).limit(self._batch).to_list()
+        docs = (
+            await self._db[OUTBOX].find({"sent": False}).sort("_id", ASCENDING).limit(self._batch).to_list()
+        )
         if not docs:
             return 0
         spans = []

@@ -76,10 +76,14 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
 
     # --- customers -------------------------------------------------------------------------------
 
-    async def UpsertCustomer(self, request: pb.UpsertCustomerRequest, context: Context) -> pb.UpsertCustomerResponse:
+    async def UpsertCustomer(
+        self, request: pb.UpsertCustomerRequest, context: Context
+    ) -> pb.UpsertCustomerResponse:
         ctx = self._ctx()
         doc, created = await self._ledger.upsert_customer(ctx, customer_from_pb(request.customer))
-        return pb.UpsertCustomerResponse(customer=customer_to_pb(doc, ctx.tenant.default_currency), created=created)
+        return pb.UpsertCustomerResponse(
+            customer=customer_to_pb(doc, ctx.tenant.default_currency), created=created
+        )
 
     async def _customer(self, tenant_id: str, customer_id: str, number: str) -> Doc:
         if not (customer_id or number):
@@ -96,7 +100,9 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
 
     # --- invoices --------------------------------------------------------------------------------
 
-    async def IssueInvoice(self, request: pb.IssueInvoiceRequest, context: Context) -> pb.IssueInvoiceResponse:
+    async def IssueInvoice(
+        self, request: pb.IssueInvoiceRequest, context: Context
+    ) -> pb.IssueInvoiceResponse:
         doc, created = await self._issuer.issue(self._ctx(), issue_invoice_from_pb(request))
         self._tag(doc)
         trace.get_current_span().set_attribute(attr.IDEMPOTENCY_REPLAY, not created)
@@ -125,7 +131,9 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
 
     async def _invoice(self, tenant_id: str, ref: str, value: str) -> Doc:
         if not ref:
-            raise InvalidArgument([FieldViolation("ref", "give invoice_id, invoice_number, external_id or kid")])
+            raise InvalidArgument(
+                [FieldViolation("ref", "give invoice_id, invoice_number, external_id or kid")]
+            )
         query = {ref: value, **({"kind": "invoice"} if ref == "external_id" else {})}
         doc = await self._store.invoice(tenant_id, **query)
         if doc is None:
@@ -138,7 +146,9 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         doc = await self._invoice(current_tenant().id, ref, getattr(request, ref) if ref else "")
         return pb.GetInvoiceResponse(invoice=invoice_to_pb(doc))
 
-    async def ListInvoices(self, request: pb.ListInvoicesRequest, context: Context) -> pb.ListInvoicesResponse:
+    async def ListInvoices(
+        self, request: pb.ListInvoicesRequest, context: Context
+    ) -> pb.ListInvoicesResponse:
         tenant = current_tenant()
         size = request.page.page_size or DEFAULT_PAGE
         if not 0 < size <= MAX_PAGE:
@@ -154,11 +164,15 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
                     date.fromisoformat(value)
                 except ValueError:
                     raise InvalidArgument([FieldViolation(name, f"{value!r} is not an ISO date")]) from None
-        kind = {pb.INVOICE_KIND_INVOICE: "invoice", pb.INVOICE_KIND_CREDIT_NOTE: "credit_note"}.get(request.kind, "")
+        kind = {pb.INVOICE_KIND_INVOICE: "invoice", pb.INVOICE_KIND_CREDIT_NOTE: "credit_note"}.get(
+            request.kind, ""
+        )
         docs = await self._store.list_invoices(
             tenant.id,
             statuses=[status_from_pb(s) for s in request.statuses],
-            customer_id=customer_id_for(tenant.id, request.customer_number) if request.customer_number else "",
+            customer_id=customer_id_for(tenant.id, request.customer_number)
+            if request.customer_number
+            else "",
             due_after=request.due_after,
             due_before=request.due_before,
             kind=kind,
@@ -179,7 +193,9 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         doc = await self._invoice(current_tenant().id, ref, getattr(request, ref) if ref else "")
         return pb.GetInvoiceHistoryResponse(entries=[history_to_pb(e) for e in doc.get("history", [])])
 
-    async def RecordPayment(self, request: pb.RecordPaymentRequest, context: Context) -> pb.RecordPaymentResponse:
+    async def RecordPayment(
+        self, request: pb.RecordPaymentRequest, context: Context
+    ) -> pb.RecordPaymentResponse:
         cmd = RecordPayment(
             idempotency_key=request.idempotency_key,
             amount_minor=request.amount.minor_units,
@@ -207,8 +223,11 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.WriteOffInvoiceRequest, context: Context
     ) -> pb.WriteOffInvoiceResponse:
         doc, created = await self._ledger.write_off(
-            self._ctx(), invoice_id=request.invoice_id, invoice_number=request.invoice_number,
-            key=request.idempotency_key, reason=request.reason,
+            self._ctx(),
+            invoice_id=request.invoice_id,
+            invoice_number=request.invoice_number,
+            key=request.idempotency_key,
+            reason=request.reason,
         )
         self._tag(doc)
         return pb.WriteOffInvoiceResponse(invoice=invoice_to_pb(doc), created=created)
@@ -248,7 +267,9 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
             try:
                 as_of = date.fromisoformat(request.as_of)
             except ValueError:
-                raise InvalidArgument([FieldViolation("as_of", f"{request.as_of!r} is not an ISO date")]) from None
+                raise InvalidArgument(
+                    [FieldViolation("as_of", f"{request.as_of!r} is not an ISO date")]
+                ) from None
         items = await self._store.open_invoices_of(ctx.tenant.id, customer["_id"])
         currency = items[0]["currency"] if items else ctx.tenant.default_currency
         same = [d for d in items if d["currency"] == currency]
@@ -259,8 +280,10 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
             open_items=[invoice_to_pb(d) for d in items],
             total_open=money(sum(d["balance_minor"] for d in same), currency),
             credit_balance=money(balances.get(currency, 0), currency),
-            aging=[pb.AgingBucket(label=b.label, amount=money(b.amount_minor, currency), count=b.count)
-                   for b in buckets],
+            aging=[
+                pb.AgingBucket(label=b.label, amount=money(b.amount_minor, currency), count=b.count)
+                for b in buckets
+            ],
             as_of=as_of.isoformat(),
         )
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from zoneinfo import ZoneInfo
 
-from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from aiokafka.errors import KafkaError
+from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 from opentelemetry import trace
 from pymongo.errors import PyMongoError
 
@@ -49,19 +50,33 @@ class LedgerApp:
         self.mongo = create_mongo_client(settings.mongo_uri, app_name=f"fordring-{settings.service_name}")
         self.store = LedgerStore(self.mongo, settings.mongo_database)
         self.broker = create_broker(settings)
-        self.relay = OutboxRelay(self.store.db, self.broker, self.clock, poll_seconds=settings.outbox_poll_seconds,
-                                 batch_size=settings.outbox_batch_size, topic_prefix=settings.topic_prefix)
+        self.relay = OutboxRelay(
+            self.store.db,
+            self.broker,
+            self.clock,
+            poll_seconds=settings.outbox_poll_seconds,
+            batch_size=settings.outbox_batch_size,
+            topic_prefix=settings.topic_prefix,
+        )
         self.tenants = TenantDirectory(self.store)
         self.ledger = Ledger(self.store, on_commit=self.relay.wake)
         self.issuer = Issuer(self.store, on_commit=self.relay.wake)
-        register(self.broker, settings, ProposalHandlers(self.ledger, self.tenants, self.clock),
-                 settings.consumer_group)
+        register(
+            self.broker,
+            settings,
+            ProposalHandlers(self.ledger, self.tenants, self.clock),
+            settings.consumer_group,
+        )
         self.grpc = GrpcServer(settings.grpc_host, settings.grpc_port, self.tenants)
         api = LedgerApi(self.ledger, self.issuer, self.clock)
-        self.grpc.add(lambda server: ledger_pb2_grpc.add_LedgerServiceServicer_to_server(api, server),
-                      LEDGER_SERVICE)
-        self.http = HttpPort(settings.http_host, settings.http_port,
-                             {"mongodb": lambda: ping(self.mongo), "kafka": self._kafka_ready})
+        self.grpc.add(
+            lambda server: ledger_pb2_grpc.add_LedgerServiceServicer_to_server(api, server), LEDGER_SERVICE
+        )
+        self.http = HttpPort(
+            settings.http_host,
+            settings.http_port,
+            {"mongodb": lambda: ping(self.mongo), "kafka": self._kafka_ready},
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._sweep_lease = Lease(self.store.db, "overdue-sweep", self.clock, seconds=60)
         self._stopping = asyncio.Event()
@@ -76,8 +91,10 @@ class LedgerApp:
         await self.store.ensure_indexes()
         if self.settings.sandbox_api_key:
             await self.store.ensure_tenant(
-                Tenant(id=SANDBOX_TENANT_ID, name=self.settings.sandbox_tenant_name), self.settings.sandbox_api_key,
-                key_name="sandbox", now=self.clock.now(),
+                Tenant(id=SANDBOX_TENANT_ID, name=self.settings.sandbox_tenant_name),
+                self.settings.sandbox_api_key,
+                key_name="sandbox",
+                now=self.clock.now(),
             )
         # The API does not wait for Kafka: invoices go to the outbox and are published once the
         # broker is there. Consumer groups take seconds to join, so they start in the background.
@@ -112,7 +129,10 @@ class LedgerApp:
         await asyncio.wait(self._tasks, timeout=grace)
         for task in self._tasks:
             task.cancel()
-        await self.relay.flush(timeout=grace)  # what was committed goes out now, not at the next start
+        # What was committed goes out now rather than at the next start (within the grace period).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self.relay.flush()
         await self.broker.stop()
         await self.http.stop()
         await self.mongo.close()
@@ -120,20 +140,30 @@ class LedgerApp:
     async def sweep_overdue(self) -> int:
         """Mark every invoice past its due date overdue; returns how many moved."""
         moved = 0
-        today = local_today(self.clock, ZoneInfo("Pacific/Kiritimati")).isoformat()  # earliest "today" on Earth
-        candidates = await self.store.due_before(today, [InvoiceStatus.OPEN, InvoiceStatus.PART_PAID], limit=1000)
+        today = local_today(
+            self.clock, ZoneInfo("Pacific/Kiritimati")
+        ).isoformat()  # earliest "today" on Earth
+        candidates = await self.store.due_before(
+            today, [InvoiceStatus.OPEN, InvoiceStatus.PART_PAID], limit=1000
+        )
         for doc in candidates:
             tenant = await self.tenants.by_id(doc["tenant_id"])
             if tenant is None:
                 continue
             # A step of its own (no caller's trace to join), linked to the invoice's origin (ARCHITECTURE §6).
             with tracer.start_as_current_span(
-                "ledger.mark_overdue", links=link_to(doc.get("origin_traceparent", "")),
+                "ledger.mark_overdue",
+                links=link_to(doc.get("origin_traceparent", "")),
                 attributes={attr.INVOICE_ID: doc["_id"], attr.TENANT_ID: tenant.id},
             ):
-                ctx = Ctx(tenant=tenant, actor="ledger", now=self.clock.now(),
-                          today=local_today(self.clock, ZoneInfo(tenant.timezone)),
-                          trace_id=current_trace_id(), traceparent=current_traceparent())
+                ctx = Ctx(
+                    tenant=tenant,
+                    actor="ledger",
+                    now=self.clock.now(),
+                    today=local_today(self.clock, ZoneInfo(tenant.timezone)),
+                    trace_id=current_trace_id(),
+                    traceparent=current_traceparent(),
+                )
                 moved += await self.ledger.mark_overdue(ctx, doc["_id"])
         return moved
 
@@ -144,10 +174,8 @@ class LedgerApp:
                     await self.sweep_overdue()
             except PyMongoError as exc:
                 log.warning("overdue sweep: %s", exc)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.overdue_sweep_seconds)
-            except TimeoutError:
-                pass
 
 
 async def serve(settings: LedgerSettings) -> None:

@@ -16,7 +16,11 @@ _KINDS = {pb.CUSTOMER_KIND_CONSUMER: "consumer", pb.CUSTOMER_KIND_BUSINESS: "bus
 
 
 def status_to_pb(status: str) -> pb.InvoiceStatus.ValueType:
-    return pb.InvoiceStatus.Value(f"INVOICE_STATUS_{status.upper()}") if status else pb.INVOICE_STATUS_UNSPECIFIED
+    return (
+        pb.InvoiceStatus.Value(f"INVOICE_STATUS_{status.upper()}")
+        if status
+        else pb.INVOICE_STATUS_UNSPECIFIED
+    )
 
 
 def status_from_pb(value: int) -> str:
@@ -154,8 +158,13 @@ def invoice_to_pb(doc: Doc) -> pb.Invoice:
         vat_total=money(doc["vat_minor"], cur),
         gross_total=money(doc["gross_minor"], cur),
         charges=[
-            pb.Charge(id=c["id"], kind=c["kind"], description=c["description"], amount_minor=c["amount_minor"],
-                      added_at=iso(c["added_at"]))
+            pb.Charge(
+                id=c["id"],
+                kind=c["kind"],
+                description=c["description"],
+                amount_minor=c["amount_minor"],
+                added_at=iso(c["added_at"]),
+            )
             for c in doc.get("charges", [])
         ],
         allocations=[pb.Allocation(**a) for a in doc.get("allocations", [])],

@@ -101,8 +101,9 @@ def changed_invoice(doc: Doc, ctx: Ctx, *, event_id: str, type_: str, text: str,
     new["updated_at"] = ctx.now
     new["history"] = [
         *doc.get("history", []),
-        history_entry(ctx, event_id=event_id, type_=type_, before=before, after=after, version=new["version"],
-                      text=text),
+        history_entry(
+            ctx, event_id=event_id, type_=type_, before=before, after=after, version=new["version"], text=text
+        ),
     ]
     return new
 
@@ -145,8 +146,15 @@ def customer_fields(data: CustomerData) -> Doc:
     }
 
 
-def journal_entry(ctx: Ctx, *, invoice_id: str, kind: str, currency: str,
-                  postings: tuple[journal.Posting, ...], ref: str = "") -> Doc:
+def journal_entry(
+    ctx: Ctx,
+    *,
+    invoice_id: str,
+    kind: str,
+    currency: str,
+    postings: tuple[journal.Posting, ...],
+    ref: str = "",
+) -> Doc:
     return {
         "_id": new_id(),
         "tenant_id": ctx.tenant.id,

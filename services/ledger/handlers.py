@@ -52,8 +52,22 @@ class ProposalHandlers:
             log.debug("ledger ignores %s on the dunning topic", event.type)
 
 
-def register(broker: KafkaBroker, settings: CommonSettings, handlers: ProposalHandlers, group_id: str) -> None:
-    subscribe(broker, settings, PAYMENT_TOPIC, group_id=group_id, consumer=PROPOSALS_CONSUMER,
-              handler=handlers.on_payment_event)
-    subscribe(broker, settings, DUNNING_TOPIC, group_id=group_id, consumer=PROPOSALS_CONSUMER,
-              handler=handlers.on_dunning_event)
+def register(
+    broker: KafkaBroker, settings: CommonSettings, handlers: ProposalHandlers, group_id: str
+) -> None:
+    subscribe(
+        broker,
+        settings,
+        PAYMENT_TOPIC,
+        group_id=group_id,
+        consumer=PROPOSALS_CONSUMER,
+        handler=handlers.on_payment_event,
+    )
+    subscribe(
+        broker,
+        settings,
+        DUNNING_TOPIC,
+        group_id=group_id,
+        consumer=PROPOSALS_CONSUMER,
+        handler=handlers.on_dunning_event,
+    )

@@ -21,6 +21,7 @@ from typing import Final
 from opentelemetry import trace
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.common import attributes as attr
 from services.common.errors import AlreadyExists, FieldViolation, InvalidArgument
 from services.common.events import (
     CUSTOMER_TOPIC,
@@ -63,11 +64,15 @@ class _Pending:
     customer: Doc = field(default_factory=dict)
     # How the customer is written with the invoice: "insert", "replace" or "" (unchanged).
     customer_write: str = ""
-    future: asyncio.Future[tuple[Doc, bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[tuple[Doc, bool]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class Issuer:
-    def __init__(self, store: LedgerStore, on_commit: Callable[[], None], *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, store: LedgerStore, on_commit: Callable[[], None], *, max_batch: int = MAX_BATCH
+    ) -> None:
         self._store = store
         self._on_commit = on_commit
         self._max_batch = max_batch
@@ -84,7 +89,9 @@ class Issuer:
         worker = self._workers.get(tenant.id)
         if worker is None or worker.done():
             # A fresh context: the worker serves many calls and must not run inside the first one's trace.
-            self._workers[tenant.id] = asyncio.create_task(self._drain(tenant.id), context=contextvars.Context())
+            self._workers[tenant.id] = asyncio.create_task(
+                self._drain(tenant.id), context=contextvars.Context()
+            )
         return await pending.future
 
     async def stop(self) -> None:
@@ -124,9 +131,18 @@ class Issuer:
             if p.draft.customer is None:
                 stored = by_number.get(p.cmd.customer_number)
                 if stored is None:
-                    _fail(p, InvalidArgument([FieldViolation(
-                        "customer_number",
-                        f"no customer {p.cmd.customer_number!r}; upsert it first or embed it in the request")]))
+                    _fail(
+                        p,
+                        InvalidArgument(
+                            [
+                                FieldViolation(
+                                    "customer_number",
+                                    f"no customer {p.cmd.customer_number!r}; "
+                                    "upsert it first or embed it in the request",
+                                )
+                            ]
+                        ),
+                    )
                     continue
                 p.customer = stored
                 ready.append(p)
@@ -138,7 +154,12 @@ class Issuer:
                 p.customer = current
             else:
                 now = p.ctx.now
-                base = current or {"_id": cid, "tenant_id": tenant_id, "created_at": now, "credit_balances": {}}
+                base = current or {
+                    "_id": cid,
+                    "tenant_id": tenant_id,
+                    "created_at": now,
+                    "credit_balances": {},
+                }
                 p.customer = {**base, **fields, "version": base.get("version", 0) + 1, "updated_at": now}
                 p.customer_write = "replace" if cid in by_id else "insert"
                 written[cid] = p.customer
@@ -162,7 +183,7 @@ class Issuer:
         tenant_id = batch[0].ctx.tenant.id
         try:
             firsts = await self._resolve_customers(tenant_id, await self._replays(tenant_id, leaders))
-        except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+        except Exception as exc:
             firsts = []
             for p in leaders.values():
                 _fail(p, exc)
@@ -178,9 +199,9 @@ class Issuer:
                         await self._write_batch([p])
                     except (DuplicateKeyError, BulkWriteError, ConcurrentChange):
                         await self._resolve_duplicate(p)
-                    except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+                    except Exception as exc:
                         _fail(p, exc)
-        except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+        except Exception as exc:
             log.exception("issuing a batch of %d invoices failed", len(firsts))
             for p in firsts:
                 _fail(p, exc)
@@ -189,7 +210,7 @@ class Issuer:
             try:
                 doc, _ = await asyncio.shield(leader.future)
                 _succeed(p, replay(doc, p.fingerprint), False)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 _fail(p, exc)
 
     async def _resolve_duplicate(self, p: _Pending) -> None:
@@ -200,25 +221,37 @@ class Issuer:
             if existing is not None:
                 _succeed(p, replay(existing, p.fingerprint), False)
                 return
-            if p.cmd.invoice_number and await self._store.invoice(tenant_id, invoice_number=p.cmd.invoice_number):
-                raise AlreadyExists(f"invoice number {p.cmd.invoice_number} is already used")
-            if p.cmd.kid and await self._store.invoice(tenant_id, kid=p.cmd.kid):
-                raise InvalidArgument([FieldViolation("kid", f"KID {p.cmd.kid} is already used by another invoice")])
+            taken = await self._taken_by_another(p)
+            if taken is not None:
+                _fail(p, taken)
+                return
             # Another replica wrote the same customer, or a generated KID met an ERP-supplied one:
             # read the customer again and write with the next numbers.
             p.customer_write = ""
             ready = await self._resolve_customers(tenant_id, [p])
             if ready:
                 await self._write_batch(ready)
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+        except Exception as exc:
             _fail(p, exc)
 
+    async def _taken_by_another(self, p: _Pending) -> Exception | None:
+        """The ERP's own invoice number or KID, if another invoice has it already."""
+        tenant_id = p.ctx.tenant.id
+        if p.cmd.invoice_number and await self._store.invoice(tenant_id, invoice_number=p.cmd.invoice_number):
+            return AlreadyExists(f"invoice number {p.cmd.invoice_number} is already used")
+        if p.cmd.kid and await self._store.invoice(tenant_id, kid=p.cmd.kid):
+            return InvalidArgument(
+                [FieldViolation("kid", f"KID {p.cmd.kid} is already used by another invoice")]
+            )
+        return None
+
     async def _write_batch(self, items: list[_Pending]) -> None:
-        # One invoice: the batch runs inside its call's trace. Several: a span of its own, linked to each call.
+        # One invoice: the batch runs inside its call's trace. Several: a span of its own, linked to
+        # each call.
         parent = context_from_traceparent(items[0].ctx.traceparent) if len(items) == 1 else None
         links = [] if len(items) == 1 else [link for p in items for link in link_to(p.ctx.traceparent)]
         with tracer.start_as_current_span("ledger.issue_batch", context=parent, links=links) as span:
-            span.set_attribute("fordring.batch_size", len(items))
+            span.set_attribute(attr.BATCH_SIZE, len(items))
             docs = await in_transaction(self._store.client, lambda s: self._write(s, items))
         self.batches += 1
         self._on_commit()
@@ -230,9 +263,13 @@ class Issuer:
         tenant = items[0].ctx.tenant
         numbered = [p for p in items if not p.cmd.invoice_number]
         needs_kid = [p for p in items if not p.cmd.kid]
-        first_number = await store.take_numbers(session, tenant.id, "invoice", len(numbered)) if numbered else 0
+        first_number = (
+            await store.take_numbers(session, tenant.id, "invoice", len(numbered)) if numbered else 0
+        )
         first_kid = await store.take_numbers(session, tenant.id, "kid", len(needs_kid)) if needs_kid else 0
-        numbers = {id(p): str(tenant.invoice_number_start - 1 + first_number + i) for i, p in enumerate(numbered)}
+        numbers = {
+            id(p): str(tenant.invoice_number_start - 1 + first_number + i) for i, p in enumerate(numbered)
+        }
         kids = {
             id(p): generate_kid(first_kid + i, length=tenant.kid_length, scheme=KidScheme(tenant.kid_scheme))
             for i, p in enumerate(needs_kid)
@@ -252,25 +289,42 @@ class Issuer:
         entries: list[Doc] = []
         outbox: list[Doc] = []
         for p in items:
-            doc = self._invoice_doc(p, numbers.get(id(p)) or p.cmd.invoice_number, kids.get(id(p)) or p.cmd.kid)
+            doc = self._invoice_doc(
+                p, numbers.get(id(p)) or p.cmd.invoice_number, kids.get(id(p)) or p.cmd.kid
+            )
             invoices.append(doc)
             entries.append(
-                journal_entry(p.ctx, invoice_id=doc["_id"], kind="invoice_issued", currency=doc["currency"],
-                              postings=journal.invoice_issued(doc["net_minor"], doc["vat_minor"]))
+                journal_entry(
+                    p.ctx,
+                    invoice_id=doc["_id"],
+                    kind="invoice_issued",
+                    currency=doc["currency"],
+                    postings=journal.invoice_issued(doc["net_minor"], doc["vat_minor"]),
+                )
             )
             issued: Event = InvoiceIssued(
-                id=doc["history"][0]["event_id"], tenant_id=tenant.id, subject=doc["_id"], occurred_at=p.ctx.now,
+                id=doc["history"][0]["event_id"],
+                tenant_id=tenant.id,
+                subject=doc["_id"],
+                occurred_at=p.ctx.now,
                 data=InvoiceIssuedData(invoice=summary(doc)),
             )
             outbox.append(outbox_doc(issued, INVOICE_TOPIC, p.ctx.traceparent))
         for cid, p in customer_writes.items():
             c = p.customer
             upserted: Event = CustomerUpserted(
-                tenant_id=tenant.id, subject=cid, occurred_at=p.ctx.now,
+                tenant_id=tenant.id,
+                subject=cid,
+                occurred_at=p.ctx.now,
                 data=CustomerUpsertedData(
-                    customer_id=cid, customer_number=c["number"], kind=c["kind"], language=c["language"],
-                    channel_preferences=c["channel_preferences"], email_consent=c["consents"]["email"],
-                    sms_consent=c["consents"]["sms"], version=c["version"],
+                    customer_id=cid,
+                    customer_number=c["number"],
+                    kind=c["kind"],
+                    language=c["language"],
+                    channel_preferences=c["channel_preferences"],
+                    email_consent=c["consents"]["email"],
+                    sms_consent=c["consents"]["sms"],
+                    version=c["version"],
                 ),
             )
             outbox.append(outbox_doc(upserted, CUSTOMER_TOPIC, p.ctx.traceparent))
@@ -301,7 +355,11 @@ class Issuer:
             "currency": draft.currency,
             "lines": [line_doc(line) for line in draft.lines],
             "vat_breakdown": [
-                {"vat_rate": str(v.rate), "taxable_amount_minor": v.taxable_minor, "vat_amount_minor": v.vat_minor}
+                {
+                    "vat_rate": str(v.rate),
+                    "taxable_amount_minor": v.taxable_minor,
+                    "vat_amount_minor": v.vat_minor,
+                }
                 for v in totals.vat_breakdown
             ],
             "net_minor": totals.net_minor,
@@ -330,8 +388,15 @@ class Issuer:
         }
         doc["status"] = initial_status(doc, ctx.today)
         doc["history"] = [
-            history_entry(ctx, event_id=new_id(), type_="issued", before="", after=doc["status"], version=1,
-                          text=f"invoice {number} issued, {totals.gross_minor} {draft.currency} due {draft.due_date}")
+            history_entry(
+                ctx,
+                event_id=new_id(),
+                type_="issued",
+                before="",
+                after=doc["status"],
+                version=1,
+                text=f"invoice {number} issued, {totals.gross_minor} {draft.currency} due {draft.due_date}",
+            )
         ]
         return doc
 
@@ -354,4 +419,3 @@ def _succeed(p: _Pending, doc: Doc, created: bool) -> None:
 def _fail(p: _Pending, exc: BaseException) -> None:
     if not p.future.done():
         p.future.set_exception(exc)
-

@@ -69,7 +69,9 @@ class LedgerStore:
         )
         await inv.create_index([("tenant_id", ASCENDING), ("customer_id", ASCENDING), ("_id", ASCENDING)])
         await inv.create_index([("tenant_id", ASCENDING), ("status", ASCENDING), ("due_date", ASCENDING)])
-        await self.payments.create_index([("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True)
+        await self.payments.create_index(
+            [("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True
+        )
         await self.journal.create_index([("tenant_id", ASCENDING), ("invoice_id", ASCENDING)])
         await ensure_outbox_indexes(self.db)
 
@@ -98,8 +100,9 @@ class LedgerStore:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    async def customer(self, tenant_id: str, *, customer_id: str = "", number: str = "",
-                       session: Session | None = None) -> Doc | None:
+    async def customer(
+        self, tenant_id: str, *, customer_id: str = "", number: str = "", session: Session | None = None
+    ) -> Doc | None:
         query: Doc = {"tenant_id": tenant_id}
         query.update({"_id": customer_id} if customer_id else {"number": number})
         return await self.customers.find_one(query, session=session)
@@ -111,9 +114,18 @@ class LedgerStore:
             query["_id" if key == "invoice_id" else key] = value
         return await self.invoices.find_one(query)
 
-    async def list_invoices(self, tenant_id: str, *, statuses: Sequence[str] = (), customer_id: str = "",
-                            due_after: str = "", due_before: str = "", kind: str = "", after_id: str = "",
-                            limit: int = 50) -> list[Doc]:
+    async def list_invoices(
+        self,
+        tenant_id: str,
+        *,
+        statuses: Sequence[str] = (),
+        customer_id: str = "",
+        due_after: str = "",
+        due_before: str = "",
+        kind: str = "",
+        after_id: str = "",
+        limit: int = 50,
+    ) -> list[Doc]:
         query: Doc = {"tenant_id": tenant_id}
         if statuses:
             query["status"] = {"$in": list(statuses)}
@@ -135,16 +147,25 @@ class LedgerStore:
 
     async def open_invoices_of(self, tenant_id: str, customer_id: str) -> list[Doc]:
         cursor = self.invoices.find(
-            {"tenant_id": tenant_id, "customer_id": customer_id, "kind": "invoice", "balance_minor": {"$gt": 0}},
+            {
+                "tenant_id": tenant_id,
+                "customer_id": customer_id,
+                "kind": "invoice",
+                "balance_minor": {"$gt": 0},
+            },
             projection={"history": 0},
         ).sort("due_date", ASCENDING)
         return await cursor.to_list()
 
     async def due_before(self, today: str, statuses: Sequence[str], limit: int) -> list[Doc]:
-        cursor = self.invoices.find(
-            {"status": {"$in": list(statuses)}, "kind": "invoice", "due_date": {"$lt": today}},
-            projection={"_id": 1, "tenant_id": 1, "origin_traceparent": 1},
-        ).sort("due_date", DESCENDING).limit(limit)
+        cursor = (
+            self.invoices.find(
+                {"status": {"$in": list(statuses)}, "kind": "invoice", "due_date": {"$lt": today}},
+                projection={"_id": 1, "tenant_id": 1, "origin_traceparent": 1},
+            )
+            .sort("due_date", DESCENDING)
+            .limit(limit)
+        )
         return await cursor.to_list()
 
     # --- writes (inside the caller's transaction) ------------------------------------------------
@@ -161,7 +182,7 @@ class LedgerStore:
             return_document=ReturnDocument.AFTER,
             session=session,
         )
-        assert doc is not None  # noqa: S101 - upsert always returns the document
+        assert doc is not None
         return int(doc["value"]) - count + 1
 
     async def replace_invoice(self, session: Session, doc: Doc, expected_version: int) -> None:
@@ -175,8 +196,9 @@ class LedgerStore:
         if entries:
             await self.journal.insert_many(list(entries), session=session)
 
-    async def change_credit_balance(self, session: Session, customer_id: str, currency: str, delta: int,
-                                    now: datetime) -> int:
+    async def change_credit_balance(
+        self, session: Session, customer_id: str, currency: str, delta: int, now: datetime
+    ) -> int:
         doc = await self.customers.find_one_and_update(
             {"_id": customer_id},
             {"$inc": {f"credit_balances.{currency}": delta, "version": 1}, "$set": {"updated_at": now}},
@@ -188,7 +210,7 @@ class LedgerStore:
         return int(doc["credit_balances"][currency])
 
 
-class ConcurrentChange(Exception):  # noqa: N818 - reads as what happened
+class ConcurrentChange(Exception):
     """Someone changed the invoice between our read and our write (optimistic concurrency)."""
 
     def __init__(self, invoice_id: str) -> None:

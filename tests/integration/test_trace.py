@@ -43,38 +43,55 @@ EDGES: list[tuple[tuple[str, SpanKind], tuple[str, SpanKind]]] = [
 ]
 # Spans that must say which invoice they are about. (The gRPC client span cannot: the id is the
 # server's answer. The ERP's own span around the call carries it.)
-TAGGED = [("erp.issue_invoice", SpanKind.INTERNAL), (ISSUE, SpanKind.SERVER), ("outbox", SpanKind.INTERNAL),
-          ("create", SpanKind.PRODUCER), ("publish", SpanKind.PRODUCER), ("process", SpanKind.CONSUMER)]
+TAGGED = [
+    ("erp.issue_invoice", SpanKind.INTERNAL),
+    (ISSUE, SpanKind.SERVER),
+    ("outbox", SpanKind.INTERNAL),
+    ("create", SpanKind.PRODUCER),
+    ("publish", SpanKind.PRODUCER),
+    ("process", SpanKind.CONSUMER),
+]
 
 
 def _matches(span: ReadableSpan, matcher: tuple[str, SpanKind]) -> bool:
     name, kind = matcher
     if span.kind != kind:
         return False
-    return span.name == name or (name.startswith(".") and span.name.endswith(name)) or name in span.name.split()
+    return (
+        span.name == name or (name.startswith(".") and span.name.endswith(name)) or name in span.name.split()
+    )
 
 
 async def test_issue_invoice_is_one_trace_to_a_kafka_consumer(
-    ledger_app: LedgerApp, backend: Backend, topics: dict[str, str], tenant: TenantClient,
+    ledger_app: LedgerApp,
+    backend: Backend,
+    topics: dict[str, str],
+    tenant: TenantClient,
     span_exporter: InMemorySpanExporter,
 ) -> None:
     received: asyncio.Queue[str] = asyncio.Queue()
-    downstream = create_broker(CommonSettings(service_name="downstream", kafka_bootstrap=backend.kafka_bootstrap))
+    downstream = create_broker(
+        CommonSettings(service_name="downstream", kafka_bootstrap=backend.kafka_bootstrap)
+    )
     topic = topics[INVOICE_TOPIC]
 
-    @downstream.subscriber(partitions=[TopicPartition(topic, p) for p in range(4)], auto_offset_reset="earliest")
+    @downstream.subscriber(
+        partitions=[TopicPartition(topic, p) for p in range(4)], auto_offset_reset="earliest"
+    )
     async def on_invoice_event(body: dict[str, Any]) -> None:
         await received.put(body["subject"])
 
     await downstream.start()
     interceptors = aio_client_interceptors()  # type: ignore[no-untyped-call]
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{ledger_app.grpc.port}",
-                                             interceptors=interceptors) as channel:
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{ledger_app.grpc.port}", interceptors=interceptors
+        ) as channel:
             # What an instrumented ERP does: a span of its own around the call, naming the invoice.
             with trace.get_tracer("erp").start_as_current_span("erp.issue_invoice") as erp_span:
-                response = await LedgerServiceStub(channel).IssueInvoice(invoice_request(),
-                                                                         metadata=tenant.metadata)
+                response = await LedgerServiceStub(channel).IssueInvoice(
+                    invoice_request(), metadata=tenant.metadata
+                )
                 erp_span.set_attribute(attr.INVOICE_ID, response.invoice.id)
         invoice_id = response.invoice.id
         while (subject := await asyncio.wait_for(received.get(), timeout=20)) != invoice_id:
@@ -89,7 +106,9 @@ async def test_issue_invoice_is_one_trace_to_a_kafka_consumer(
 
     for parent, child in EDGES:
         assert any(
-            _matches(s, child) and s.parent is not None and s.parent.span_id in by_id
+            _matches(s, child)
+            and s.parent is not None
+            and s.parent.span_id in by_id
             and _matches(by_id[s.parent.span_id], parent)
             for s in spans
         ), f"no {child} under {parent} in the trace: {sorted((s.name, s.kind.name) for s in spans)}"

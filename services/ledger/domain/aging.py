@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-BUCKETS: Final = (("not_due", None, 0), ("1-30", 1, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
+BUCKETS: Final = (
+    ("not_due", None, 0),
+    ("1-30", 1, 30),
+    ("31-60", 31, 60),
+    ("61-90", 61, 90),
+    ("90+", 91, None),
+)
 
 
 @dataclass(frozen=True)

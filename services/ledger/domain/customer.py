@@ -19,7 +19,11 @@ CustomerKind = Literal["consumer", "business"]
 LANGUAGES: Final = frozenset({"nb", "nn", "sv", "en", "da"})
 CHANNELS: Final = frozenset({"email", "sms", "ehf", "efaktura", "vipps", "print", "avtalegiro"})
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-_POSTAL: Final = {"NO": re.compile(r"^\d{4}$"), "SE": re.compile(r"^\d{3} ?\d{2}$"), "DK": re.compile(r"^\d{4}$")}
+_POSTAL: Final = {
+    "NO": re.compile(r"^\d{4}$"),
+    "SE": re.compile(r"^\d{3} ?\d{2}$"),
+    "DK": re.compile(r"^\d{4}$"),
+}
 _DEFAULT_LANGUAGE: Final = {"NO": "nb", "SE": "sv", "DK": "da"}
 
 
@@ -81,7 +85,9 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
         elif iban.is_valid(compact):
             accounts.append(str(iban.compact(compact)))  # upper case, as banks report payer accounts
         else:
-            violations.add(f"{p}bank_accounts[{i}]", f"{account!r} is neither a Norwegian account number nor an IBAN")
+            violations.add(
+                f"{p}bank_accounts[{i}]", f"{account!r} is neither a Norwegian account number nor an IBAN"
+            )
     for i, channel in enumerate(data.channel_preferences):
         if channel not in CHANNELS:
             violations.add(f"{p}channel_preferences[{i}]", f"unknown channel {channel!r}")
@@ -126,7 +132,9 @@ def _check_org_number(data: CustomerData, country: str, violations: Violations, 
     if country not in ("NO", "SE", ""):
         return data.org_number.strip()
     if not validator.is_valid(data.org_number):
-        violations.add(field_name, f"{data.org_number!r} is not a valid {country or 'NO'} organisation number")
+        violations.add(
+            field_name, f"{data.org_number!r} is not a valid {country or 'NO'} organisation number"
+        )
         return ""
     return str(validator.compact(data.org_number))
 

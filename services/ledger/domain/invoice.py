@@ -192,7 +192,9 @@ def check_issue_invoice(cmd: IssueInvoice, *, jurisdiction: str, kid_scheme: str
     if cmd.invoice_number and (len(cmd.invoice_number) > 32 or not cmd.invoice_number.isprintable()):
         v.add("invoice_number", "at most 32 printable characters")
     v.raise_if_any()
-    assert issue is not None and due is not None  # noqa: S101 - guaranteed by the checks above
+    # Both are set once the checks above passed.
+    assert issue is not None
+    assert due is not None
     totals = invoice_totals([(ln.net_amount_minor, ln.vat_rate) for ln in lines])
     if totals.gross_minor <= 0:
         v.add("lines", "the invoice total must be positive")
@@ -261,9 +263,12 @@ def check_credit_note(
     if lines and totals.gross_minor <= 0:
         v.add("lines", "the credit note total must be positive")
     if totals.gross_minor > left_to_credit:
-        v.add("lines", f"the credit note ({totals.gross_minor}) exceeds what is left to credit ({left_to_credit})")
+        v.add(
+            "lines",
+            f"the credit note ({totals.gross_minor}) exceeds what is left to credit ({left_to_credit})",
+        )
     v.raise_if_any()
-    assert issue is not None  # noqa: S101 - checked above
+    assert issue is not None
     return CreditDraft(issue_date=issue, lines=lines, totals=totals)
 
 

@@ -38,7 +38,9 @@ def _entry(*postings: Posting) -> tuple[Posting, ...]:
 
 
 def invoice_issued(net: int, vat: int) -> tuple[Posting, ...]:
-    return _entry(Posting(RECEIVABLE, debit=net + vat), Posting(REVENUE, credit=net), Posting(VAT_OUTPUT, credit=vat))
+    return _entry(
+        Posting(RECEIVABLE, debit=net + vat), Posting(REVENUE, credit=net), Posting(VAT_OUTPUT, credit=vat)
+    )
 
 
 def credit_note_issued(net: int, vat: int, *, to_customer_credit: int = 0) -> tuple[Posting, ...]:
@@ -60,7 +62,9 @@ def payment_received(allocated: int, unallocated: int) -> tuple[Posting, ...]:
 
 
 def charge_added(amount: int, *, interest: bool) -> tuple[Posting, ...]:
-    return _entry(Posting(RECEIVABLE, debit=amount), Posting(INTEREST_INCOME if interest else FEE_INCOME, credit=amount))
+    return _entry(
+        Posting(RECEIVABLE, debit=amount), Posting(INTEREST_INCOME if interest else FEE_INCOME, credit=amount)
+    )
 
 
 def written_off(amount: int) -> tuple[Posting, ...]:

@@ -91,7 +91,12 @@ class Position:
 
 
 def derive_status(
-    position: Position, *, due_date: date, today: date, dunning_stage: DunningStage, is_credit_note: bool = False
+    position: Position,
+    *,
+    due_date: date,
+    today: date,
+    dunning_stage: DunningStage,
+    is_credit_note: bool = False,
 ) -> InvoiceStatus:
     """The one rule for what an invoice's status is."""
     if is_credit_note:
@@ -136,14 +141,16 @@ def is_settled(status: InvoiceStatus) -> bool:
 def check_can_receive_payment(status: InvoiceStatus) -> None:
     """Money is never applied to a credited or written-off claim: it goes to manual handling."""
     if status in (S.CREDITED, S.WRITTEN_OFF):
-        raise FailedPrecondition(f"the invoice is {status}; a payment cannot be applied to it",
-                                 reason=f"INVOICE_{status.upper()}")
+        raise FailedPrecondition(
+            f"the invoice is {status}; a payment cannot be applied to it", reason=f"INVOICE_{status.upper()}"
+        )
 
 
 def check_can_credit(status: InvoiceStatus, position: Position, amount: int) -> None:
     if status in (S.CREDITED, S.WRITTEN_OFF):
-        raise FailedPrecondition(f"the invoice is {status}; nothing is left to credit",
-                                 reason=f"INVOICE_{status.upper()}")
+        raise FailedPrecondition(
+            f"the invoice is {status}; nothing is left to credit", reason=f"INVOICE_{status.upper()}"
+        )
     if amount > position.left_to_credit:
         raise FailedPrecondition(
             f"the credit note ({amount}) exceeds what is left to credit ({position.left_to_credit})",
@@ -153,11 +160,18 @@ def check_can_credit(status: InvoiceStatus, position: Position, amount: int) -> 
 
 def check_can_write_off(status: InvoiceStatus, position: Position) -> None:
     if is_settled(status) or position.balance == 0:
-        raise FailedPrecondition(f"the invoice is {status}; there is nothing to write off",
-                                 reason="NOTHING_TO_WRITE_OFF")
+        raise FailedPrecondition(
+            f"the invoice is {status}; there is nothing to write off", reason="NOTHING_TO_WRITE_OFF"
+        )
 
 
-DUNNING_ACTIONS: Final = ("reminder", "collection_notice", "collection_handoff", "late_interest", "compensation")
+DUNNING_ACTIONS: Final = (
+    "reminder",
+    "collection_notice",
+    "collection_handoff",
+    "late_interest",
+    "compensation",
+)
 
 
 def dunning_stage_after(action: str, current: DunningStage) -> DunningStage:
