@@ -125,6 +125,10 @@ class LedgerApp:
         self._stopping.set()
         await self.grpc.stop(grace)
         await self.issuer.stop()
+        # Consumers still joining their groups have nothing in flight: do not wait for the join.
+        for task in self._tasks:
+            if task.get_name() == "consumers" and not task.done():
+                task.cancel()
         self.relay.stop()
         await asyncio.wait(self._tasks, timeout=grace)
         for task in self._tasks:
