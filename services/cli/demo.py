@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import click
+from fordring.ledger.v1 import ledger_pb2
 from rich.console import Console
 
 from services.cli.client import Connection, ledger_stub
 from services.cli.context import CliContext
 from services.cli.demo_data import generate_invoices
+from services.cli.demo_lifecycle import act
 from services.cli.importer import print_report, run_import
 from services.cli.invoice_format import parse_record
 from services.cli.ledger_reads import list_invoices
@@ -55,7 +57,21 @@ async def demo_session(
     parsed = [parse_record(invoice, number) for number, invoice in enumerate(batch, start=1)]
     report = await run_import(connection, parsed, console, concurrency=concurrency)
     print_report(report, console, f"the demo batch (seed {seed})")
+    batch_ids = {invoice["external_id"] for invoice in batch}
     async with ledger_stub(connection) as stub:
+        ours = [i for i in await list_invoices(stub, connection.metadata) if i.external_id in batch_ids]
+        done = await act(stub, connection.metadata, ours, seed=seed, today=today, concurrency=concurrency)
+        console.print(
+            f"Now the customers paid {done['paid']} invoices in full, {done['part_paid']} in part and "
+            f"{done['overpaid']} too much (the surplus became their credit balance); "
+            f"{done['credited']} invoices were credited."
+            + (
+                f" {done['already']} payments and credit notes were done by an earlier run."
+                if done["already"]
+                else ""
+            ),
+            highlight=False,
+        )
         held = await list_invoices(stub, connection.metadata)
-    console.print(status_summary_table(held))
+    console.print(status_summary_table(i for i in held if i.kind == ledger_pb2.INVOICE_KIND_INVOICE))
     return report.ok
