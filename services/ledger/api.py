@@ -22,7 +22,7 @@ from services.common.errors import FieldViolation, InvalidArgument, NotFound
 from services.common.mongo import Doc
 from services.common.telemetry import current_trace_id, current_traceparent
 from services.common.tenancy import current_tenant
-from services.ledger.commands import AllocationRequest, Ledger, RecordPayment
+from services.ledger.changes import Changes
 from services.ledger.convert import (
     customer_from_pb,
     customer_to_pb,
@@ -33,10 +33,14 @@ from services.ledger.convert import (
     money,
     status_from_pb,
 )
+from services.ledger.credit_notes import issue_credit_note
+from services.ledger.customers import upsert_customer
 from services.ledger.documents import Ctx
 from services.ledger.domain.aging import aging
 from services.ledger.domain.invoice import IssueCreditNote
 from services.ledger.issuing import Issuer
+from services.ledger.lifecycle import write_off
+from services.ledger.payments import AllocationRequest, RecordPayment, record_payment
 from services.ledger.store import customer_id_for, decode_page_token, encode_page_token
 
 log = logging.getLogger(__name__)
@@ -50,9 +54,9 @@ _payments = _meter.create_counter("fordring_payments_recorded", description="pay
 
 
 class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
-    def __init__(self, ledger: Ledger, issuer: Issuer, clock: Clock) -> None:
-        self._ledger = ledger
-        self._store = ledger.store
+    def __init__(self, changes: Changes, issuer: Issuer, clock: Clock) -> None:
+        self._changes = changes
+        self._store = changes.store
         self._issuer = issuer
         self._clock = clock
 
@@ -80,7 +84,7 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.UpsertCustomerRequest, context: Context
     ) -> pb.UpsertCustomerResponse:
         ctx = self._ctx()
-        doc, created = await self._ledger.upsert_customer(ctx, customer_from_pb(request.customer))
+        doc, created = await upsert_customer(self._changes, ctx, customer_from_pb(request.customer))
         return pb.UpsertCustomerResponse(
             customer=customer_to_pb(doc, ctx.tenant.default_currency), created=created
         )
@@ -123,7 +127,7 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
             reason=request.reason,
             credit_note_number=request.credit_note_number,
         )
-        credit_note, invoice, created = await self._ledger.issue_credit_note(ctx, cmd)
+        credit_note, invoice, created = await issue_credit_note(self._changes, ctx, cmd)
         self._tag(invoice)
         return pb.IssueCreditNoteResponse(
             credit_note=invoice_to_pb(credit_note), invoice=invoice_to_pb(invoice), created=created
@@ -208,7 +212,7 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
             reference=request.reference,
             payer_account=request.payer_account,
         )
-        result = await self._ledger.record_payment(self._ctx(), cmd)
+        result = await record_payment(self._changes, self._ctx(), cmd)
         trace.get_current_span().set_attribute(attr.PAYMENT_ID, result.payment_id)
         if result.created:
             _payments.add(1, {"method": "manual"})
@@ -222,7 +226,8 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
     async def WriteOffInvoice(
         self, request: pb.WriteOffInvoiceRequest, context: Context
     ) -> pb.WriteOffInvoiceResponse:
-        doc, created = await self._ledger.write_off(
+        doc, created = await write_off(
+            self._changes,
             self._ctx(),
             invoice_id=request.invoice_id,
             invoice_number=request.invoice_number,

@@ -24,11 +24,12 @@ from services.common.outbox import OutboxRelay
 from services.common.telemetry import current_trace_id, current_traceparent, link_to, setup_telemetry
 from services.common.tenancy import Tenant
 from services.ledger.api import LedgerApi
-from services.ledger.commands import Ledger
+from services.ledger.changes import Changes
 from services.ledger.documents import Ctx
 from services.ledger.domain.status import InvoiceStatus
 from services.ledger.handlers import ProposalHandlers, register
 from services.ledger.issuing import Issuer
+from services.ledger.lifecycle import mark_overdue
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import LedgerStore
 from services.ledger.tenants import TenantDirectory
@@ -59,16 +60,16 @@ class LedgerApp:
             topic_prefix=settings.topic_prefix,
         )
         self.tenants = TenantDirectory(self.store)
-        self.ledger = Ledger(self.store, on_commit=self.relay.wake)
+        self.changes = Changes(self.store, on_commit=self.relay.wake)
         self.issuer = Issuer(self.store, on_commit=self.relay.wake)
         register(
             self.broker,
             settings,
-            ProposalHandlers(self.ledger, self.tenants, self.clock),
+            ProposalHandlers(self.changes, self.tenants, self.clock),
             settings.consumer_group,
         )
         self.grpc = GrpcServer(settings.grpc_host, settings.grpc_port, self.tenants)
-        api = LedgerApi(self.ledger, self.issuer, self.clock)
+        api = LedgerApi(self.changes, self.issuer, self.clock)
         self.grpc.add(
             lambda server: ledger_pb2_grpc.add_LedgerServiceServicer_to_server(api, server), LEDGER_SERVICE
         )
@@ -168,7 +169,7 @@ class LedgerApp:
                     trace_id=current_trace_id(),
                     traceparent=current_traceparent(),
                 )
-                moved += await self.ledger.mark_overdue(ctx, doc["_id"])
+                moved += await mark_overdue(self.changes, ctx, doc["_id"])
         return moved
 
     async def _sweep_overdue_forever(self) -> None:

@@ -9,10 +9,12 @@ from typing import Any
 from services.common.clock import isoformat_utc
 from services.common.events import InvoiceSummary
 from services.common.ids import new_id
+from services.common.money import Totals
 from services.common.mongo import Doc
 from services.common.tenancy import Tenant
 from services.ledger.domain import journal
 from services.ledger.domain.customer import CustomerData
+from services.ledger.domain.invoice import Line, line_doc
 from services.ledger.domain.status import DunningStage, InvoiceStatus, Position, derive_status, next_status
 
 
@@ -106,6 +108,32 @@ def changed_invoice(doc: Doc, ctx: Ctx, *, event_id: str, type_: str, text: str,
         ),
     ]
     return new
+
+
+def opening_amounts(lines: tuple[Line, ...], totals: Totals, *, credited_minor: int = 0) -> Doc:
+    """The lines and amounts of an invoice or credit note as issued: nothing paid, charged or written off."""
+    return {
+        "lines": [line_doc(line) for line in lines],
+        "vat_breakdown": [
+            {
+                "vat_rate": str(v.rate),
+                "taxable_amount_minor": v.taxable_minor,
+                "vat_amount_minor": v.vat_minor,
+            }
+            for v in totals.vat_breakdown
+        ],
+        "net_minor": totals.net_minor,
+        "vat_minor": totals.vat_minor,
+        "gross_minor": totals.gross_minor,
+        "charges": [],
+        "charges_minor": 0,
+        "allocations": [],
+        "paid_minor": 0,
+        "credited_minor": credited_minor,
+        "written_off_minor": 0,
+        "overpaid_minor": 0,
+        "balance_minor": totals.gross_minor - credited_minor,
+    }
 
 
 def initial_status(doc: Doc, today: date) -> str:

@@ -13,16 +13,17 @@ from services.common.errors import NotFound
 from services.common.events import DUNNING_TOPIC, PAYMENT_TOPIC, DunningActionTaken, Event, PaymentMatched
 from services.common.settings import CommonSettings
 from services.common.telemetry import current_trace_id, current_traceparent
-from services.ledger.commands import PROPOSALS_CONSUMER, Ledger
+from services.ledger.changes import Changes
 from services.ledger.documents import Ctx
+from services.ledger.proposals import PROPOSALS_CONSUMER, apply_dunning_action, apply_payment_matched
 from services.ledger.tenants import TenantDirectory
 
 log = logging.getLogger(__name__)
 
 
 class ProposalHandlers:
-    def __init__(self, ledger: Ledger, tenants: TenantDirectory, clock: Clock) -> None:
-        self._ledger = ledger
+    def __init__(self, changes: Changes, tenants: TenantDirectory, clock: Clock) -> None:
+        self._changes = changes
         self._tenants = tenants
         self._clock = clock
 
@@ -41,13 +42,13 @@ class ProposalHandlers:
 
     async def on_payment_event(self, event: Event) -> None:
         if isinstance(event, PaymentMatched):
-            await self._ledger.apply_payment_matched(await self._ctx(event, "matcher"), event)
+            await apply_payment_matched(self._changes, await self._ctx(event, "matcher"), event)
         else:
             log.debug("ledger ignores %s on the payment topic", event.type)
 
     async def on_dunning_event(self, event: Event) -> None:
         if isinstance(event, DunningActionTaken):
-            await self._ledger.apply_dunning_action(await self._ctx(event, "dunning"), event)
+            await apply_dunning_action(self._changes, await self._ctx(event, "dunning"), event)
         else:
             log.debug("ledger ignores %s on the dunning topic", event.type)
 

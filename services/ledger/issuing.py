@@ -23,30 +23,25 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common import attributes as attr
 from services.common.errors import AlreadyExists, FieldViolation, InvalidArgument
-from services.common.events import (
-    CUSTOMER_TOPIC,
-    INVOICE_TOPIC,
-    CustomerUpserted,
-    CustomerUpsertedData,
-    Event,
-    InvoiceIssued,
-    InvoiceIssuedData,
-)
+from services.common.events import InvoiceIssued, InvoiceIssuedData
 from services.common.ids import new_id
 from services.common.kid import KidScheme, generate_kid
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.outbox import outbox_doc
 from services.common.telemetry import context_from_traceparent, link_to
+from services.ledger.changes import invoice_event
+from services.ledger.customers import customer_upserted, updated_customer
 from services.ledger.documents import (
     Ctx,
     customer_fields,
     history_entry,
     initial_status,
     journal_entry,
+    opening_amounts,
     summary,
 )
 from services.ledger.domain import journal
-from services.ledger.domain.invoice import InvoiceDraft, IssueInvoice, check_issue_invoice, line_doc
+from services.ledger.domain.invoice import InvoiceDraft, IssueInvoice, check_issue_invoice
 from services.ledger.store import ConcurrentChange, LedgerStore, customer_id_for
 
 log = logging.getLogger(__name__)
@@ -150,17 +145,12 @@ class Issuer:
             cid = customer_id_for(tenant_id, p.draft.customer.number)
             fields = customer_fields(p.draft.customer)
             current = written.get(cid) or by_id.get(cid)
-            if current is not None and all(current.get(k) == v for k, v in fields.items()):
+            updated = updated_customer(current, fields, customer_id=cid, tenant_id=tenant_id, now=p.ctx.now)
+            if updated is None:
+                assert current is not None
                 p.customer = current
             else:
-                now = p.ctx.now
-                base = current or {
-                    "_id": cid,
-                    "tenant_id": tenant_id,
-                    "created_at": now,
-                    "credit_balances": {},
-                }
-                p.customer = {**base, **fields, "version": base.get("version", 0) + 1, "updated_at": now}
+                p.customer = updated
                 p.customer_write = "replace" if cid in by_id else "insert"
                 written[cid] = p.customer
             ready.append(p)
@@ -302,32 +292,17 @@ class Issuer:
                     postings=journal.invoice_issued(doc["net_minor"], doc["vat_minor"]),
                 )
             )
-            issued: Event = InvoiceIssued(
-                id=doc["history"][0]["event_id"],
-                tenant_id=tenant.id,
-                subject=doc["_id"],
-                occurred_at=p.ctx.now,
-                data=InvoiceIssuedData(invoice=summary(doc)),
+            event_id = doc["history"][0]["event_id"]
+            issued = InvoiceIssuedData(invoice=summary(doc))
+            outbox.append(
+                outbox_doc(
+                    *invoice_event(p.ctx, event_id, doc["_id"], InvoiceIssued, issued), p.ctx.traceparent
+                )
             )
-            outbox.append(outbox_doc(issued, INVOICE_TOPIC, p.ctx.traceparent))
-        for cid, p in customer_writes.items():
-            c = p.customer
-            upserted: Event = CustomerUpserted(
-                tenant_id=tenant.id,
-                subject=cid,
-                occurred_at=p.ctx.now,
-                data=CustomerUpsertedData(
-                    customer_id=cid,
-                    customer_number=c["number"],
-                    kind=c["kind"],
-                    language=c["language"],
-                    channel_preferences=c["channel_preferences"],
-                    email_consent=c["consents"]["email"],
-                    sms_consent=c["consents"]["sms"],
-                    version=c["version"],
-                ),
-            )
-            outbox.append(outbox_doc(upserted, CUSTOMER_TOPIC, p.ctx.traceparent))
+        outbox.extend(
+            outbox_doc(*customer_upserted(p.ctx, p.customer), p.ctx.traceparent)
+            for p in customer_writes.values()
+        )
         await store.invoices.insert_many(invoices, session=session)
         await store.add_journal(session, entries)
         await store.outbox.insert_many(outbox, session=session)
@@ -353,26 +328,7 @@ class Issuer:
             "issue_date": draft.issue_date.isoformat(),
             "due_date": draft.due_date.isoformat(),
             "currency": draft.currency,
-            "lines": [line_doc(line) for line in draft.lines],
-            "vat_breakdown": [
-                {
-                    "vat_rate": str(v.rate),
-                    "taxable_amount_minor": v.taxable_minor,
-                    "vat_amount_minor": v.vat_minor,
-                }
-                for v in totals.vat_breakdown
-            ],
-            "net_minor": totals.net_minor,
-            "vat_minor": totals.vat_minor,
-            "gross_minor": totals.gross_minor,
-            "charges": [],
-            "charges_minor": 0,
-            "allocations": [],
-            "paid_minor": 0,
-            "credited_minor": 0,
-            "written_off_minor": 0,
-            "overpaid_minor": 0,
-            "balance_minor": totals.gross_minor,
+            **opening_amounts(draft.lines, totals),
             "dunning_stage": 0,
             "version": 1,
             "buyer_reference": cmd.buyer_reference,

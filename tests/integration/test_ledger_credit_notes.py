@@ -88,3 +88,26 @@ async def test_credit_note_retry_returns_the_original(tenant: TenantClient) -> N
         await tenant.credit(invoice, key="ERP-CN-1", lines=[line(100_00, quantity="2")])
     assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert (await tenant.get(invoice.id)).balance.minor_units == 375_00
+
+
+async def test_an_erp_credit_note_number_already_used_is_refused_at_once(tenant: TenantClient) -> None:
+    invoice = await tenant.issue(invoice_request(lines=[line(100_00, quantity="4")]))
+    numbered = pb.IssueCreditNoteRequest(
+        idempotency_key="ERP-CN-7",
+        invoice_id=invoice.id,
+        lines=[line(100_00)],
+        reason="Returned goods",
+        credit_note_number="K-7",
+    )
+    await tenant.stub.IssueCreditNote(numbered, metadata=tenant.metadata)
+    numbered.idempotency_key = "ERP-CN-8"
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await tenant.stub.IssueCreditNote(numbered, metadata=tenant.metadata, timeout=10)
+
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "K-7" in (refused.value.details() or "")
+    # The tenant's credit notes are not blocked behind it.
+    after = await tenant.credit(invoice, key="ERP-CN-9", lines=[line(100_00)])
+    assert after.created
+    assert after.invoice.credited_total.minor_units == 250_00

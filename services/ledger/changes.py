@@ -1,0 +1,127 @@
+"""How the ledger changes: each change writes the invoice (with its history entry), the journal
+postings and the outgoing events in one MongoDB transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from services.common.events import (
+    CUSTOMER_TOPIC,
+    INVOICE_TOPIC,
+    CustomerCreditChanged,
+    CustomerCreditChangedData,
+    Event,
+)
+from services.common.ids import new_id
+from services.common.mongo import Doc, Session, in_transaction
+from services.common.outbox import add_to_outbox
+from services.ledger.documents import Ctx
+from services.ledger.store import ConcurrentChange, LedgerStore
+
+T = TypeVar("T")
+_ATTEMPTS = 5
+
+
+def invoice_event(
+    ctx: Ctx, event_id: str, subject: str, event_type: Callable[..., Event], data: BaseModel
+) -> tuple[Event, str]:
+    """An event about an invoice (`PaymentApplied`, `InvoiceOverdue`, …) and its topic.
+    `event_id` is the id of the history entry it announces."""
+    return _envelope(ctx, event_id, subject, event_type, data), INVOICE_TOPIC
+
+
+def customer_event(
+    ctx: Ctx, customer_id: str, event_type: Callable[..., Event], data: BaseModel
+) -> tuple[Event, str]:
+    """An event about a customer (`CustomerUpserted`, `CustomerCreditChanged`) and its topic."""
+    return _envelope(ctx, new_id(), customer_id, event_type, data), CUSTOMER_TOPIC
+
+
+def _envelope(
+    ctx: Ctx, event_id: str, subject: str, event_type: Callable[..., Event], data: BaseModel
+) -> Event:
+    return event_type(id=event_id, tenant_id=ctx.tenant.id, subject=subject, occurred_at=ctx.now, data=data)
+
+
+class Changes:
+    def __init__(self, store: LedgerStore, on_commit: Callable[[], None]) -> None:
+        self.store = store
+        self._on_commit = on_commit
+        self._series_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def series_lock(self, tenant_id: str, series: str) -> asyncio.Lock:
+        """Serialises the writers of one numbering series in this replica."""
+        return self._series_locks[f"{tenant_id}:{series}"]
+
+    async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        """One transaction, retried when an invoice changed under us (optimistic concurrency)."""
+        for _ in range(_ATTEMPTS):
+            try:
+                result = await in_transaction(self.store.client, work)
+            except ConcurrentChange:
+                continue
+            self._on_commit()
+            return result
+        raise FailedPrecondition(
+            "the invoice kept changing while we wrote; try again", reason="CONCURRENT_CHANGE"
+        )
+
+    async def load(self, session: Session, ctx: Ctx, invoice_id: str) -> Doc:
+        doc = await self.store.invoices.find_one(
+            {"_id": invoice_id, "tenant_id": ctx.tenant.id}, session=session
+        )
+        if doc is None:
+            raise NotFound(f"no invoice {invoice_id}")
+        return doc
+
+    async def resolve_invoice(self, ctx: Ctx, *, invoice_id: str = "", invoice_number: str = "") -> Doc:
+        ref = {"invoice_id": invoice_id} if invoice_id else {"invoice_number": invoice_number}
+        if not (invoice_id or invoice_number):
+            raise InvalidArgument([FieldViolation("invoice_ref", "give invoice_id or invoice_number")])
+        doc = await self.store.invoice(ctx.tenant.id, **ref)
+        if doc is None:
+            raise NotFound(f"no invoice {invoice_id or invoice_number}")
+        return doc
+
+    async def save(
+        self,
+        session: Session,
+        before: Doc,
+        after: Doc,
+        *,
+        journal: Sequence[Doc] = (),
+        events: Sequence[tuple[Event, str]] = (),
+    ) -> None:
+        """Replace the invoice if nobody changed it since `before` was read, then `record` the rest."""
+        await self.store.replace_invoice(session, after, before["version"])
+        await self.record(session, journal=journal, events=events)
+
+    async def record(
+        self, session: Session, *, journal: Sequence[Doc] = (), events: Sequence[tuple[Event, str]] = ()
+    ) -> None:
+        """Journal postings and outgoing events, in the caller's transaction."""
+        await self.store.add_journal(session, journal)
+        await add_to_outbox(self.store.db, session, events)
+
+    async def credit_customer(
+        self, session: Session, ctx: Ctx, inv: Doc, amount: int, reason: str
+    ) -> tuple[Event, str]:
+        """Add to the customer's credit balance in the invoice's currency; returns the event to record."""
+        balance = await self.store.change_credit_balance(
+            session, inv["customer_id"], inv["currency"], amount, ctx.now
+        )
+        data = CustomerCreditChangedData(
+            customer_id=inv["customer_id"],
+            customer_number=inv["customer_number"],
+            currency=inv["currency"],
+            credit_balance_minor=balance,
+            change_minor=amount,
+            reason=reason,
+        )
+        return customer_event(ctx, inv["customer_id"], CustomerCreditChanged, data)

@@ -1,0 +1,291 @@
+"""RecordPayment, and applying a payment to invoices (also when the matcher proposes it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Violations,
+)
+from services.common.events import Event, PaymentApplied, PaymentAppliedData
+from services.common.ids import new_id
+from services.common.money import UnknownCurrency, check_currency
+from services.common.mongo import Doc, Session
+from services.ledger.changes import Changes, invoice_event
+from services.ledger.documents import Ctx, changed_invoice, journal_entry, position_of, summary
+from services.ledger.domain import journal
+from services.ledger.domain.invoice import parse_date
+from services.ledger.domain.status import InvoiceStatus, check_can_receive_payment
+
+
+def request_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, default=str, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AllocationRequest:
+    invoice_id: str
+    invoice_number: str
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class RecordPayment:
+    idempotency_key: str
+    amount_minor: int
+    currency: str
+    paid_on: str
+    customer_number: str
+    allocations: tuple[AllocationRequest, ...]
+    reference: str = ""
+    payer_account: str = ""
+
+    def fingerprint(self) -> str:
+        return request_hash(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    payment_id: str
+    invoices: list[Doc]
+    unallocated_minor: int
+    currency: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Payment:
+    """One payment to apply, recorded by the ERP or proposed by the matcher."""
+
+    payment_id: str
+    idempotency_key: str
+    fingerprint: str
+    amount_minor: int
+    currency: str
+    paid_on: str
+    method: str
+    # (invoice id, amount) pairs; an invoice named twice gets the sum.
+    targets: tuple[tuple[str, int], ...]
+    # Whose credit balance takes what no invoice owes; empty: the first invoice's customer.
+    customer_id: str
+    reference: str
+    payer_account: str
+    source_event_id: str
+
+
+def _check_record_payment(cmd: RecordPayment) -> None:
+    v = Violations()
+    if not cmd.idempotency_key.strip():
+        v.add("idempotency_key", "required")
+    if cmd.amount_minor <= 0:
+        v.add("amount.minor_units", "must be positive")
+    try:
+        check_currency(cmd.currency)
+    except UnknownCurrency as exc:
+        v.add("amount.currency", str(exc))
+    parse_date(cmd.paid_on, "paid_on", v)
+    for i, a in enumerate(cmd.allocations):
+        if not (a.invoice_id or a.invoice_number):
+            v.add(f"allocations[{i}]", "give invoice_id or invoice_number")
+        if a.amount_minor <= 0:
+            v.add(f"allocations[{i}].amount_minor", "must be positive")
+    allocated = sum(a.amount_minor for a in cmd.allocations)
+    if allocated > cmd.amount_minor:
+        v.add("allocations", f"allocations ({allocated}) exceed the payment ({cmd.amount_minor})")
+    if not cmd.allocations and not cmd.customer_number:
+        v.add("customer_number", "required when nothing is allocated (the money becomes credit balance)")
+    v.raise_if_any()
+
+
+async def record_payment(changes: Changes, ctx: Ctx, cmd: RecordPayment) -> PaymentResult:
+    _check_record_payment(cmd)
+    fingerprint = cmd.fingerprint()
+    replayed = await _replay(changes, ctx, cmd.idempotency_key, fingerprint)
+    if replayed is not None:
+        return replayed
+    targets: list[tuple[str, int]] = []
+    for i, a in enumerate(cmd.allocations):
+        try:
+            doc = await changes.resolve_invoice(ctx, invoice_id=a.invoice_id, invoice_number=a.invoice_number)
+        except NotFound as exc:
+            raise InvalidArgument([FieldViolation(f"allocations[{i}]", exc.message)]) from None
+        targets.append((doc["_id"], a.amount_minor))
+    customer_id = ""
+    if cmd.customer_number:
+        customer = await changes.store.customer(ctx.tenant.id, number=cmd.customer_number)
+        if customer is None:
+            raise InvalidArgument([FieldViolation("customer_number", f"no customer {cmd.customer_number!r}")])
+        customer_id = customer["_id"]
+    payment = Payment(
+        payment_id=new_id(),
+        idempotency_key=cmd.idempotency_key,
+        fingerprint=fingerprint,
+        amount_minor=cmd.amount_minor,
+        currency=cmd.currency,
+        paid_on=cmd.paid_on,
+        method="manual",
+        targets=tuple(targets),
+        customer_id=customer_id,
+        reference=cmd.reference,
+        payer_account=cmd.payer_account,
+        source_event_id="",
+    )
+    try:
+        invoices, unallocated = await changes.run(lambda s: apply_payment(changes, s, ctx, payment))
+    except DuplicateKeyError:
+        replayed = await _replay(changes, ctx, cmd.idempotency_key, fingerprint)
+        assert replayed is not None
+        return replayed
+    return PaymentResult(payment.payment_id, invoices, unallocated, cmd.currency, True)
+
+
+async def _replay(changes: Changes, ctx: Ctx, key: str, fingerprint: str) -> PaymentResult | None:
+    found = await changes.store.payments.find_one({"tenant_id": ctx.tenant.id, "idempotency_key": key})
+    if found is None:
+        return None
+    if found["request_hash"] != fingerprint:
+        raise AlreadyExists(f"idempotency key {key!r} was already used for another payment")
+    ids = [a["invoice_id"] for a in found["allocations"]]
+    invoices = await changes.store.invoices.find({"_id": {"$in": ids}}, projection={"history": 0}).to_list()
+    return PaymentResult(found["_id"], invoices, found["unallocated_minor"], found["currency"], False)
+
+
+async def apply_payment(changes: Changes, s: Session, ctx: Ctx, payment: Payment) -> tuple[list[Doc], int]:
+    """Apply one payment to invoices; what is not owed becomes the customer's credit balance.
+    Returns the changed invoices and what was not applied to them."""
+    merged: dict[str, int] = defaultdict(int)
+    for invoice_id, amt in payment.targets:
+        merged[invoice_id] += amt
+    events: list[tuple[Event, str]] = []
+    changed: list[Doc] = []
+    allocations: list[Doc] = []
+    applied_total = 0
+    customer_id = payment.customer_id
+    for invoice_id, amt in merged.items():
+        new, applied, event = await _apply_to_invoice(changes, s, ctx, payment, invoice_id, amt)
+        changed.append(new)
+        applied_total += applied
+        customer_id = customer_id or new["customer_id"]
+        allocations.append({"invoice_id": invoice_id, "amount_minor": amt, "applied_minor": applied})
+        events.append(event)
+    unallocated = payment.amount_minor - applied_total
+    if unallocated and not customer_id:
+        raise InvalidArgument(
+            [
+                FieldViolation(
+                    "customer_number",
+                    "required: part of the payment is not owed "
+                    "on any invoice and becomes the customer's credit balance",
+                )
+            ]
+        )
+    if unallocated:
+        anchor = (
+            changed[0]
+            if changed
+            else {
+                "customer_id": customer_id,
+                "currency": payment.currency,
+                "customer_number": await _customer_number(changes, s, customer_id),
+            }
+        )
+        events.append(
+            await changes.credit_customer(s, ctx, anchor, unallocated, f"payment {payment.payment_id}")
+        )
+    await changes.store.payments.insert_one(
+        {
+            "_id": payment.payment_id,
+            "tenant_id": ctx.tenant.id,
+            "idempotency_key": payment.idempotency_key,
+            "request_hash": payment.fingerprint,
+            "amount_minor": payment.amount_minor,
+            "currency": payment.currency,
+            "paid_on": payment.paid_on,
+            "method": payment.method,
+            "reference": payment.reference,
+            "payer_account": payment.payer_account,
+            "customer_id": customer_id,
+            "allocations": allocations,
+            "unallocated_minor": unallocated,
+            "source_event_id": payment.source_event_id,
+            "created_at": ctx.now,
+        },
+        session=s,
+    )
+    entry = journal_entry(
+        ctx,
+        invoice_id=changed[0]["_id"] if changed else "",
+        kind="payment_received",
+        currency=payment.currency,
+        ref=payment.payment_id,
+        postings=journal.payment_received(applied_total, unallocated),
+    )
+    await changes.record(s, journal=[entry], events=events)
+    return changed, unallocated
+
+
+async def _apply_to_invoice(
+    changes: Changes, s: Session, ctx: Ctx, payment: Payment, invoice_id: str, amount: int
+) -> tuple[Doc, int, tuple[Event, str]]:
+    """Returns the invoice after the payment, how much of `amount` it owed, and the event to record."""
+    inv = await changes.load(s, ctx, invoice_id)
+    currency, method = payment.currency, payment.method
+    if inv["kind"] != "invoice":
+        raise FailedPrecondition(f"{inv['invoice_number']} is a credit note", reason="NOT_AN_INVOICE")
+    if inv["currency"] != currency:
+        raise FailedPrecondition(
+            f"invoice {inv['invoice_number']} is in {inv['currency']}, the payment in {currency}",
+            reason="CURRENCY_MISMATCH",
+        )
+    check_can_receive_payment(InvoiceStatus(inv["status"]))
+    pos = position_of(inv)
+    applied = min(amount, pos.balance)
+    over = amount - applied
+    event_id = new_id()
+    new = changed_invoice(
+        inv,
+        ctx,
+        event_id=event_id,
+        type_="payment_applied",
+        text=f"payment of {amount} {currency} ({method})"
+        + (f", {over} beyond what was owed" if over else ""),
+        paid_minor=pos.paid + applied,
+        overpaid_minor=pos.overpaid + over,
+        allocations=[
+            *inv.get("allocations", []),
+            {
+                "payment_id": payment.payment_id,
+                "amount_minor": amount,
+                "paid_on": payment.paid_on,
+                "method": method,
+            },
+        ],
+    )
+    await changes.save(s, inv, new)
+    data = PaymentAppliedData(
+        payment_id=payment.payment_id,
+        invoice=summary(new),
+        amount_minor=amount,
+        paid_on=payment.paid_on,
+        method=method,
+        source_event_id=payment.source_event_id,
+    )
+    return new, applied, invoice_event(ctx, event_id, invoice_id, PaymentApplied, data)
+
+
+async def _customer_number(changes: Changes, s: Session, customer_id: str) -> str:
+    doc = await changes.store.customers.find_one({"_id": customer_id}, projection={"number": 1}, session=s)
+    if doc is None:
+        raise NotFound(f"no customer {customer_id}")
+    return str(doc["number"])

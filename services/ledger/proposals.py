@@ -1,0 +1,221 @@
+"""Proposals from the matcher (PaymentMatched) and the dunning service (DunningActionTaken).
+
+A proposal is applied in the transaction that records it as processed; one the invoice's state
+does not allow is rejected, never applied blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from pymongo.errors import DuplicateKeyError
+
+from services.common.bus import record_processed
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.events import (
+    ChargeAdded,
+    ChargeAddedData,
+    DunningActionTaken,
+    DunningActionTakenData,
+    Event,
+    PaymentMatched,
+    ProposalRejected,
+    ProposalRejectedData,
+)
+from services.common.ids import new_id
+from services.common.mongo import Doc, Session
+from services.ledger.changes import Changes, invoice_event
+from services.ledger.documents import Ctx, changed_invoice, history_entry, journal_entry, position_of, summary
+from services.ledger.domain import journal
+from services.ledger.domain.status import DunningStage, InvoiceStatus, dunning_rejection, dunning_stage_after
+from services.ledger.payments import Payment, apply_payment, request_hash
+
+log = logging.getLogger(__name__)
+
+PROPOSALS_CONSUMER: Final = "ledger"
+_HISTORY_TYPE: Final = {
+    "reminder": "reminded",
+    "collection_notice": "collection_notice",
+    "collection_handoff": "collection_handoff",
+    "late_interest": "interest_added",
+    "compensation": "compensation_added",
+}
+
+
+async def apply_payment_matched(changes: Changes, ctx: Ctx, event: PaymentMatched) -> None:
+    data = event.data
+    payment = Payment(
+        payment_id=data.payment_id,
+        idempotency_key=f"matcher:{data.payment_id}",
+        fingerprint=request_hash([data.model_dump()]),
+        amount_minor=data.amount_minor,
+        currency=data.currency,
+        paid_on=data.paid_on,
+        method=data.method,
+        targets=tuple((a.invoice_id, a.amount_minor) for a in data.allocations),
+        customer_id=data.customer_id,
+        reference=data.reference,
+        payer_account=data.payer_account,
+        source_event_id=event.id,
+    )
+
+    async def work(s: Session) -> None:
+        await record_processed(changes.store.db, s, PROPOSALS_CONSUMER, event.id, ctx.now)
+        await apply_payment(changes, s, ctx, payment)
+
+    try:
+        await changes.run(work)
+    except DuplicateKeyError:
+        # The same payment id came in another event: it is applied already (idempotent by payment).
+        log.info("payment %s from event %s was applied before", data.payment_id, event.id)
+    except (FailedPrecondition, NotFound, InvalidArgument) as exc:
+        invoice_id = data.allocations[0].invoice_id if data.allocations else ""
+        await _reject(
+            changes, ctx, event, invoice_id, getattr(exc, "reason", type(exc).__name__.upper()), exc.message
+        )
+
+
+async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionTaken) -> None:
+    async def work(s: Session) -> None:
+        data = event.data
+        await record_processed(changes.store.db, s, PROPOSALS_CONSUMER, event.id, ctx.now)
+        inv = await changes.store.invoices.find_one(
+            {"_id": data.invoice_id, "tenant_id": ctx.tenant.id}, session=s
+        )
+        if inv is None:
+            await _add_rejection(
+                changes,
+                s,
+                ctx,
+                event,
+                data.invoice_id,
+                "UNKNOWN_INVOICE",
+                f"no invoice {data.invoice_id}",
+                None,
+            )
+            return
+        stage = DunningStage(inv.get("dunning_stage", 0))
+        pos = position_of(inv)
+        rejection = dunning_rejection(
+            data.action,
+            status=InvoiceStatus(inv["status"]),
+            version=inv["version"],
+            based_on_version=data.based_on_version,
+            stage=stage,
+            balance=pos.balance,
+        )
+        if rejection is not None:
+            await _add_rejection(changes, s, ctx, event, inv["_id"], *rejection, inv)
+            return
+        charges, entries = _charges(ctx, inv, data)
+        added = data.fee_minor + data.interest_minor
+        event_id = new_id()
+        new = changed_invoice(
+            inv,
+            ctx,
+            event_id=event_id,
+            type_=_HISTORY_TYPE[data.action],
+            text=f"{data.action.replace('_', ' ')}"
+            + (f", {added} {inv['currency']} added" if added else "")
+            + (f", deadline {data.deadline}" if data.deadline else ""),
+            charges=[*inv.get("charges", []), *charges],
+            charges_minor=pos.charges + added,
+            dunning_stage=int(dunning_stage_after(data.action, stage)),
+        )
+        charged = ChargeAddedData(
+            invoice=summary(new),
+            action_id=data.action_id,
+            action=data.action,
+            charge_minor=added,
+            source_event_id=event.id,
+        )
+        await changes.save(
+            s,
+            inv,
+            new,
+            journal=entries,
+            events=[invoice_event(ctx, event_id, inv["_id"], ChargeAdded, charged)],
+        )
+
+    await changes.run(work)
+
+
+def _charges(ctx: Ctx, inv: Doc, data: DunningActionTakenData) -> tuple[list[Doc], list[Doc]]:
+    """The fee and the interest a dunning action adds (those not zero), with their journal entries."""
+    charges: list[Doc] = []
+    entries: list[Doc] = []
+    for kind, amount, interest in (
+        ("fee", data.fee_minor, False),
+        ("interest", data.interest_minor, True),
+    ):
+        if amount:
+            charges.append(
+                {
+                    "id": new_id(),
+                    "kind": f"{data.action}_{kind}",
+                    "amount_minor": amount,
+                    "description": data.description or data.action.replace("_", " "),
+                    "added_at": ctx.now,
+                    "action_id": data.action_id,
+                }
+            )
+            entries.append(
+                journal_entry(
+                    ctx,
+                    invoice_id=inv["_id"],
+                    kind=f"{kind}_added",
+                    currency=inv["currency"],
+                    ref=data.action_id,
+                    postings=journal.charge_added(amount, interest=interest),
+                )
+            )
+    return charges, entries
+
+
+async def _reject(
+    changes: Changes, ctx: Ctx, event: Event, invoice_id: str, reason: str, detail: str
+) -> None:
+    async def work(s: Session) -> None:
+        await record_processed(changes.store.db, s, PROPOSALS_CONSUMER, event.id, ctx.now)
+        inv = await changes.store.invoices.find_one({"_id": invoice_id}, session=s) if invoice_id else None
+        await _add_rejection(changes, s, ctx, event, invoice_id, reason, detail, inv)
+
+    await changes.run(work)
+
+
+async def _add_rejection(
+    changes: Changes,
+    s: Session,
+    ctx: Ctx,
+    event: Event,
+    invoice_id: str,
+    reason: str,
+    detail: str,
+    inv: Doc | None,
+) -> None:
+    """A proposal is never applied blindly: the refusal is announced, and kept in the history."""
+    log.info("rejected %s %s for invoice %s: %s", event.type, event.id, invoice_id, detail)
+    rejection_id = new_id()
+    data = ProposalRejectedData(
+        proposal_event_id=event.id,
+        proposal_type=event.type,
+        invoice_id=invoice_id,
+        reason=reason,
+        detail=detail,
+        current_version=inv["version"] if inv else None,
+        current_status=inv["status"] if inv else None,
+    )
+    rejected = invoice_event(ctx, rejection_id, invoice_id or event.subject, ProposalRejected, data)
+    if inv is not None:
+        entry = history_entry(
+            ctx,
+            event_id=rejection_id,
+            type_="proposal_rejected",
+            before=inv["status"],
+            after=inv["status"],
+            version=inv["version"],
+            text=f"{event.type} not applied: {reason} ({detail})",
+        )
+        await changes.store.invoices.update_one({"_id": inv["_id"]}, {"$push": {"history": entry}}, session=s)
+    await changes.record(s, events=[rejected])
