@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import IO
 
 import click
 from fordring.ledger.v1 import ledger_pb2
 
-from services.cli.client import QUICK, ledger_stub, with_retries
+from services.cli.client import QUICK, ledger_stub
 from services.cli.context import CliContext
 from services.cli.importer import print_report, run_import
 from services.cli.invoice_format import parse_jsonl
-from services.cli.ledger_reads import list_invoices
+from services.cli.ledger_reads import list_invoices, read_both
 from services.cli.views import STATUS_NAMES, invoices_table, print_invoice, status_value, to_dict, write_json
 
 
@@ -83,29 +82,18 @@ def show(ctx: CliContext, number: str, as_json: bool) -> None:
     """Show invoice NUMBER with its lines and history."""
     connection = ctx.connection()
 
-    async def fetch() -> tuple[ledger_pb2.GetInvoiceResponse, ledger_pb2.GetInvoiceHistoryResponse]:
-        async with ledger_stub(connection) as stub:
-            timeout = QUICK.call_timeout
-            return await asyncio.gather(
-                with_retries(
-                    lambda: stub.GetInvoice(
-                        ledger_pb2.GetInvoiceRequest(invoice_number=number),
-                        metadata=connection.metadata,
-                        timeout=timeout,
-                    ),
-                    QUICK,
-                ),
-                with_retries(
-                    lambda: stub.GetInvoiceHistory(
-                        ledger_pb2.GetInvoiceHistoryRequest(invoice_number=number),
-                        metadata=connection.metadata,
-                        timeout=timeout,
-                    ),
-                    QUICK,
-                ),
-            )
-
-    invoice, history = ctx.run(fetch())
+    md, timeout = connection.metadata, QUICK.call_timeout
+    invoice, history = ctx.run(
+        read_both(
+            connection,
+            lambda stub: stub.GetInvoice(
+                ledger_pb2.GetInvoiceRequest(invoice_number=number), metadata=md, timeout=timeout
+            ),
+            lambda stub: stub.GetInvoiceHistory(
+                ledger_pb2.GetInvoiceHistoryRequest(invoice_number=number), metadata=md, timeout=timeout
+            ),
+        )
+    )
     if as_json:
         write_json(
             {"invoice": to_dict(invoice.invoice), "history": [to_dict(entry) for entry in history.entries]}

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from fordring.common.v1 import common_pb2
 from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
-from services.cli.client import QUICK, RetryPolicy, with_retries
+from services.cli.client import QUICK, Connection, RetryPolicy, ledger_stub, with_retries
 
 PAGE_SIZE = 500
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+async def read_both(
+    connection: Connection,
+    first: Callable[[ledger_pb2_grpc.LedgerServiceAsyncStub], Awaitable[A]],
+    second: Callable[[ledger_pb2_grpc.LedgerServiceAsyncStub], Awaitable[B]],
+) -> tuple[A, B]:
+    """Two reads side by side on one channel, each retried while the ledger is unavailable."""
+    async with ledger_stub(connection) as stub:
+        return await asyncio.gather(
+            with_retries(lambda: first(stub), QUICK), with_retries(lambda: second(stub), QUICK)
+        )
 
 
 async def list_invoices(
