@@ -7,22 +7,32 @@ from datetime import date
 
 from pymongo.errors import DuplicateKeyError
 
-from services.common.errors import AlreadyExists, FieldViolation, InvalidArgument
+from services.common.errors import AlreadyExists, FieldViolation, InvalidArgument, Violations
 from services.common.events import CreditNoteIssued, CreditNoteIssuedData, Event
 from services.common.ids import new_id
 from services.common.mongo import Doc, Session
 from services.ledger.changes import Changes, invoice_event
 from services.ledger.documents import (
     Ctx,
+    add_credited,
     changed_invoice,
+    credited_by_rate,
     history_entry,
+    invoiced_by_rate,
     journal_entry,
     opening_amounts,
     position_of,
     summary,
 )
 from services.ledger.domain import journal
-from services.ledger.domain.invoice import CreditDraft, IssueCreditNote, check_credit_note, line_from_doc
+from services.ledger.domain.invoice import (
+    CreditDraft,
+    IssueCreditNote,
+    check_credit_by_rate,
+    check_credit_note,
+    left_by_rate,
+    line_from_doc,
+)
 from services.ledger.domain.status import InvoiceStatus, check_can_credit
 
 # What a credit note takes over from the invoice it credits.
@@ -59,6 +69,7 @@ async def issue_credit_note(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) ->
         invoice_issue_date=date.fromisoformat(invoice["issue_date"]),
         already_credited=position.credited,
         left_to_credit=position.left_to_credit,
+        left_per_rate=left_by_rate(invoiced_by_rate(invoice), credited_by_rate(invoice)),
         jurisdiction=tenant.jurisdiction,
         today=ctx.today,
     )
@@ -68,6 +79,12 @@ async def issue_credit_note(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) ->
         inv = await changes.load(s, ctx, invoice["_id"])
         pos = position_of(inv)
         check_can_credit(InvoiceStatus(inv["status"]), pos, amount)
+        # Checked again on the invoice as it is now: another credit note may have come in between.
+        per_rate = Violations()
+        check_credit_by_rate(
+            draft.lines, left_by_rate(invoiced_by_rate(inv), credited_by_rate(inv)), per_rate
+        )
+        per_rate.raise_if_any()
         to_customer_credit = max(0, amount - pos.balance)
         if cmd.credit_note_number:
             number = cmd.credit_note_number
@@ -99,6 +116,7 @@ async def issue_credit_note(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) ->
             credited_minor=pos.credited + amount,
             overpaid_minor=pos.overpaid + to_customer_credit,
             credit_note_ids=[*inv.get("credit_note_ids", []), credit_note_id],
+            credited_vat=add_credited(inv, draft.totals),
         )
         entry = journal_entry(
             ctx,

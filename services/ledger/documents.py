@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from services.common.clock import isoformat_utc
@@ -134,6 +136,27 @@ def opening_amounts(lines: tuple[Line, ...], totals: Totals, *, credited_minor: 
         "overpaid_minor": 0,
         "balance_minor": totals.gross_minor - credited_minor,
     }
+
+
+def invoiced_by_rate(doc: Doc) -> list[tuple[Decimal, int]]:
+    return [(Decimal(v["vat_rate"]), v["taxable_amount_minor"]) for v in doc["vat_breakdown"]]
+
+
+def credited_by_rate(doc: Doc) -> list[tuple[Decimal, int]]:
+    """What credit notes have reversed so far, per VAT rate (a list: "11.11" cannot be a field name)."""
+    return [(Decimal(c["vat_rate"]), c["taxable_amount_minor"]) for c in doc.get("credited_vat", [])]
+
+
+def add_credited(doc: Doc, totals: Totals) -> list[Doc]:
+    """The invoice's `credited_vat` after a credit note with these totals."""
+    merged: dict[Decimal, int] = defaultdict(int)
+    for rate, taxable in credited_by_rate(doc):
+        merged[rate] += taxable
+    for v in totals.vat_breakdown:
+        merged[v.rate] += v.taxable_minor
+    return [
+        {"vat_rate": str(rate), "taxable_amount_minor": taxable} for rate, taxable in sorted(merged.items())
+    ]
 
 
 def initial_status(doc: Doc, today: date) -> str:

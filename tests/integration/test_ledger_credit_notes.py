@@ -111,3 +111,22 @@ async def test_an_erp_credit_note_number_already_used_is_refused_at_once(tenant:
     after = await tenant.credit(invoice, key="ERP-CN-9", lines=[line(100_00)])
     assert after.created
     assert after.invoice.credited_total.minor_units == 250_00
+
+
+async def test_a_credit_note_reverses_only_vat_the_invoice_charged(tenant: TenantClient) -> None:
+    # 4 x 100 kr at 25 % and 1 x 200 kr at 15 %.
+    invoice = await tenant.issue(
+        invoice_request(lines=[line(100_00, quantity="4"), line(200_00, vat_rate="15", description="Mat")])
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as wrong_rate:
+        await tenant.credit(invoice, lines=[line(100_00, vat_rate="12")])
+    assert wrong_rate.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "lines[0].vat_rate" in field_violations(wrong_rate.value)
+
+    await tenant.credit(invoice, lines=[line(150_00, vat_rate="15", description="Mat")])
+    with pytest.raises(grpc.aio.AioRpcError) as too_much:
+        await tenant.credit(invoice, lines=[line(100_00, vat_rate="15", description="Mat")])
+    assert too_much.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "only 5000 is left to credit at that rate" in field_violations(too_much.value)["lines"]
+    # 172,50 kr credited (150 + 15 % VAT); the refused ones changed nothing.
+    assert (await tenant.get(invoice.id)).credited_total.minor_units == 172_50

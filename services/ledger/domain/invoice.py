@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -233,6 +235,44 @@ class CreditDraft:
     totals: Totals
 
 
+def left_by_rate(
+    invoiced: Iterable[tuple[Decimal, int]], credited: Iterable[tuple[Decimal, int]]
+) -> dict[Decimal, int]:
+    """Taxable amount per VAT rate still open to credit: invoiced minus credited, per rate."""
+    left: dict[Decimal, int] = defaultdict(int)
+    for rate, taxable in invoiced:
+        left[rate] += taxable
+    for rate, taxable in credited:
+        left[rate] -= taxable
+    return dict(left)
+
+
+def check_credit_by_rate(
+    lines: tuple[Line, ...], left: Mapping[Decimal, int], violations: Violations
+) -> None:
+    """A credit note reverses only VAT the invoice charged, and per rate no more than is left.
+
+    Otherwise revenue and output VAT would be reversed at a rate never invoiced (EN 16931 BG-23
+    per category) and the VAT return would be wrong.
+    """
+    per_rate: dict[Decimal, int] = defaultdict(int)
+    for line in lines:
+        if line.vat_rate not in left:
+            rates = ", ".join(f"{r} %" for r in sorted(left, reverse=True))
+            violations.add(
+                f"lines[{line.number - 1}].vat_rate",
+                f"the invoice has no {line.vat_rate} % VAT (it has {rates})",
+            )
+        else:
+            per_rate[line.vat_rate] += line.net_amount_minor
+    for rate, amount in sorted(per_rate.items(), reverse=True):
+        if amount > left[rate]:
+            violations.add(
+                "lines",
+                f"credits {amount} at {rate} % VAT, but only {left[rate]} is left to credit at that rate",
+            )
+
+
 def check_credit_note(
     cmd: IssueCreditNote,
     *,
@@ -240,10 +280,12 @@ def check_credit_note(
     invoice_issue_date: date,
     already_credited: int,
     left_to_credit: int,
+    left_per_rate: Mapping[Decimal, int],
     jurisdiction: str,
     today: date,
 ) -> CreditDraft:
-    """A credit note credits lines of one invoice: never more than is left to credit."""
+    """A credit note credits lines of one invoice: never more than is left to credit, in total and
+    per VAT rate."""
     v = Violations()
     if not cmd.idempotency_key.strip():
         v.add("idempotency_key", "required (the ERP's own credit note id)")
@@ -254,6 +296,7 @@ def check_credit_note(
         v.add("reason", "required (it is printed on the credit note)")
     if cmd.lines:
         lines = check_lines(cmd.lines, jurisdiction=jurisdiction, on=issue, violations=v)
+        check_credit_by_rate(lines, left_per_rate, v)
     elif already_credited:
         v.add("lines", "the invoice is partly credited already: name the lines to credit")
         lines = ()

@@ -25,6 +25,7 @@ from services.ledger.domain.invoice import (
     LineInput,
     check_credit_note,
     check_issue_invoice,
+    left_by_rate,
     line_doc,
     line_from_doc,
 )
@@ -553,11 +554,15 @@ def credit_command(**changes: Any) -> IssueCreditNote:
     return dataclasses.replace(base, **changes)
 
 
+INVOICED_BY_RATE = [(v.rate, v.taxable_minor) for v in INVOICE.totals.vat_breakdown]
+
+
 def credit(
     cmd: IssueCreditNote,
     *,
     already_credited: int = 0,
     left_to_credit: int | None = None,
+    credited_by_rate: tuple[tuple[Decimal, int], ...] = (),
     today: date = TODAY,
 ) -> CreditDraft:
     return check_credit_note(
@@ -566,6 +571,7 @@ def credit(
         invoice_issue_date=ISSUE,
         already_credited=already_credited,
         left_to_credit=INVOICE_GROSS - already_credited if left_to_credit is None else left_to_credit,
+        left_per_rate=left_by_rate(INVOICED_BY_RATE, credited_by_rate),
         jurisdiction="NO",
         today=today,
     )
@@ -680,3 +686,30 @@ def test_credit_note_fingerprint_is_stable() -> None:
 @pytest.mark.parametrize(("name", "value"), CREDIT_CHANGES)
 def test_credit_note_fingerprint_differs_when_a_field_differs(name: str, value: Any) -> None:
     assert credit_command(**{name: value}).fingerprint() != credit_command().fingerprint()
+
+
+def test_left_by_rate_subtracts_credits_per_rate() -> None:
+    left = left_by_rate(INVOICED_BY_RATE, [(Decimal("25"), 3000_00), (Decimal("25.00"), 1000_00)])
+    assert left == {Decimal("25"): 6000_00, Decimal("12"): 450_00}
+
+
+def test_a_credit_reverses_only_vat_the_invoice_charged() -> None:
+    found = credit_violations(credit_command(lines=(line("Mat", "1", 100_00, "15"),)))
+    assert found == {"lines[0].vat_rate": ["the invoice has no 15 % VAT (it has 25 %, 12 %)"]}
+
+
+def test_a_credit_at_one_rate_cannot_exceed_what_that_rate_has_left() -> None:
+    # 450 kr travel at 12 % was invoiced; 300 was credited before; crediting 200 more is too much,
+    # even though the invoice as a whole has plenty left to credit.
+    found = credit_violations(
+        credit_command(lines=(line("Reise", "1", 200_00, "12"),)),
+        already_credited=336_00,
+        credited_by_rate=((Decimal("12"), 300_00),),
+    )
+    assert found == {"lines": ["credits 20000 at 12 % VAT, but only 15000 is left to credit at that rate"]}
+    draft = credit(
+        credit_command(lines=(line("Reise", "1", 150_00, "12"),)),
+        already_credited=336_00,
+        credited_by_rate=((Decimal("12"), 300_00),),
+    )
+    assert draft.totals.net_minor == 150_00
