@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry.provider import KafkaTelemetrySettingsProvider
 from faststream.kafka.response import KafkaPublishCommand
 from faststream.opentelemetry.middleware import TelemetryMiddleware
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -30,6 +30,10 @@ from services.common.mongo import Database, Session
 from services.common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+_dead_lettered = metrics.get_meter("fordring.bus").create_counter(
+    "fordring_events_dead_lettered",
+    description="Messages parked in a dead-letter topic, by topic and consumer",
+)
 
 PROCESSED: Final = "processed_events"
 
@@ -114,6 +118,7 @@ def subscribe(
 
     async def dead_letter(msg: KafkaMessage, reason: str) -> None:
         log.error("dead-lettering a message from %s: %s", full_topic, reason)
+        _dead_lettered.add(1, {"topic": topic, "consumer": consumer})
         await broker.publish(
             msg.body,
             topic=dlq_topic,

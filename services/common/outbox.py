@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import time
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from pymongo import ASCENDING
 from pymongo.errors import PyMongoError
 
@@ -28,6 +31,30 @@ from services.common.telemetry import context_from_traceparent, current_tracepar
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
+_meter = metrics.get_meter("fordring.outbox")
+_published = _meter.create_counter(
+    "fordring_events_published", description="Events the outbox relay published to Kafka, by topic and type"
+)
+BACKLOG_EVERY_SECONDS = 5.0
+_RELAYS: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+
+
+def _observe(index: int) -> Callable[[CallbackOptions], list[Observation]]:
+    def observe(_options: CallbackOptions) -> list[Observation]:
+        return [Observation(r._backlog[index], {"relay": r._name}) for r in _RELAYS if r._backlog]
+
+    return observe
+
+
+_meter.create_observable_gauge(
+    "fordring_outbox_unsent", callbacks=[_observe(0)], description="Events not yet published"
+)
+_meter.create_observable_gauge(
+    "fordring_outbox_oldest_unsent_seconds",
+    callbacks=[_observe(1)],
+    description="Age of the oldest event not yet published (0 when none): the relay's lag",
+    unit="s",
+)
 
 OUTBOX = "outbox"
 
@@ -79,10 +106,15 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._batch = batch_size
         self._lease = Lease(db, name, clock, seconds=lease_seconds)
+        self._name = name
         # The outbox keeps logical topic names; the deployment's prefix is applied when publishing.
         self._prefix = topic_prefix
         self._wake = asyncio.Event()
         self._stopping = False
+        # The relay's lag, measured while it holds the lease: unsent events and the oldest one's age.
+        self._backlog: tuple[int, float] | None = None
+        self._backlog_at = 0.0
+        _RELAYS.add(self)
         self.published = 0
 
     def wake(self) -> None:
@@ -97,7 +129,10 @@ class OutboxRelay:
         """Publish until stopped; survives database and broker outages (retries after a pause)."""
         while not self._stopping:
             try:
-                sent = await self.publish_pending() if await self._lease.hold() else 0
+                leader = await self._lease.hold()
+                sent = await self.publish_pending() if leader else 0
+                if leader:
+                    await self._measure_backlog()
             except (TimeoutError, PyMongoError, OSError) as exc:
                 log.warning("outbox relay: %s; retrying", exc)
                 sent = 0
@@ -106,6 +141,18 @@ class OutboxRelay:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+
+    async def _measure_backlog(self) -> None:
+        now = time.monotonic()
+        if now - self._backlog_at < BACKLOG_EVERY_SECONDS:
+            return
+        self._backlog_at = now
+        unsent = await self._db[OUTBOX].count_documents({"sent": False})
+        oldest = await self._db[OUTBOX].find_one(
+            {"sent": False}, sort=[("_id", ASCENDING)], projection={"created_at": 1}
+        )
+        age = (self._clock.now() - oldest["created_at"]).total_seconds() if oldest else 0.0
+        self._backlog = (unsent, max(0.0, age))
 
     async def flush(self) -> None:
         """Publish everything unsent (at shutdown). On failure nothing is lost: the next start sends it."""
@@ -155,4 +202,6 @@ class OutboxRelay:
             {"$set": {"sent": True, "sent_at": self._clock.now()}},
         )
         self.published += len(docs)
+        for doc in docs:
+            _published.add(1, {"topic": doc["topic"], "type": doc["type"]})
         return len(docs)

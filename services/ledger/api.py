@@ -13,7 +13,7 @@ import grpc
 from fordring.common.v1 import common_pb2
 from fordring.ledger.v1 import ledger_pb2 as pb
 from fordring.ledger.v1 import ledger_pb2_grpc
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 from pymongo.errors import PyMongoError
 
 from services.common import attributes as attr
@@ -40,6 +40,12 @@ from services.ledger.domain.aging import aging
 from services.ledger.domain.invoice import IssueCreditNote
 from services.ledger.issuing import Issuer
 from services.ledger.lifecycle import write_off
+from services.ledger.metrics import (
+    CREDIT_NOTES_ISSUED,
+    INVOICES_ISSUED,
+    INVOICES_WRITTEN_OFF,
+    PAYMENTS_APPLIED,
+)
 from services.ledger.payments import AllocationRequest, RecordPayment, record_payment
 from services.ledger.store import customer_id_for, decode_page_token, encode_page_token
 
@@ -47,10 +53,6 @@ log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
-
-_meter = metrics.get_meter("fordring.ledger")
-_issued = _meter.create_counter("fordring_invoices_issued", description="invoices issued (not retries)")
-_payments = _meter.create_counter("fordring_payments_recorded", description="payments applied, by method")
 
 
 class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
@@ -111,7 +113,7 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         self._tag(doc)
         trace.get_current_span().set_attribute(attr.IDEMPOTENCY_REPLAY, not created)
         if created:
-            _issued.add(1, {"currency": doc["currency"]})
+            INVOICES_ISSUED.add(1, {"currency": doc["currency"]})
         return pb.IssueInvoiceResponse(invoice=invoice_to_pb(doc), created=created)
 
     async def IssueCreditNote(
@@ -129,6 +131,8 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         )
         credit_note, invoice, created = await issue_credit_note(self._changes, ctx, cmd)
         self._tag(invoice)
+        if created:
+            CREDIT_NOTES_ISSUED.add(1)
         return pb.IssueCreditNoteResponse(
             credit_note=invoice_to_pb(credit_note), invoice=invoice_to_pb(invoice), created=created
         )
@@ -215,7 +219,7 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         result = await record_payment(self._changes, self._ctx(), cmd)
         trace.get_current_span().set_attribute(attr.PAYMENT_ID, result.payment_id)
         if result.created:
-            _payments.add(1, {"method": "manual"})
+            PAYMENTS_APPLIED.add(1, {"method": "manual"})
         return pb.RecordPaymentResponse(
             payment_id=result.payment_id,
             invoices=[invoice_to_pb(d) for d in result.invoices],
@@ -235,6 +239,8 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
             reason=request.reason,
         )
         self._tag(doc)
+        if created:
+            INVOICES_WRITTEN_OFF.add(1)
         return pb.WriteOffInvoiceResponse(invoice=invoice_to_pb(doc), created=created)
 
     async def WatchInvoice(

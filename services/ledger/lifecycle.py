@@ -18,6 +18,7 @@ from services.ledger.changes import Changes, invoice_event
 from services.ledger.documents import Ctx, changed_invoice, journal_entry, position_of, summary
 from services.ledger.domain import journal
 from services.ledger.domain.status import InvoiceStatus, check_can_write_off
+from services.ledger.metrics import INVOICES_OVERDUE
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,10 @@ async def mark_overdue(changes: Changes, ctx: Ctx, invoice_id: str) -> bool:
         return True
 
     try:
-        return await changes.run(work)
+        moved = await changes.run(work)
     except FordringError:
         log.exception("could not mark %s overdue", invoice_id)
         return False
+    if moved:
+        INVOICES_OVERDUE.add(1)
+    return moved

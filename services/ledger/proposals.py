@@ -29,6 +29,7 @@ from services.ledger.changes import Changes, invoice_event
 from services.ledger.documents import Ctx, changed_invoice, history_entry, journal_entry, position_of, summary
 from services.ledger.domain import journal
 from services.ledger.domain.status import DunningStage, InvoiceStatus, dunning_rejection, dunning_stage_after
+from services.ledger.metrics import PAYMENTS_APPLIED, PROPOSALS
 from services.ledger.payments import Payment, apply_payment, request_hash
 
 log = logging.getLogger(__name__)
@@ -69,15 +70,19 @@ async def apply_payment_matched(changes: Changes, ctx: Ctx, event: PaymentMatche
     except DuplicateKeyError:
         # The same payment id came in another event: it is applied already (idempotent by payment).
         log.info("payment %s from event %s was applied before", data.payment_id, event.id)
+        PROPOSALS.add(1, {"type": event.type, "outcome": "duplicate"})
     except (FailedPrecondition, NotFound, InvalidArgument) as exc:
         invoice_id = data.allocations[0].invoice_id if data.allocations else ""
-        await _reject(
-            changes, ctx, event, invoice_id, getattr(exc, "reason", type(exc).__name__.upper()), exc.message
-        )
+        reason = getattr(exc, "reason", type(exc).__name__.upper())
+        await _reject(changes, ctx, event, invoice_id, reason, exc.message)
+        PROPOSALS.add(1, {"type": event.type, "outcome": f"rejected:{reason}"})
+    else:
+        PROPOSALS.add(1, {"type": event.type, "outcome": "applied"})
+        PAYMENTS_APPLIED.add(1, {"method": data.method})
 
 
 async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionTaken) -> None:
-    async def work(s: Session) -> None:
+    async def work(s: Session) -> str:
         data = event.data
         await record_processed(changes.store.db, s, PROPOSALS_CONSUMER, event.id, ctx.now)
         inv = await changes.store.invoices.find_one(
@@ -94,7 +99,7 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
                 f"no invoice {data.invoice_id}",
                 None,
             )
-            return
+            return "rejected:UNKNOWN_INVOICE"
         stage = DunningStage(inv.get("dunning_stage", 0))
         pos = position_of(inv)
         rejection = dunning_rejection(
@@ -107,7 +112,7 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
         )
         if rejection is not None:
             await _add_rejection(changes, s, ctx, event, inv["_id"], *rejection, inv)
-            return
+            return f"rejected:{rejection[0]}"
         charges, entries = _charges(ctx, inv, data)
         added = data.fee_minor + data.interest_minor
         event_id = new_id()
@@ -137,8 +142,10 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
             journal=entries,
             events=[invoice_event(ctx, event_id, inv["_id"], ChargeAdded, charged)],
         )
+        return "applied"
 
-    await changes.run(work)
+    outcome = await changes.run(work)
+    PROPOSALS.add(1, {"type": event.type, "outcome": outcome, "action": event.data.action})
 
 
 def _charges(ctx: Ctx, inv: Doc, data: DunningActionTakenData) -> tuple[list[Doc], list[Doc]]:
