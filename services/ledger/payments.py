@@ -25,7 +25,7 @@ from services.common.mongo import Doc, Session
 from services.ledger.changes import Changes, invoice_event
 from services.ledger.documents import Ctx, changed_invoice, journal_entry, position_of, summary
 from services.ledger.domain import journal
-from services.ledger.domain.invoice import parse_date
+from services.ledger.domain.invoice import MAX_AMOUNT_MINOR, MAX_LINES, parse_date
 from services.ledger.domain.status import InvoiceStatus, check_can_receive_payment
 
 
@@ -90,6 +90,10 @@ def _check_record_payment(cmd: RecordPayment) -> None:
         v.add("idempotency_key", "required")
     if cmd.amount_minor <= 0:
         v.add("amount.minor_units", "must be positive")
+    elif cmd.amount_minor > MAX_AMOUNT_MINOR:
+        v.add("amount.minor_units", f"at most {MAX_AMOUNT_MINOR}")
+    if len(cmd.allocations) > MAX_LINES:
+        v.add("allocations", f"at most {MAX_LINES} allocations")
     try:
         check_currency(cmd.currency)
     except UnknownCurrency as exc:

@@ -24,6 +24,8 @@ _POSTAL: Final = {
     "SE": re.compile(r"^\d{3} ?\d{2}$"),
     "DK": re.compile(r"^\d{4}$"),
 }
+MAX_NAME: Final = 200
+MAX_ADDRESS_LINES: Final = 5
 _DEFAULT_LANGUAGE: Final = {"NO": "nb", "SE": "sv", "DK": "da"}
 
 
@@ -61,6 +63,8 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
         violations.add(p + "number", "at most 64 characters")
     if not data.name.strip():
         violations.add(p + "name", "required")
+    elif len(data.name) > MAX_NAME:
+        violations.add(p + "name", f"at most {MAX_NAME} characters")
     if data.kind not in ("consumer", "business"):
         violations.add(p + "kind", "must be consumer or business")
     country = data.address.country.upper() if data.address else ""
@@ -111,6 +115,8 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
 def _check_address(address: Address, violations: Violations, p: str) -> None:
     if not any(line.strip() for line in address.lines):
         violations.add(p + "lines", "at least one address line is required")
+    elif len(address.lines) > MAX_ADDRESS_LINES or any(len(line) > MAX_NAME for line in address.lines):
+        violations.add(p + "lines", f"at most {MAX_ADDRESS_LINES} lines of at most {MAX_NAME} characters")
     if not address.city.strip():
         violations.add(p + "city", "required")
     country = address.country.upper()

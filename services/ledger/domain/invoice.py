@@ -26,6 +26,18 @@ from services.ledger.domain.rates import vat_rates
 
 MAX_LINES = 1000
 MAX_TERMS_DAYS = 365
+# Bounds that keep every total inside int64 minor units (1000 lines x 10^15 < 9.2 x 10^18) and
+# refuse what is certainly a mistake, each reported on its field.
+MAX_AMOUNT_MINOR = 10**15
+MAX_QUANTITY = Decimal(10**9)
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+MAX_TEXT = 1000
+MAX_REFERENCE = 200
+
+
+def check_length(value: str, field: str, limit: int, violations: Violations) -> None:
+    if len(value) > limit:
+        violations.add(field, f"at most {limit} characters, got {len(value)}")
 
 
 @dataclass(frozen=True)
@@ -92,10 +104,14 @@ def parse_date(text: str, field: str, violations: Violations) -> date | None:
         violations.add(field, "required (ISO date, e.g. 2026-11-23)")
         return None
     try:
-        return date.fromisoformat(text)
+        parsed = date.fromisoformat(text)
     except ValueError:
         violations.add(field, f"{text!r} is not an ISO date (YYYY-MM-DD)")
         return None
+    if not EARLIEST <= parsed <= LATEST:
+        violations.add(field, f"{parsed} is outside {EARLIEST.year}-{LATEST.year}")
+        return None
+    return parsed
 
 
 def check_lines(
@@ -111,12 +127,25 @@ def check_lines(
         p = f"lines[{i}]."
         if not line.description.strip():
             violations.add(p + "description", "required")
+        check_length(line.description, p + "description", MAX_TEXT, violations)
+        if line.unit_code and not (line.unit_code.isalnum() and len(line.unit_code) <= 3):
+            violations.add(
+                p + "unit_code", f"{line.unit_code!r} is not a UN/ECE rec. 20 unit code (e.g. EA, HUR)"
+            )
         quantity = _decimal(line.quantity, p + "quantity", violations)
         if quantity is not None and quantity <= 0:
             violations.add(p + "quantity", f"must be positive, got {line.quantity}")
+        elif quantity is not None and quantity > MAX_QUANTITY:
+            violations.add(p + "quantity", f"at most {MAX_QUANTITY}")
+            quantity = None
         if line.unit_price_minor < 0:
             # EN 16931 BR-27: the item net price shall not be negative.
             violations.add(p + "unit_price_minor", "must not be negative")
+        elif line.unit_price_minor > MAX_AMOUNT_MINOR:
+            violations.add(p + "unit_price_minor", f"at most {MAX_AMOUNT_MINOR}")
+        elif quantity is not None and line_net_minor(quantity, line.unit_price_minor) > MAX_AMOUNT_MINOR:
+            violations.add(p.rstrip("."), f"quantity x unit price is more than {MAX_AMOUNT_MINOR}")
+            quantity = None
         rate = _decimal(line.vat_rate, p + "vat_rate", violations)
         # No rate table for the date (before the first valid-from) allows no rate, rather than any rate.
         if rate is not None and on is not None and rate not in allowed:
@@ -183,6 +212,8 @@ def check_issue_invoice(cmd: IssueInvoice, *, jurisdiction: str, kid_scheme: str
     lines = check_lines(cmd.lines, jurisdiction=jurisdiction, on=issue, violations=v)
     if cmd.language and cmd.language not in LANGUAGES:
         v.add("language", f"must be one of {', '.join(sorted(LANGUAGES))}")
+    for name in ("buyer_reference", "order_reference", "contract_reference"):
+        check_length(getattr(cmd, name), name, MAX_REFERENCE, v)
     if cmd.kid:
         try:
             validate_kid(cmd.kid, KidScheme(kid_scheme))
@@ -294,6 +325,7 @@ def check_credit_note(
         v.add("issue_date", f"{issue} is before the invoice's issue date {invoice_issue_date}")
     if not cmd.reason.strip():
         v.add("reason", "required (it is printed on the credit note)")
+    check_length(cmd.reason, "reason", MAX_TEXT, v)
     if cmd.lines:
         lines = check_lines(cmd.lines, jurisdiction=jurisdiction, on=issue, violations=v)
         check_credit_by_rate(lines, left_per_rate, v)

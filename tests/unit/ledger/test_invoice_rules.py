@@ -713,3 +713,26 @@ def test_a_credit_at_one_rate_cannot_exceed_what_that_rate_has_left() -> None:
         credited_by_rate=((Decimal("12"), 300_00),),
     )
     assert draft.totals.net_minor == 150_00
+
+
+def test_amounts_quantities_dates_and_texts_out_of_range_are_named() -> None:
+    huge = line("x", "99999999999", 900_000_000_000_000_000, "25")
+    big = line("y" * 1001, "1000000000.5", 100, "25")
+    found = violations(
+        command(
+            lines=(huge, big, line("z", "1", 10**12, "25", unit_code="KILOGRAM")),
+            issue_date="9999-12-30",
+            buyer_reference="r" * 201,
+        )
+    )
+    assert found["lines[0].unit_price_minor"] == ["at most 1000000000000000"]
+    assert "lines[1].description" in found
+    assert found["lines[1].quantity"] == ["at most 1000000000"]
+    assert "lines[2].unit_code" in found
+    assert found["issue_date"] == ["9999-12-30 is outside 2000-2099"]
+    assert found["buyer_reference"] == ["at most 200 characters, got 201"]
+
+
+def test_a_line_whose_total_would_leave_int64_is_refused() -> None:
+    found = violations(command(lines=(line("x", "999999999", 10**14, "25"),)))
+    assert found == {"lines[0]": ["quantity x unit price is more than 1000000000000000"]}
