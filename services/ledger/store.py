@@ -98,6 +98,26 @@ class LedgerStore:
             {"$push": {"api_keys": {"name": key_name, "hash": hash_api_key(api_key), "created_at": now}}},
         )
 
+    async def create_tenant(self, tenant: Tenant, now: datetime) -> None:
+        settings = tenant.model_dump(exclude={"id", "name", "key_name"})
+        await self.tenants.insert_one(
+            {"_id": tenant.id, "name": tenant.name, "settings": settings, "created_at": now, "api_keys": []}
+        )
+
+    async def add_api_key(self, tenant_id: str, api_key: str, key_name: str, now: datetime) -> bool:
+        """Add a key under a name not yet used by the tenant; False if the tenant or name is wrong."""
+        result = await self.tenants.update_one(
+            {"_id": tenant_id, "api_keys.name": {"$ne": key_name}},
+            {"$push": {"api_keys": {"name": key_name, "hash": hash_api_key(api_key), "created_at": now}}},
+        )
+        return result.modified_count == 1
+
+    async def revoke_api_key(self, tenant_id: str, key_name: str) -> bool:
+        result = await self.tenants.update_one(
+            {"_id": tenant_id}, {"$pull": {"api_keys": {"name": key_name}}}
+        )
+        return result.modified_count == 1
+
     # --- reads ---------------------------------------------------------------------------------
 
     async def customer(
