@@ -25,7 +25,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.common import attributes as attr
 from services.common.errors import FordringError
-from services.common.events import DLQ_SUFFIX, Event, attributes_from_headers, parse_event
+from services.common.events import DLQ_SUFFIX, Event, attributes_from_headers, parse_event, trace_headers
 from services.common.mongo import Database, Session
 from services.common.settings import CommonSettings
 
@@ -146,11 +146,10 @@ def subscribe(
         except ValidationError as exc:
             await dead_letter(msg, f"malformed envelope: {exc.errors()[:3]}")
             return
+        # Named from the event itself (as the relay names its spans), whatever headers the producer sent.
         span = trace.get_current_span()
-        span.set_attribute(attr.EVENT_ID, event.id)
+        span.set_attributes(attributes_from_headers(trace_headers(event)))
         span.set_attribute(attr.EVENT_TYPE, event.type)
-        span.set_attribute(attr.TENANT_ID, event.tenant_id)
-        span.set_attribute(attr.INVOICE_ID, event.subject)
         span.set_attribute(attr.CONSUMER, consumer)
         for attempt in range(1, max_attempts + 1):
             try:

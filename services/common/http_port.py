@@ -39,7 +39,7 @@ class HttpPort:
             try:
                 await asyncio.wait_for(check(), timeout=2.0)
                 results[name] = "ok"
-            except Exception as exc:
+            except Exception as exc:  # any failure means "not ready", reported by name
                 results[name] = f"{type(exc).__name__}: {exc}"[:200]
         return all(v == "ok" for v in results.values()), results
 

@@ -173,7 +173,7 @@ class Issuer:
         tenant_id = batch[0].ctx.tenant.id
         try:
             firsts = await self._resolve_customers(tenant_id, await self._replays(tenant_id, leaders))
-        except Exception as exc:
+        except Exception as exc:  # handed to every waiting caller
             firsts = []
             for p in leaders.values():
                 _fail(p, exc)
@@ -189,9 +189,9 @@ class Issuer:
                         await self._write_batch([p])
                     except (DuplicateKeyError, BulkWriteError, ConcurrentChange):
                         await self._resolve_duplicate(p)
-                    except Exception as exc:
+                    except Exception as exc:  # handed to the waiting caller
                         _fail(p, exc)
-        except Exception as exc:
+        except Exception as exc:  # logged, and handed to every waiting caller
             log.exception("issuing a batch of %d invoices failed", len(firsts))
             for p in firsts:
                 _fail(p, exc)
@@ -200,7 +200,7 @@ class Issuer:
             try:
                 doc, _ = await asyncio.shield(leader.future)
                 _succeed(p, replay(doc, p.fingerprint), False)
-            except Exception as exc:
+            except Exception as exc:  # the leader's failure is the follower's too
                 _fail(p, exc)
 
     async def _resolve_duplicate(self, p: _Pending) -> None:
@@ -221,7 +221,7 @@ class Issuer:
             ready = await self._resolve_customers(tenant_id, [p])
             if ready:
                 await self._write_batch(ready)
-        except Exception as exc:
+        except Exception as exc:  # handed to the waiting caller
             _fail(p, exc)
 
     async def _taken_by_another(self, p: _Pending) -> Exception | None:

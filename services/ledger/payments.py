@@ -149,7 +149,7 @@ async def record_payment(changes: Changes, ctx: Ctx, cmd: RecordPayment) -> Paym
         invoices, unallocated = await changes.run(lambda s: apply_payment(changes, s, ctx, payment))
     except DuplicateKeyError:
         replayed = await _replay(changes, ctx, cmd.idempotency_key, fingerprint)
-        assert replayed is not None
+        assert replayed is not None  # the duplicate key is the payment that raced us
         return replayed
     return PaymentResult(payment.payment_id, invoices, unallocated, cmd.currency, True)
 

@@ -83,7 +83,7 @@ class LedgerStore:
         if doc is None:
             return None
         key_name = next((k["name"] for k in doc["api_keys"] if k["hash"] == key_hash), "")
-        return Tenant(id=doc["_id"], key_name=key_name, **doc["settings"], name=doc["name"])
+        return tenant_from_doc(doc, key_name)
 
     async def ensure_tenant(self, tenant: Tenant, api_key: str, key_name: str, now: datetime) -> None:
         """Create the tenant if missing and make sure the key is one of its keys (idempotent)."""
@@ -202,7 +202,7 @@ class LedgerStore:
             return_document=ReturnDocument.AFTER,
             session=session,
         )
-        assert doc is not None
+        assert doc is not None  # an upsert always returns the document
         return int(doc["value"]) - count + 1
 
     async def replace_invoice(self, session: Session, doc: Doc, expected_version: int) -> None:
@@ -228,6 +228,10 @@ class LedgerStore:
         if doc is None:
             raise LookupError(f"customer {customer_id} vanished")
         return int(doc["credit_balances"][currency])
+
+
+def tenant_from_doc(doc: Doc, key_name: str = "") -> Tenant:
+    return Tenant(id=doc["_id"], name=doc["name"], key_name=key_name, **doc["settings"])
 
 
 class ConcurrentChange(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from services.common.tenancy import Tenant
-from services.ledger.store import LedgerStore
+from services.ledger.store import LedgerStore, tenant_from_doc
 
 CACHE_SECONDS = 30.0
 
@@ -32,6 +32,6 @@ class TenantDirectory:
         doc = await self._store.tenants.find_one({"_id": tenant_id})
         if doc is None:
             return None
-        tenant = Tenant(id=doc["_id"], name=doc["name"], **doc["settings"])
+        tenant = tenant_from_doc(doc)
         self._by_id[tenant_id] = (time.monotonic() + CACHE_SECONDS, tenant)
         return tenant
