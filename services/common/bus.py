@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
+from aiokafka.errors import KafkaConnectionError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry.provider import KafkaTelemetrySettingsProvider
@@ -21,7 +22,7 @@ from faststream.kafka.response import KafkaPublishCommand
 from faststream.opentelemetry.middleware import TelemetryMiddleware
 from opentelemetry import metrics, trace
 from pydantic import ValidationError
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from services.common import attributes as attr
 from services.common.errors import FordringError
@@ -67,6 +68,70 @@ def create_broker(settings: CommonSettings) -> KafkaBroker:
     )
 
 
+class BrokerLink:
+    """A service's connection to Kafka, made in the background and kept.
+
+    Nothing waits for it at start: the API serves and the outbox holds events until the broker
+    answers. `ensure_connected` is called by whoever needs the broker (the relay, the consumers)
+    and retried by them; the readiness check reports what is wrong meanwhile.
+    """
+
+    def __init__(self, broker: KafkaBroker, bootstrap: str) -> None:
+        self.broker = broker
+        self._servers = [s.strip().rpartition(":") for s in bootstrap.split(",") if s.strip()]
+        self._lock = asyncio.Lock()
+        self.last_error = ""
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.broker.config.producer)
+
+    async def ensure_connected(self) -> None:
+        if self.connected:
+            return
+        async with self._lock:
+            if self.connected:
+                return
+            try:
+                # aiokafka leaves an unclosed producer behind each failed bootstrap: only try when a
+                # bootstrap server takes a TCP connection at all.
+                await self._any_server_listens()
+                await self.broker.connect()
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                raise
+            self.last_error = ""
+
+    async def _any_server_listens(self) -> None:
+        problems = []
+        for host, _, port in self._servers:
+            try:
+                async with asyncio.timeout(2.0):
+                    _, writer = await asyncio.open_connection(host, int(port))
+            except (OSError, TimeoutError) as exc:
+                problems.append(f"{host}:{port} ({exc})")
+                continue
+            writer.close()
+            return
+        raise KafkaConnectionError(f"no Kafka bootstrap server answers: {', '.join(problems)}")
+
+    async def reachable(self) -> bool:
+        """True when the broker answers a metadata request now."""
+        return self.connected and await self.broker.ping(timeout=2.0)
+
+    async def cluster_id(self) -> str:
+        """The cluster id the broker reports ("" when it reports none)."""
+        described = await self.broker.config.admin_client.describe_cluster()
+        return str(described.get("cluster_id") or "")
+
+    async def check(self) -> None:
+        """The readiness check: raises with the reason when Kafka cannot be used now."""
+        if not self.connected:
+            raise ConnectionError(f"not connected to Kafka ({self.last_error or 'connecting'})")
+        if not await self.broker.ping(timeout=2.0):
+            raise ConnectionError("the Kafka broker does not answer")
+
+
 class AlreadyProcessed(Exception):
     """The event id was applied before: the redelivery is acknowledged and changes nothing."""
 
@@ -79,6 +144,15 @@ async def record_processed(
         await db[PROCESSED].insert_one({"_id": f"{consumer}:{event_id}", "at": at}, session=session)
     except DuplicateKeyError as exc:
         raise AlreadyProcessed(event_id) from exc
+
+
+async def ensure_processed_indexes(db: Database, *, retention: timedelta) -> None:
+    """Applied event ids are remembered for `retention` (longer than any redelivery or replay)."""
+    seconds = max(1, int(retention.total_seconds()))
+    try:
+        await db[PROCESSED].create_index("at", name="processed_ttl", expireAfterSeconds=seconds)
+    except OperationFailure:
+        await db.command("collMod", PROCESSED, index={"name": "processed_ttl", "expireAfterSeconds": seconds})
 
 
 async def was_processed(db: Database, consumer: str, event_id: str) -> bool:

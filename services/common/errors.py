@@ -71,3 +71,32 @@ class Violations:
     def raise_if_any(self) -> None:
         if self._items:
             raise InvalidArgument(self._items)
+
+
+def safe_error_text(exc: BaseException) -> str:
+    """An exception described without the data it may carry, for logs, spans and callers.
+
+    A driver's error can quote whole documents (a duplicate-key BulkWriteError carries the invoice
+    with the customer's name and e-mail); a validation error quotes its input. Those keep their type
+    and codes only; our own errors are written not to carry personal data and keep their text.
+    """
+    from pydantic import ValidationError
+    from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+
+    kind = type(exc).__name__
+    if isinstance(exc, BulkWriteError):
+        codes = sorted({int(e.get("code", 0)) for e in exc.details.get("writeErrors", [])})
+        return f"{kind} (write error codes {codes}, {len(exc.details.get('writeErrors', []))} errors)"
+    if isinstance(exc, OperationFailure):
+        name = (exc.details or {}).get("codeName", "")
+        return f"{kind} (code {exc.code}{' ' + name if name else ''})"
+    if isinstance(exc, PyMongoError):
+        return kind
+    if isinstance(exc, ValidationError):
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) + f" ({e['type']})" for e in exc.errors()[:5])
+        return f"{kind} ({exc.error_count()} errors: {fields})"
+    if isinstance(exc, FordringError):
+        return f"{kind}: {exc.message}"
+    text = str(exc)
+    # Unknown exceptions keep a short text; long ones are the ones that quote data.
+    return f"{kind}: {text[:200]}" if text and len(text) <= 200 else kind

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
 from services.common import attributes as attr
 from services.common.errors import (
@@ -22,7 +24,10 @@ from services.common.errors import (
     InvalidArgument,
     NotFound,
     Unauthenticated,
+    safe_error_text,
 )
+from services.common.ids import new_id
+from services.common.telemetry import record_error
 from services.common.tenancy import TenantResolver, bearer_key, set_current_tenant
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,11 @@ def _status_for(exc: FordringError) -> tuple[grpc.StatusCode, bytes]:
         detail.Pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain="fordring"))
         status.details.append(detail)
     return code, status.SerializeToString()
+
+
+def _is_abort(exc: BaseException) -> bool:
+    """grpc.aio ends an aborted call by raising its own exception through the handler."""
+    return isinstance(exc, grpc.aio.AbortError)
 
 
 class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -111,6 +121,42 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         code, details = _status_for(exc)
         await context.abort(code, exc.message, trailing_metadata=(("grpc-status-details-bin", details),))
 
+    async def _fail_unexpected(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+        """A bug or an outage: the caller gets INTERNAL (UNAVAILABLE when the database is away, so
+        it retries) with an error id; the log gets where it failed, never the data involved."""
+        error_id = new_id()
+        unavailable = isinstance(exc, (ConnectionFailure, ServerSelectionTimeoutError))
+        log.error(
+            "unexpected error %s: %s",
+            error_id,
+            safe_error_text(exc),
+            exc_info=(type(exc), exc, exc.__traceback__),
+            extra={"error_id": error_id},
+        )
+        record_error(trace.get_current_span(), exc)
+        trace.get_current_span().set_attribute(attr.ERROR_ID, error_id)
+        code = grpc.StatusCode.UNAVAILABLE if unavailable else grpc.StatusCode.INTERNAL
+        message = (
+            f"the service cannot reach its database; try again (error id {error_id})"
+            if unavailable
+            else f"internal error; quote error id {error_id} to the operator"
+        )
+        status = status_pb2.Status(
+            code=code_pb2.UNAVAILABLE if unavailable else code_pb2.INTERNAL, message=message
+        )
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.ErrorInfo(
+                reason="UNAVAILABLE" if unavailable else "INTERNAL",
+                domain="fordring",
+                metadata={"error_id": error_id},
+            )
+        )
+        status.details.append(detail)
+        await context.abort(
+            code, message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),)
+        )
+
     def _wrap_unary(self, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
@@ -118,6 +164,12 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 return await behavior(request, context)
             except FordringError as exc:
                 await self._fail(context, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # anything else is ours to hide: see _fail_unexpected
+                if _is_abort(exc):
+                    raise
+                await self._fail_unexpected(context, exc)
             finally:
                 set_current_tenant(None)
 
@@ -131,6 +183,12 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                     yield item
             except FordringError as exc:
                 await self._fail(context, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # anything else is ours to hide: see _fail_unexpected
+                if _is_abort(exc):
+                    raise
+                await self._fail_unexpected(context, exc)
             finally:
                 set_current_tenant(None)
 

@@ -1,10 +1,17 @@
-"""The HTTP side port every service opens: /healthz (alive), /readyz (broker and database), /metrics."""
+"""The HTTP side port every service opens: /healthz (alive), /readyz (dependencies), /metrics.
+
+`/readyz` answers 200 only when every check passes, else 503 with a line per check saying what is
+wrong. Like the Kubernetes API server's, it takes `?exclude=<check>` (repeatable): the Kubernetes
+readiness probe excludes the checks whose failure the service rides out by design (Kafka: the
+outbox holds events), so a Kafka outage does not take the API out of its Service.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -16,10 +23,18 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 class HttpPort:
     """A deliberately tiny HTTP/1.1 server: three GET endpoints, no framework."""
 
-    def __init__(self, host: str, port: int, checks: Mapping[str, ReadinessCheck]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        checks: Mapping[str, ReadinessCheck],
+        alive: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._host = host
         self._port = port
         self._checks = dict(checks)
+        # None while the process works; else why it must be restarted (a vital task died).
+        self._alive = alive
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -33,9 +48,11 @@ class HttpPort:
             self._server.close()
             await self._server.wait_closed()
 
-    async def readiness(self) -> tuple[bool, dict[str, str]]:
+    async def readiness(self, exclude: frozenset[str] = frozenset()) -> tuple[bool, dict[str, str]]:
         results: dict[str, str] = {}
         for name, check in self._checks.items():
+            if name in exclude:
+                continue
             try:
                 await asyncio.wait_for(check(), timeout=2.0)
                 results[name] = "ok"
@@ -49,8 +66,9 @@ class HttpPort:
             while (await asyncio.wait_for(reader.readline(), timeout=5.0)) not in (b"\r\n", b"\n", b""):
                 pass
             method, _, rest = request_line.decode("latin-1").partition(" ")
-            path = rest.split(" ")[0].split("?")[0]
-            status, ctype, body = await self._route(method, path)
+            url = urlsplit(rest.split(" ")[0])
+            exclude = frozenset(parse_qs(url.query).get("exclude", []))
+            status, ctype, body = await self._route(method, url.path, exclude)
             head = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
                 "Connection: close\r\n\r\n"
@@ -62,13 +80,16 @@ class HttpPort:
         finally:
             writer.close()
 
-    async def _route(self, method: str, path: str) -> tuple[str, str, bytes]:
+    async def _route(self, method: str, path: str, exclude: frozenset[str]) -> tuple[str, str, bytes]:
         if method != "GET":
             return "405 Method Not Allowed", "text/plain", b"GET only\n"
         if path == "/healthz":
+            problem = self._alive()
+            if problem is not None:
+                return "503 Service Unavailable", "text/plain", f"{problem}\n".encode()
             return "200 OK", "text/plain", b"ok\n"
         if path == "/readyz":
-            ready, results = await self.readiness()
+            ready, results = await self.readiness(exclude)
             text = "".join(f"{k}: {v}\n" for k, v in results.items()).encode()
             return ("200 OK" if ready else "503 Service Unavailable"), "text/plain", text
         if path == "/metrics":

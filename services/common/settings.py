@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,23 @@ class CommonSettings(BaseSettings):
     shutdown_grace: float = Field(default=10.0, ge=0)
     # Console: "json" (production) or "text" (a person at a terminal).
     log_format: Literal["json", "text"] = "json"
+    # The outbox relay: how long it sleeps when there is nothing to publish, and how much it takes at once.
+    outbox_poll_seconds: float = Field(default=0.05, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # A record Kafka refuses this many times while it takes others is parked for an operator.
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    # Seconds Kafka has to acknowledge a record before the attempt counts as failed.
+    outbox_send_timeout: float = Field(default=10.0, gt=0)
+    # Errors that may pass (timeouts, a missing partition leader) park a record only after this long.
+    outbox_park_after_seconds: float = Field(default=900.0, ge=0)
+    # Sent events are kept this long, to be published again if the broker loses its log.
+    outbox_retention_hours: float = Field(default=168.0, gt=0)
+    # What is published again by itself when the broker's cluster id changes (at most the retention).
+    outbox_replay_hours: float = Field(default=24.0, ge=0)
+    # /readyz reports the relay stuck after it could not publish for this long.
+    outbox_stuck_seconds: float = Field(default=30.0, gt=0)
+    # How long a consumer remembers the event ids it applied (longer than any redelivery or replay).
+    processed_retention_days: float = Field(default=30.0, gt=0)
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -46,6 +63,20 @@ class CommonSettings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _replay_within_retention(self) -> CommonSettings:
+        if self.outbox_replay_hours > self.outbox_retention_hours:
+            raise ValueError(
+                "outbox_replay_hours must not exceed outbox_retention_hours "
+                "(only kept events can be replayed)"
+            )
+        if self.processed_retention_days * 24 < self.outbox_retention_hours:
+            raise ValueError(
+                "processed_retention_days must cover outbox_retention_hours: a replayed event must still "
+                "be recognised as applied"
+            )
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -7,8 +7,10 @@ Metrics are always readable as Prometheus text on the service's /metrics.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -20,6 +22,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, SpanContext
+
+from services.common.errors import safe_error_text
 
 _configured: Telemetry | None = None
 
@@ -71,6 +75,28 @@ def _instrument_pymongo() -> None:
     instrumentor = PymongoInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
+
+
+def record_error(span: trace.Span, exc: BaseException) -> None:
+    """Mark a span failed, describing the exception without the data it may quote."""
+    text = safe_error_text(exc)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, text))
+    span.add_event("exception", {"exception.type": type(exc).__name__, "exception.message": text})
+
+
+@contextmanager
+def traced(name: str, **kwargs: Any) -> Iterator[trace.Span]:
+    """`start_as_current_span` for our own steps: a failure is recorded by `record_error`, so a
+    span never carries the customer data a driver error may quote."""
+    tracer = trace.get_tracer("fordring")
+    with tracer.start_as_current_span(
+        name, record_exception=False, set_status_on_exception=False, **kwargs
+    ) as span:
+        try:
+            yield span
+        except BaseException as exc:
+            record_error(span, exc)
+            raise
 
 
 def current_traceparent() -> str:

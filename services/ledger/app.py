@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from aiokafka.errors import KafkaError
@@ -14,14 +15,21 @@ from opentelemetry import trace
 from pymongo.errors import PyMongoError
 
 from services.common import attributes as attr
-from services.common.bus import create_broker
+from services.common.bus import BrokerLink, create_broker
 from services.common.clock import Clock, SystemClock, local_today
 from services.common.grpc_server import GrpcServer
 from services.common.http_port import HttpPort
 from services.common.lease import Lease
 from services.common.mongo import create_mongo_client, ping
-from services.common.outbox import OutboxRelay
-from services.common.telemetry import current_trace_id, current_traceparent, link_to, setup_telemetry
+from services.common.relay import OutboxRelay, RelaySettings
+from services.common.retry import Backoff
+from services.common.telemetry import (
+    current_trace_id,
+    current_traceparent,
+    link_to,
+    setup_telemetry,
+    traced,
+)
 from services.common.tenancy import Tenant
 from services.ledger.api import LedgerApi
 from services.ledger.changes import Changes
@@ -51,12 +59,12 @@ class LedgerApp:
         self.mongo = create_mongo_client(settings.mongo_uri, app_name=f"fordring-{settings.service_name}")
         self.store = LedgerStore(self.mongo, settings.mongo_database)
         self.broker = create_broker(settings)
+        self.link = BrokerLink(self.broker, settings.kafka_bootstrap)
         self.relay = OutboxRelay(
             self.store.db,
-            self.broker,
+            self.link,
             self.clock,
-            poll_seconds=settings.outbox_poll_seconds,
-            batch_size=settings.outbox_batch_size,
+            RelaySettings.from_settings(settings),
             topic_prefix=settings.topic_prefix,
         )
         self.tenants = TenantDirectory(self.store)
@@ -76,20 +84,32 @@ class LedgerApp:
         self.http = HttpPort(
             settings.http_host,
             settings.http_port,
-            {"mongodb": lambda: ping(self.mongo), "kafka": self._kafka_ready},
+            {"mongodb": lambda: ping(self.mongo), "kafka": self.link.check, "outbox": self._outbox_ready},
+            alive=self._alive,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._sweep_lease = Lease(self.store.db, "overdue-sweep", self.clock, seconds=60)
         self._stopping = asyncio.Event()
         self.consumers_ready = asyncio.Event()
 
-    async def _kafka_ready(self) -> None:
-        if not await self.broker.ping(timeout=2.0):
-            raise ConnectionError("Kafka broker does not answer")
+    async def _outbox_ready(self) -> None:
+        problem = self.relay.readiness()
+        if problem is not None:
+            raise RuntimeError(problem)
+
+    def _alive(self) -> str | None:
+        """A task that must run for the life of the process ended: restart the process."""
+        for task in self._tasks:
+            if task.done() and not self._stopping.is_set() and task.get_name() != "consumers":
+                return f"{task.get_name()} stopped"
+        return None
 
     async def start(self) -> None:
         await ping(self.mongo)
-        await self.store.ensure_indexes()
+        await self.store.ensure_indexes(
+            outbox_retention=timedelta(hours=self.settings.outbox_retention_hours),
+            processed_retention=timedelta(days=self.settings.processed_retention_days),
+        )
         if self.settings.sandbox_api_key:
             await self.store.ensure_tenant(
                 Tenant(id=SANDBOX_TENANT_ID, name=self.settings.sandbox_tenant_name),
@@ -99,7 +119,6 @@ class LedgerApp:
             )
         # The API does not wait for Kafka: invoices go to the outbox and are published once the
         # broker is there. Consumer groups take seconds to join, so they start in the background.
-        await self.broker.connect()
         self._tasks = [
             asyncio.create_task(self._start_consumers(), name="consumers"),
             asyncio.create_task(self.relay.run(), name="outbox-relay"),
@@ -110,12 +129,16 @@ class LedgerApp:
         log.info("ledger ready: gRPC on %s, HTTP on %s", self.grpc.port, self.http.port)
 
     async def _start_consumers(self) -> None:
+        backoff = Backoff(first=0.5, cap=30.0)
         while not self._stopping.is_set():
             try:
+                await self.link.ensure_connected()
                 await self.broker.start()
             except (OSError, KafkaError) as exc:
-                log.warning("Kafka consumers could not start (%s); retrying", exc)
-                await asyncio.sleep(2.0)
+                delay = backoff.next()
+                log.warning("Kafka consumers could not start (%s); retrying in %.1f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
             else:
                 self.consumers_ready.set()
                 return
@@ -135,10 +158,9 @@ class LedgerApp:
         for task in self._tasks:
             task.cancel()
         # What was committed goes out now rather than at the next start (within the grace period).
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await self.relay.flush()
-        await self.broker.stop()
+        await self.relay.flush(within=grace)
+        with contextlib.suppress(Exception):  # a broker that is away has nothing of ours to close
+            await self.broker.stop()
         await self.http.stop()
         await self.mongo.close()
 
@@ -156,7 +178,7 @@ class LedgerApp:
             if tenant is None:
                 continue
             # A step of its own (no caller's trace to join), linked to the invoice's origin (ARCHITECTURE §6).
-            with tracer.start_as_current_span(
+            with traced(
                 "ledger.mark_overdue",
                 links=link_to(doc.get("origin_traceparent", "")),
                 attributes={attr.INVOICE_ID: doc["_id"], attr.TENANT_ID: tenant.id},

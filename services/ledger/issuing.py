@@ -28,7 +28,7 @@ from services.common.ids import new_id
 from services.common.kid import KidScheme, generate_kid
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.outbox import outbox_doc
-from services.common.telemetry import context_from_traceparent, link_to
+from services.common.telemetry import context_from_traceparent, link_to, traced
 from services.ledger.changes import invoice_event
 from services.ledger.customers import customer_upserted, updated_customer
 from services.ledger.documents import (
@@ -240,7 +240,7 @@ class Issuer:
         # each call.
         parent = context_from_traceparent(items[0].ctx.traceparent) if len(items) == 1 else None
         links = [] if len(items) == 1 else [link for p in items for link in link_to(p.ctx.traceparent)]
-        with tracer.start_as_current_span("ledger.issue_batch", context=parent, links=links) as span:
+        with traced("ledger.issue_batch", context=parent, links=links) as span:
             span.set_attribute(attr.BATCH_SIZE, len(items))
             docs = await in_transaction(self._store.client, lambda s: self._write(s, items))
         self.batches += 1

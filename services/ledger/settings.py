@@ -15,9 +15,6 @@ class LedgerSettings(CommonSettings):
     # When set, the ledger makes sure a sandbox tenant with this API key exists (embedded stack, demos).
     sandbox_api_key: str = ""
     sandbox_tenant_name: str = "Sandbox AS"
-    # The outbox relay: how long it sleeps when there is nothing to publish, and how much it takes at once.
-    outbox_poll_seconds: float = Field(default=0.05, gt=0)
-    outbox_batch_size: int = Field(default=500, ge=1)
     # How often the ledger looks for invoices that have passed their due date.
     overdue_sweep_seconds: float = Field(default=60.0, gt=0)
     # Consumer group the ledger reads matcher and dunning proposals with.

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
-from services.common.bus import PROCESSED
+from services.common.bus import PROCESSED, ensure_processed_indexes
 from services.common.mongo import Client, Database, Doc, Session
 from services.common.outbox import OUTBOX, ensure_outbox_indexes
 from services.common.tenancy import Tenant, hash_api_key
@@ -54,7 +54,7 @@ class LedgerStore:
         self.outbox = self.db[OUTBOX]
         self.processed = self.db[PROCESSED]
 
-    async def ensure_indexes(self) -> None:
+    async def ensure_indexes(self, *, outbox_retention: timedelta, processed_retention: timedelta) -> None:
         await self.tenants.create_index("api_keys.hash", unique=True, sparse=True)
         await self.customers.create_index([("tenant_id", ASCENDING), ("number", ASCENDING)], unique=True)
         inv = self.invoices
@@ -73,7 +73,8 @@ class LedgerStore:
             [("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True
         )
         await self.journal.create_index([("tenant_id", ASCENDING), ("invoice_id", ASCENDING)])
-        await ensure_outbox_indexes(self.db)
+        await ensure_outbox_indexes(self.db, retention=outbox_retention)
+        await ensure_processed_indexes(self.db, retention=processed_retention)
 
     # --- tenants -------------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ async def test_health_readiness_and_metrics(ledger_app: LedgerApp, tenant: Tenan
     assert await get(ledger_app, "/healthz") == (200, "ok\n")
     status, readiness = await get(ledger_app, "/readyz")
     assert status == 200
-    assert readiness.splitlines() == ["mongodb: ok", "kafka: ok"]
+    assert readiness.splitlines() == ["mongodb: ok", "kafka: ok", "outbox: ok"]
 
     _, before = await get(ledger_app, "/metrics")
     issued_before = (
