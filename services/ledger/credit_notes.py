@@ -7,7 +7,7 @@ from datetime import date
 
 from pymongo.errors import DuplicateKeyError
 
-from services.common.errors import AlreadyExists, FieldViolation, InvalidArgument, Violations
+from services.common.errors import AlreadyExists, FieldViolation, InvalidArgument
 from services.common.events import CreditNoteIssued, CreditNoteIssuedData, Event
 from services.common.ids import new_id
 from services.common.mongo import Doc, Session
@@ -17,8 +17,10 @@ from services.ledger.documents import (
     add_credited,
     changed_invoice,
     credited_by_rate,
+    credited_vat_by_rate,
     history_entry,
     invoiced_by_rate,
+    invoiced_vat_by_rate,
     journal_entry,
     opening_amounts,
     position_of,
@@ -28,7 +30,6 @@ from services.ledger.domain import journal
 from services.ledger.domain.invoice import (
     CreditDraft,
     IssueCreditNote,
-    check_credit_by_rate,
     check_credit_note,
     left_by_rate,
     line_from_doc,
@@ -62,29 +63,16 @@ async def issue_credit_note(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) ->
         raise InvalidArgument(
             [FieldViolation("invoice_ref", "a credit note credits an invoice, not a credit note")]
         )
-    position = position_of(invoice)
-    draft = check_credit_note(
-        cmd,
-        invoice_lines=tuple(line_from_doc(d) for d in invoice["lines"]),
-        invoice_issue_date=date.fromisoformat(invoice["issue_date"]),
-        already_credited=position.credited,
-        left_to_credit=position.left_to_credit,
-        left_per_rate=left_by_rate(invoiced_by_rate(invoice), credited_by_rate(invoice)),
-        jurisdiction=tenant.jurisdiction,
-        today=ctx.today,
-    )
-    amount = draft.totals.gross_minor
+    _check(cmd, invoice, ctx)  # refused before taking the lock
 
     async def work(s: Session) -> tuple[Doc, Doc]:
         inv = await changes.load(s, ctx, invoice["_id"])
+        # Checked again on the invoice as it is now: another credit note may have come in between,
+        # and what is left at each VAT rate decides this credit note's VAT.
+        draft = _check(cmd, inv, ctx)
+        amount = draft.totals.gross_minor
         pos = position_of(inv)
         check_can_credit(InvoiceStatus(inv["status"]), pos, amount)
-        # Checked again on the invoice as it is now: another credit note may have come in between.
-        per_rate = Violations()
-        check_credit_by_rate(
-            draft.lines, left_by_rate(invoiced_by_rate(inv), credited_by_rate(inv)), per_rate
-        )
-        per_rate.raise_if_any()
         to_customer_credit = max(0, amount - pos.balance)
         if cmd.credit_note_number:
             number = cmd.credit_note_number
@@ -154,6 +142,22 @@ async def issue_credit_note(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) ->
             f"credit note number {cmd.credit_note_number or '(generated)'} is already used"
         ) from None
     return cn, inv, True
+
+
+def _check(cmd: IssueCreditNote, inv: Doc, ctx: Ctx) -> CreditDraft:
+    position = position_of(inv)
+    return check_credit_note(
+        cmd,
+        invoice_number=inv["invoice_number"],
+        invoice_lines=tuple(line_from_doc(d) for d in inv["lines"]),
+        invoice_issue_date=date.fromisoformat(inv["issue_date"]),
+        already_credited=position.credited,
+        left_to_credit=position.left_to_credit,
+        left_per_rate=left_by_rate(invoiced_by_rate(inv), credited_by_rate(inv)),
+        vat_left_per_rate=left_by_rate(invoiced_vat_by_rate(inv), credited_vat_by_rate(inv)),
+        jurisdiction=ctx.tenant.jurisdiction,
+        today=ctx.today,
+    )
 
 
 async def _replay(

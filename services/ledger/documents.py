@@ -11,7 +11,7 @@ from typing import Any
 from services.common.clock import isoformat_utc
 from services.common.events import InvoiceSummary
 from services.common.ids import new_id
-from services.common.money import Totals
+from services.common.money import Totals, split_proportionally, vat_amount_minor
 from services.common.mongo import Doc
 from services.common.tenancy import Tenant
 from services.ledger.domain import journal
@@ -142,20 +142,53 @@ def invoiced_by_rate(doc: Doc) -> list[tuple[Decimal, int]]:
     return [(Decimal(v["vat_rate"]), v["taxable_amount_minor"]) for v in doc["vat_breakdown"]]
 
 
+def invoiced_vat_by_rate(doc: Doc) -> list[tuple[Decimal, int]]:
+    return [(Decimal(v["vat_rate"]), v["vat_amount_minor"]) for v in doc["vat_breakdown"]]
+
+
 def credited_by_rate(doc: Doc) -> list[tuple[Decimal, int]]:
     """What credit notes have reversed so far, per VAT rate (a list: "11.11" cannot be a field name)."""
     return [(Decimal(c["vat_rate"]), c["taxable_amount_minor"]) for c in doc.get("credited_vat", [])]
 
 
+def credited_vat_by_rate(doc: Doc) -> list[tuple[Decimal, int]]:
+    """The VAT credit notes have reversed so far, per VAT rate.
+
+    Invoices credited before this was recorded hold only taxable amounts. The VAT their credit notes
+    reversed in all is what was credited less those amounts; it is shared among the rates without a
+    figure in proportion to the VAT of their taxable amounts (exact when there is one such rate).
+    """
+    credited = doc.get("credited_vat", [])
+    known = [(Decimal(c["vat_rate"]), c["vat_amount_minor"]) for c in credited if "vat_amount_minor" in c]
+    unknown = [
+        (Decimal(c["vat_rate"]), c["taxable_amount_minor"]) for c in credited if "vat_amount_minor" not in c
+    ]
+    if not unknown:
+        return known
+    unaccounted = (
+        doc.get("credited_minor", 0)
+        - sum(c["taxable_amount_minor"] for c in credited)
+        - sum(vat for _, vat in known)
+    )
+    estimates = [vat_amount_minor(taxable, rate) for rate, taxable in unknown]
+    shares = split_proportionally(unaccounted, estimates) if any(estimates) else estimates
+    return [*known, *((rate, share) for (rate, _), share in zip(unknown, shares, strict=True))]
+
+
 def add_credited(doc: Doc, totals: Totals) -> list[Doc]:
-    """The invoice's `credited_vat` after a credit note with these totals."""
-    merged: dict[Decimal, int] = defaultdict(int)
-    for rate, taxable in credited_by_rate(doc):
-        merged[rate] += taxable
+    """The invoice's `credited_vat` after a credit note with these totals: taxable and VAT per rate."""
+    taxable: dict[Decimal, int] = defaultdict(int)
+    vat: dict[Decimal, int] = defaultdict(int)
+    for rate, amount in credited_by_rate(doc):
+        taxable[rate] += amount
+    for rate, amount in credited_vat_by_rate(doc):
+        vat[rate] += amount
     for v in totals.vat_breakdown:
-        merged[v.rate] += v.taxable_minor
+        taxable[v.rate] += v.taxable_minor
+        vat[v.rate] += v.vat_minor
     return [
-        {"vat_rate": str(rate), "taxable_amount_minor": taxable} for rate, taxable in sorted(merged.items())
+        {"vat_rate": str(rate), "taxable_amount_minor": taxable[rate], "vat_amount_minor": vat[rate]}
+        for rate in sorted(taxable)
     ]
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import grpc
 import pytest
 from fordring.ledger.v1 import ledger_pb2 as pb
 
+from services.ledger.app import LedgerApp
 from tests.support.ledger import TenantClient, field_violations, invoice_request, line
 
 pytestmark = pytest.mark.integration
@@ -130,3 +133,64 @@ async def test_a_credit_note_reverses_only_vat_the_invoice_charged(tenant: Tenan
     assert "only 5000 is left to credit at that rate" in field_violations(too_much.value)["lines"]
     # 172,50 kr credited (150 + 15 % VAT); the refused ones changed nothing.
     assert (await tenant.get(invoice.id)).credited_total.minor_units == 172_50
+
+
+async def journal_balances(ledger_app: LedgerApp, tenant: TenantClient, invoice_id: str) -> dict[str, int]:
+    """Debits less credits per account over the invoice's journal entries, each checked to balance."""
+    entries = await ledger_app.store.journal.find(
+        {"tenant_id": tenant.tenant.id, "invoice_id": invoice_id}
+    ).to_list()
+    net: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        assert sum(p["debit"] for p in entry["postings"]) == sum(p["credit"] for p in entry["postings"])
+        for posting in entry["postings"]:
+            net[posting["account"]] += posting["debit"] - posting["credit"]
+    return {account: amount for account, amount in net.items() if amount}
+
+
+@pytest.mark.parametrize(
+    ("unit_price", "credit_notes"),
+    [
+        (10_02, [12_53, 12_52]),  # the second was refused: "1253 exceeds what is left to credit (1252)"
+        (10_01, [12_51, 12_52]),  # the second was 12,51, leaving 1 øre to be dunned
+    ],
+)
+async def test_crediting_line_by_line_credits_exactly_the_invoice(
+    tenant: TenantClient, ledger_app: LedgerApp, unit_price: int, credit_notes: list[int]
+) -> None:
+    invoice = await tenant.issue(invoice_request(lines=[line(unit_price), line(unit_price)]))
+
+    issued = [await tenant.credit(invoice, lines=[line(unit_price)]) for _ in credit_notes]
+
+    assert [r.credit_note.gross_total.minor_units for r in issued] == credit_notes
+    last = issued[-1].credit_note
+    assert last.vat_total.minor_units == last.gross_total.minor_units - unit_price
+    assert [v.vat_amount_minor for v in last.vat_breakdown] == [last.vat_total.minor_units]
+    after = await tenant.get(invoice.id)
+    assert after.status == pb.INVOICE_STATUS_CREDITED
+    assert after.balance.minor_units == 0
+    assert after.credited_total.minor_units == invoice.gross_total.minor_units
+    # Receivable, revenue and output VAT are all back to nothing.
+    assert await journal_balances(ledger_app, tenant, invoice.id) == {}
+
+
+async def test_no_lines_after_a_partial_credit_credit_the_rest(
+    tenant: TenantClient, ledger_app: LedgerApp
+) -> None:
+    # 10,01 at 25 % and 2 x 10,04 at 12 %: 3 009 + 250 + 241 = 3 500 øre.
+    invoice = await tenant.issue(
+        invoice_request(lines=[line(10_01), line(10_04, quantity="2", vat_rate="12", description="Reise")])
+    )
+    assert invoice.gross_total.minor_units == 35_00
+    await tenant.credit(invoice, lines=[line(10_04, vat_rate="12", description="Reise")])
+
+    rest = await tenant.credit(invoice)
+
+    assert [(ln.description, ln.vat_rate, ln.net_amount_minor) for ln in rest.credit_note.lines] == [
+        (f"Remaining amount of invoice {invoice.invoice_number} at 25 % VAT", "25", 10_01),
+        (f"Remaining amount of invoice {invoice.invoice_number} at 12 % VAT", "12", 10_04),
+    ]
+    assert rest.invoice.status == pb.INVOICE_STATUS_CREDITED
+    assert rest.invoice.balance.minor_units == 0
+    assert rest.invoice.credited_total.minor_units == 35_00
+    assert await journal_balances(ledger_app, tenant, invoice.id) == {}

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,6 +16,7 @@ from services.common.kid import InvalidKid, KidScheme, validate_kid
 from services.common.money import (
     Totals,
     UnknownCurrency,
+    VatLine,
     check_currency,
     invoice_totals,
     line_net_minor,
@@ -269,12 +270,13 @@ class CreditDraft:
 def left_by_rate(
     invoiced: Iterable[tuple[Decimal, int]], credited: Iterable[tuple[Decimal, int]]
 ) -> dict[Decimal, int]:
-    """Taxable amount per VAT rate still open to credit: invoiced minus credited, per rate."""
+    """What is still open to credit per VAT rate, taxable amounts or VAT amounts alike: invoiced
+    minus credited, per rate."""
     left: dict[Decimal, int] = defaultdict(int)
-    for rate, taxable in invoiced:
-        left[rate] += taxable
-    for rate, taxable in credited:
-        left[rate] -= taxable
+    for rate, amount in invoiced:
+        left[rate] += amount
+    for rate, amount in credited:
+        left[rate] -= amount
     return dict(left)
 
 
@@ -304,19 +306,72 @@ def check_credit_by_rate(
             )
 
 
+def credit_totals(
+    lines: tuple[Line, ...], taxable_left: Mapping[Decimal, int], vat_left: Mapping[Decimal, int]
+) -> Totals:
+    """A credit note's totals, so that an invoice's credit notes together reverse exactly its VAT.
+
+    Per rate the VAT is rounded as on any document (EN 16931 BR-CO-17), except that the credit note
+    that credits all the taxable amount left at a rate takes exactly the VAT left there, and none
+    takes more VAT than is left (the invoice rounded its VAT once, its credit notes once each).
+    """
+    totals = invoice_totals([(ln.net_amount_minor, ln.vat_rate) for ln in lines])
+    breakdown = tuple(
+        replace(v, vat_minor=_vat_to_credit(v, taxable_left.get(v.rate), vat_left.get(v.rate, 0)))
+        for v in totals.vat_breakdown
+    )
+    vat = sum(v.vat_minor for v in breakdown)
+    return Totals(
+        net_minor=totals.net_minor, vat_minor=vat, gross_minor=totals.net_minor + vat, vat_breakdown=breakdown
+    )
+
+
+def _vat_to_credit(credit: VatLine, taxable_left: int | None, vat_left: int) -> int:
+    if taxable_left is None or credit.taxable_minor > taxable_left:
+        return credit.vat_minor  # refused by check_credit_by_rate
+    if credit.taxable_minor == taxable_left:
+        return max(0, vat_left)
+    return max(0, min(credit.vat_minor, vat_left))
+
+
+def remaining_lines(
+    invoice_number: str, taxable_left: Mapping[Decimal, int], vat_left: Mapping[Decimal, int]
+) -> tuple[Line, ...]:
+    """One line per VAT rate with anything left to credit, for its taxable amount left (the VAT
+    left there follows from credit_totals)."""
+    rates = sorted(
+        (r for r, taxable in taxable_left.items() if taxable > 0 or vat_left.get(r, 0) > 0), reverse=True
+    )
+    return tuple(
+        Line(
+            number=number,
+            description=f"Remaining amount of invoice {invoice_number} at {rate} % VAT",
+            quantity=Decimal(1),
+            unit_price_minor=max(0, taxable_left[rate]),
+            vat_rate=rate,
+            unit_code="EA",
+            net_amount_minor=max(0, taxable_left[rate]),
+        )
+        for number, rate in enumerate(rates, start=1)
+    )
+
+
 def check_credit_note(
     cmd: IssueCreditNote,
     *,
+    invoice_number: str,
     invoice_lines: tuple[Line, ...],
     invoice_issue_date: date,
     already_credited: int,
     left_to_credit: int,
     left_per_rate: Mapping[Decimal, int],
+    vat_left_per_rate: Mapping[Decimal, int],
     jurisdiction: str,
     today: date,
 ) -> CreditDraft:
-    """A credit note credits lines of one invoice: never more than is left to credit, in total and
-    per VAT rate."""
+    """A credit note credits lines of one invoice, or without lines all that is left of it: never
+    more than is left to credit, in total and per VAT rate (left_per_rate holds taxable amounts,
+    vat_left_per_rate the VAT amounts left)."""
     v = Violations()
     if not cmd.idempotency_key.strip():
         v.add("idempotency_key", "required (the ERP's own credit note id)")
@@ -330,11 +385,12 @@ def check_credit_note(
         lines = check_lines(cmd.lines, jurisdiction=jurisdiction, on=issue, violations=v)
         check_credit_by_rate(lines, left_per_rate, v)
     elif already_credited:
-        v.add("lines", "the invoice is partly credited already: name the lines to credit")
-        lines = ()
+        lines = remaining_lines(invoice_number, left_per_rate, vat_left_per_rate)
+        if not lines:
+            v.add("lines", "nothing is left to credit")
     else:
         lines = invoice_lines
-    totals = invoice_totals([(ln.net_amount_minor, ln.vat_rate) for ln in lines])
+    totals = credit_totals(lines, left_per_rate, vat_left_per_rate)
     if lines and totals.gross_minor <= 0:
         v.add("lines", "the credit note total must be positive")
     if totals.gross_minor > left_to_credit:
