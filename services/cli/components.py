@@ -116,9 +116,13 @@ def tansu_binary() -> str:
 
 
 def broker_argv(broker_binary: str, port: int) -> tuple[str, ...]:
-    """Tansu, in memory, on HOST:port (the one command line for `fordring up` and the tests)."""
+    """Tansu, in memory, on HOST:port (the one command line for `fordring up` and the tests), with a
+    new cluster id at every start (see services/cli/embedded_kafka.py)."""
     listener = f"tcp://{HOST}:{port}"
     return (
+        sys.executable,
+        "-m",
+        "services.cli.embedded_kafka",
         broker_binary,
         "broker",
         "--listener-url",

@@ -61,7 +61,7 @@ def create_broker(settings: CommonSettings) -> KafkaBroker:
             )
         ],
         graceful_timeout=settings.shutdown_grace,
-        request_timeout_ms=30_000,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
         # FastStream's messages go through our (JSON) logging; per-message access logs only at DEBUG.
         logger=logging.getLogger("faststream"),
         log_level=logging.DEBUG,
@@ -80,7 +80,9 @@ class BrokerLink:
         self.broker = broker
         self._servers = [s.strip().rpartition(":") for s in bootstrap.split(",") if s.strip()]
         self._lock = asyncio.Lock()
+        self._cluster = ""
         self.last_error = ""
+        self.cluster_changes = 0
 
     @property
     def connected(self) -> bool:
@@ -98,7 +100,10 @@ class BrokerLink:
                 await self._any_server_listens()
                 await self.broker.connect()
             except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                text = str(exc)
+                self.last_error = (
+                    text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+                )[:300]
                 raise
             self.last_error = ""
 
@@ -123,6 +128,45 @@ class BrokerLink:
         """The cluster id the broker reports ("" when it reports none)."""
         described = await self.broker.config.admin_client.describe_cluster()
         return str(described.get("cluster_id") or "")
+
+    async def refresh_metadata(self) -> None:
+        """Make the producer read the cluster's metadata now. After a broker restart aiokafka keeps
+        its old picture for up to metadata_max_age_ms; a broker that lost its log (the embedded one)
+        would then take records for topics it no longer has, and lose them."""
+        producer = self.broker.config.producer
+        inner = getattr(producer, "_producer", None)
+        client = getattr(getattr(inner, "producer", None), "client", None)
+        if client is not None and not await client.force_metadata_update():
+            raise KafkaConnectionError("the Kafka cluster's metadata could not be read")
+
+    async def watch_cluster(self, every: float = 2.0) -> None:
+        """Until cancelled: when the broker's cluster id changes (a broker that lost its log, or a
+        cluster rebuilt), refresh the producer's metadata and restart the subscribers, which then read
+        their topics from the beginning (their committed offsets went with the old log; the relays
+        publish their replay window again, and consumers dedupe by event id)."""
+        while True:
+            try:
+                if self.connected:
+                    cluster = await self.cluster_id()
+                    if cluster and self._cluster and cluster != self._cluster:
+                        await self._on_new_cluster(self._cluster, cluster)
+                    self._cluster = cluster or self._cluster
+            except Exception as exc:  # the broker may be away; the next look may succeed
+                log.debug("could not read the Kafka cluster id (%s)", exc)
+            await asyncio.sleep(every)
+
+    async def _on_new_cluster(self, old: str, new: str) -> None:
+        log.warning(
+            "the Kafka cluster changed (%s -> %s): refreshing metadata and reading subscriptions again",
+            old,
+            new,
+        )
+        await self.refresh_metadata()
+        for subscriber in self.broker.subscribers:
+            if getattr(subscriber, "consumer", None) is not None:
+                await subscriber.stop()
+                await subscriber.start()
+        self.cluster_changes += 1
 
     async def check(self) -> None:
         """The readiness check: raises with the reason when Kafka cannot be used now."""

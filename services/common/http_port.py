@@ -57,7 +57,7 @@ class HttpPort:
                 await asyncio.wait_for(check(), timeout=2.0)
                 results[name] = "ok"
             except Exception as exc:  # any failure means "not ready", reported by name
-                results[name] = f"{type(exc).__name__}: {exc}"[:200]
+                results[name] = f"{type(exc).__name__}: {exc}"[:600]
         return all(v == "ok" for v in results.values()), results
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -86,8 +86,10 @@ RECORD_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+    name, text = type(exc).__name__, str(exc).strip()
+    if not text:
+        return name
+    return (text if text.startswith(name) else f"{name}: {text}")[:500]
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ class RelaySettings:
     replay_window: timedelta = timedelta(days=1)
     # How long the relay may fail before health() calls it stuck.
     stuck_after: float = 30.0
-    # How often the backlog gauges and the broker's cluster id are read.
+    # How often the backlog gauges are read, and the broker's cluster id when there is nothing to send
+    # (with records to send it is read before every round).
     measure_every: float = 5.0
     cluster_check_every: float = 10.0
 
@@ -207,12 +210,14 @@ class OutboxRelay:
         self._prefix = topic_prefix
         self._wake = asyncio.Event()
         self._stopping = False
-        self._backoff = Backoff(first=0.2, cap=30.0)
+        self._backoff = Backoff(first=0.2, cap=10.0)
         self._inflight: dict[str, asyncio.Task[_KeyResult]] = {}
         # Keys whose last record failed wait until then (monotonic) before it is tried again.
         self._retry_at: dict[str, float] = {}
         self._first_failure: dict[str, float] = {}
         self._cluster_checked_at = 0.0
+        # The cluster id this relay last published to (also kept in the database, per relay).
+        self._cluster = ""
         self._parked: tuple[float, frozenset[str]] = (0.0, frozenset())
         self.health: RelayHealth = RelayHealth()
         self.published = 0
@@ -237,7 +242,6 @@ class OutboxRelay:
                 try:
                     await self._link.ensure_connected()
                     if await self._lease.hold():
-                        await self._check_cluster()
                         more = await self._round()
                     else:
                         # Another replica publishes; look again when its lease could have run out.
@@ -300,8 +304,6 @@ class OutboxRelay:
                 self.name,
                 time.monotonic() - self.health.failing_since,
             )
-            # The broker may have come back empty: look at its cluster id now.
-            self._cluster_checked_at = 0.0
         self.health.failing_since = None
         self.health.last_success = time.monotonic()
         self._backoff.reset()
@@ -334,6 +336,8 @@ class OutboxRelay:
         if blocked:
             query["key"] = {"$nin": sorted(blocked)}
         docs = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(room).to_list()
+        if (docs or now - self._cluster_checked_at > s.cluster_check_every) and await self._check_cluster():
+            return True  # the replay window was queued again: start over from the oldest record
         groups: dict[str, list[Doc]] = {}
         for doc in docs:
             groups.setdefault(doc["key"], []).append(doc)
@@ -499,19 +503,20 @@ class OutboxRelay:
 
     # --- the broker's identity -----------------------------------------------------------------------
 
-    async def _check_cluster(self) -> None:
-        """A new cluster id means the broker's log is not the one we published to: publish the replay
-        window again (consumers dedupe by event id)."""
-        now = time.monotonic()
-        if now - self._cluster_checked_at < self.settings.cluster_check_every:
-            return
-        self._cluster_checked_at = now
+    async def _check_cluster(self) -> bool:
+        """Before publishing: is this the cluster we published to? A new cluster id means the broker's
+        log is not that one (the embedded broker restarted empty, a cluster was rebuilt): refresh the
+        producer's metadata and queue the replay window again (consumers dedupe by event id).
+        Returns True when the window was queued again."""
+        self._cluster_checked_at = time.monotonic()
         cluster = await self._link.cluster_id()
-        if not cluster:
-            return
+        if not cluster or cluster == self._cluster:
+            return False
         seen = await broker_cluster_seen(self._db, self.name)
         if seen == cluster:
-            return
+            self._cluster = cluster
+            return False
+        await self._link.refresh_metadata()
         if seen:
             since = self._clock.now() - self.settings.replay_window
             count = await replay(self._db, since=since, until=None, now=self._clock.now())
@@ -526,6 +531,8 @@ class OutboxRelay:
                 since.isoformat(timespec="seconds"),
             )
         await remember_broker_cluster(self._db, self.name, cluster, self._clock.now())
+        self._cluster = cluster
+        return bool(seen)
 
     # --- the backlog, measured on its own ------------------------------------------------------------
 

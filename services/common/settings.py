@@ -21,6 +21,9 @@ class CommonSettings(BaseSettings):
     environment: Literal["embedded", "test", "production"] = "embedded"
     # Kafka bootstrap servers, comma separated.
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # How long the Kafka client waits for the broker's answer (and a record for its acknowledgement);
+    # consumers use it for joining their group too, which can take seconds.
+    kafka_request_timeout_ms: int = Field(default=30_000, ge=1_000)
     # Prepended to every topic and consumer group: isolates tests and environments sharing a cluster.
     topic_prefix: str = ""
     # MongoDB connection string. retryWrites=false suits the embedded server; production may drop it.

@@ -122,6 +122,7 @@ class LedgerApp:
         self._tasks = [
             asyncio.create_task(self._start_consumers(), name="consumers"),
             asyncio.create_task(self.relay.run(), name="outbox-relay"),
+            asyncio.create_task(self.link.watch_cluster(), name="kafka-cluster-watch"),
             asyncio.create_task(self._sweep_overdue_forever(), name="overdue-sweep"),
         ]
         await self.http.start()
@@ -129,7 +130,7 @@ class LedgerApp:
         log.info("ledger ready: gRPC on %s, HTTP on %s", self.grpc.port, self.http.port)
 
     async def _start_consumers(self) -> None:
-        backoff = Backoff(first=0.5, cap=30.0)
+        backoff = Backoff(first=0.5, cap=10.0)
         while not self._stopping.is_set():
             try:
                 await self.link.ensure_connected()
@@ -151,7 +152,7 @@ class LedgerApp:
         await self.issuer.stop()
         # Consumers still joining their groups have nothing in flight: do not wait for the join.
         for task in self._tasks:
-            if task.get_name() == "consumers" and not task.done():
+            if task.get_name() in ("consumers", "kafka-cluster-watch") and not task.done():
                 task.cancel()
         self.relay.stop()
         await asyncio.wait(self._tasks, timeout=grace)

@@ -4,6 +4,7 @@ postings and the outgoing events in one MongoDB transaction."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -54,6 +55,8 @@ class Changes:
         self.store = store
         self._on_commit = on_commit
         self._series_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Weak: a key's lock lives only while a call holds or waits for it.
+        self._key_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def series_lock(self, tenant_id: str, series: str) -> asyncio.Lock:
         """Serialises the writers of one numbering series in this replica."""
@@ -112,16 +115,31 @@ class Changes:
     async def credit_customer(
         self, session: Session, ctx: Ctx, inv: Doc, amount: int, reason: str
     ) -> tuple[Event, str]:
-        """Add to the customer's credit balance in the invoice's currency; returns the event to record."""
-        balance = await self.store.change_credit_balance(
-            session, inv["customer_id"], inv["currency"], amount, ctx.now
+        """Add to the credit balance of the invoice's customer, in the invoice's currency."""
+        return await self.credit_payer(session, ctx, inv["customer_id"], inv["currency"], amount, reason)
+
+    async def credit_payer(
+        self, session: Session, ctx: Ctx, customer_id: str, currency: str, amount: int, reason: str
+    ) -> tuple[Event, str]:
+        """Add to a customer's credit balance (of this tenant); returns the event to record."""
+        customer = await self.store.change_credit_balance(
+            session, ctx.tenant.id, customer_id, currency, amount, ctx.now
         )
         data = CustomerCreditChangedData(
-            customer_id=inv["customer_id"],
-            customer_number=inv["customer_number"],
-            currency=inv["currency"],
-            credit_balance_minor=balance,
+            customer_id=customer_id,
+            customer_number=customer["number"],
+            currency=currency,
+            credit_balance_minor=int(customer["credit_balances"][currency]),
             change_minor=amount,
             reason=reason,
         )
-        return customer_event(ctx, inv["customer_id"], CustomerCreditChanged, data)
+        return customer_event(ctx, customer_id, CustomerCreditChanged, data)
+
+    def key_lock(self, tenant_id: str, kind: str, key: str) -> asyncio.Lock:
+        """Serialises, in this replica, the calls that carry one idempotency key: a retry arriving
+        while the first call is still writing waits for it and answers with its result."""
+        name = f"{tenant_id}:{kind}:{key}"
+        lock = self._key_locks.get(name)
+        if lock is None:
+            lock = self._key_locks[name] = asyncio.Lock()
+        return lock

@@ -238,11 +238,13 @@ def journal_entry(
     currency: str,
     postings: tuple[journal.Posting, ...],
     ref: str = "",
+    customer_id: str = "",
 ) -> Doc:
     return {
         "_id": new_id(),
         "tenant_id": ctx.tenant.id,
         "invoice_id": invoice_id,
+        **({"customer_id": customer_id} if customer_id else {}),
         "kind": kind,
         "ref": ref,
         "currency": currency,

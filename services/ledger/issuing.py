@@ -197,10 +197,16 @@ class Issuer:
                 _fail(p, exc)
         for p in followers:
             leader = leaders[p.cmd.idempotency_key]
+            if p.fingerprint != leader.fingerprint:
+                # Another payload under the same key: its answer depends on what is stored, not on
+                # the leader's fate (the leader may have been refused for its own payload). It is
+                # asked again in the next batch, which sees what this one stored.
+                self._queues[tenant_id].append(p)
+                continue
             try:
                 doc, _ = await asyncio.shield(leader.future)
-                _succeed(p, replay(doc, p.fingerprint), False)
-            except Exception as exc:  # the leader's failure is the follower's too
+                _succeed(p, doc, False)
+            except Exception as exc:  # the same request: the leader's failure is the follower's too
                 _fail(p, exc)
 
     async def _resolve_duplicate(self, p: _Pending) -> None:
@@ -253,17 +259,28 @@ class Issuer:
         tenant = items[0].ctx.tenant
         numbered = [p for p in items if not p.cmd.invoice_number]
         needs_kid = [p for p in items if not p.cmd.kid]
-        first_number = (
-            await store.take_numbers(session, tenant.id, "invoice", len(numbered)) if numbered else 0
+        # Numbers and KIDs the ERP supplied (stored, or in this batch) are skipped by the counters.
+        free_numbers = await store.take_free(
+            session,
+            tenant.id,
+            "invoice",
+            len(numbered),
+            field="invoice_number",
+            render=lambda n: str(tenant.invoice_number_start - 1 + n),
+            reserved={p.cmd.invoice_number for p in items if p.cmd.invoice_number},
         )
-        first_kid = await store.take_numbers(session, tenant.id, "kid", len(needs_kid)) if needs_kid else 0
-        numbers = {
-            id(p): str(tenant.invoice_number_start - 1 + first_number + i) for i, p in enumerate(numbered)
-        }
-        kids = {
-            id(p): generate_kid(first_kid + i, length=tenant.kid_length, scheme=KidScheme(tenant.kid_scheme))
-            for i, p in enumerate(needs_kid)
-        }
+        scheme = KidScheme(tenant.kid_scheme)
+        free_kids = await store.take_free(
+            session,
+            tenant.id,
+            "kid",
+            len(needs_kid),
+            field="kid",
+            render=lambda n: generate_kid(n, length=tenant.kid_length, scheme=scheme),
+            reserved={p.cmd.kid for p in items if p.cmd.kid},
+        )
+        numbers = {id(p): number for p, number in zip(numbered, free_numbers, strict=True)}
+        kids = {id(p): kid for p, kid in zip(needs_kid, free_kids, strict=True)}
         customer_writes = {p.customer["_id"]: p for p in items if p.customer_write}
         inserts = [p.customer for p in customer_writes.values() if p.customer_write == "insert"]
         if inserts:

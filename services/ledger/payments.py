@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,11 @@ from services.common.events import Event, PaymentApplied, PaymentAppliedData
 from services.common.ids import new_id
 from services.common.money import UnknownCurrency, check_currency
 from services.common.mongo import Doc, Session
+from services.common.text import check_text
 from services.ledger.changes import Changes, invoice_event
 from services.ledger.documents import Ctx, changed_invoice, journal_entry, position_of, summary
 from services.ledger.domain import journal
-from services.ledger.domain.invoice import MAX_AMOUNT_MINOR, MAX_LINES, parse_date
+from services.ledger.domain.invoice import MAX_AMOUNT_MINOR, MAX_LINES, check_length, parse_date
 from services.ledger.domain.status import InvoiceStatus, check_can_receive_payment
 
 
@@ -77,36 +79,75 @@ class Payment:
     method: str
     # (invoice id, amount) pairs; an invoice named twice gets the sum.
     targets: tuple[tuple[str, int], ...]
-    # Whose credit balance takes what no invoice owes; empty: the first invoice's customer.
+    # Whose credit balance takes what no invoice owes; empty: the invoices' customer (if only one).
     customer_id: str
     reference: str
     payer_account: str
     source_event_id: str
 
 
+MAX_KEY = 128
+MAX_PAYMENT_TEXT = 200
+
+
+def check_payment(
+    violations: Violations,
+    *,
+    key: str,
+    amount_minor: int,
+    currency: str,
+    paid_on: str,
+    allocations: Sequence[int],
+    reference: str,
+    payer_account: str,
+    amount_field: str = "amount.minor_units",
+    currency_field: str = "amount.currency",
+) -> None:
+    """What every payment must satisfy, recorded by the ERP or proposed by the matcher: a positive
+    amount in a known currency on a real date, allocations that are positive and sum to no more than
+    the payment, and bounded texts."""
+    if not key.strip():
+        violations.add("idempotency_key", "required")
+    check_length(key, "idempotency_key", MAX_KEY, violations)
+    if amount_minor <= 0:
+        violations.add(amount_field, "must be positive")
+    elif amount_minor > MAX_AMOUNT_MINOR:
+        violations.add(amount_field, f"at most {MAX_AMOUNT_MINOR}")
+    if len(allocations) > MAX_LINES:
+        violations.add("allocations", f"at most {MAX_LINES} allocations")
+    try:
+        check_currency(currency)
+    except UnknownCurrency as exc:
+        violations.add(currency_field, str(exc))
+    parse_date(paid_on, "paid_on", violations)
+    for i, amount in enumerate(allocations):
+        if amount <= 0:
+            violations.add(f"allocations[{i}].amount_minor", "must be positive")
+    allocated = sum(allocations)
+    if allocated > amount_minor > 0:
+        violations.add("allocations", f"allocations ({allocated}) exceed the payment ({amount_minor})")
+    check_text(reference, "reference", MAX_PAYMENT_TEXT, violations)
+    check_text(payer_account, "payer_account", 64, violations)
+
+
 def _check_record_payment(cmd: RecordPayment) -> None:
     v = Violations()
-    if not cmd.idempotency_key.strip():
-        v.add("idempotency_key", "required")
-    if cmd.amount_minor <= 0:
-        v.add("amount.minor_units", "must be positive")
-    elif cmd.amount_minor > MAX_AMOUNT_MINOR:
-        v.add("amount.minor_units", f"at most {MAX_AMOUNT_MINOR}")
-    if len(cmd.allocations) > MAX_LINES:
-        v.add("allocations", f"at most {MAX_LINES} allocations")
-    try:
-        check_currency(cmd.currency)
-    except UnknownCurrency as exc:
-        v.add("amount.currency", str(exc))
-    parse_date(cmd.paid_on, "paid_on", v)
+    check_payment(
+        v,
+        key=cmd.idempotency_key,
+        amount_minor=cmd.amount_minor,
+        currency=cmd.currency,
+        paid_on=cmd.paid_on,
+        allocations=[a.amount_minor for a in cmd.allocations],
+        reference=cmd.reference,
+        payer_account=cmd.payer_account,
+    )
     for i, a in enumerate(cmd.allocations):
         if not (a.invoice_id or a.invoice_number):
             v.add(f"allocations[{i}]", "give invoice_id or invoice_number")
-        if a.amount_minor <= 0:
-            v.add(f"allocations[{i}].amount_minor", "must be positive")
-    allocated = sum(a.amount_minor for a in cmd.allocations)
-    if allocated > cmd.amount_minor:
-        v.add("allocations", f"allocations ({allocated}) exceed the payment ({cmd.amount_minor})")
+        check_length(a.invoice_id, f"allocations[{i}].invoice_id", 64, v)
+        check_length(a.invoice_number, f"allocations[{i}].invoice_number", 64, v)
+    check_length(cmd.customer_number, "customer_number", 64, v)
     if not cmd.allocations and not cmd.customer_number:
         v.add("customer_number", "required when nothing is allocated (the money becomes credit balance)")
     v.raise_if_any()
@@ -145,13 +186,23 @@ async def record_payment(changes: Changes, ctx: Ctx, cmd: RecordPayment) -> Paym
         payer_account=cmd.payer_account,
         source_event_id="",
     )
-    try:
-        invoices, unallocated = await changes.run(lambda s: apply_payment(changes, s, ctx, payment))
-    except DuplicateKeyError:
+    # Calls with the same key wait for each other in this replica; across replicas the unique index
+    # on the key decides, and the loser answers with what the winner stored.
+    async with changes.key_lock(ctx.tenant.id, "payment", cmd.idempotency_key):
         replayed = await _replay(changes, ctx, cmd.idempotency_key, fingerprint)
-        assert replayed is not None  # the duplicate key is the payment that raced us
-        return replayed
+        if replayed is not None:
+            return replayed
+        try:
+            invoices, unallocated = await changes.run(lambda s: apply_payment(changes, s, ctx, payment))
+        except (DuplicateKeyError, PaymentExists):
+            replayed = await _replay(changes, ctx, cmd.idempotency_key, fingerprint)
+            assert replayed is not None  # the duplicate key is the payment that raced us
+            return replayed
     return PaymentResult(payment.payment_id, invoices, unallocated, cmd.currency, True)
+
+
+class PaymentExists(Exception):
+    """Inside the transaction: a payment with this key is stored already (answer with it)."""
 
 
 async def _replay(changes: Changes, ctx: Ctx, key: str, fingerprint: str) -> PaymentResult | None:
@@ -161,51 +212,76 @@ async def _replay(changes: Changes, ctx: Ctx, key: str, fingerprint: str) -> Pay
     if found["request_hash"] != fingerprint:
         raise AlreadyExists(f"idempotency key {key!r} was already used for another payment")
     ids = [a["invoice_id"] for a in found["allocations"]]
-    invoices = await changes.store.invoices.find({"_id": {"$in": ids}}, projection={"history": 0}).to_list()
+    invoices = await changes.store.invoices.find(
+        {"_id": {"$in": ids}, "tenant_id": ctx.tenant.id}, projection={"history": 0}
+    ).to_list()
     return PaymentResult(found["_id"], invoices, found["unallocated_minor"], found["currency"], False)
 
 
 async def apply_payment(changes: Changes, s: Session, ctx: Ctx, payment: Payment) -> tuple[list[Doc], int]:
     """Apply one payment to invoices; what is not owed becomes the customer's credit balance.
     Returns the changed invoices and what was not applied to them."""
+    tenant_id = ctx.tenant.id
+    if await changes.store.payments.find_one(
+        {"tenant_id": tenant_id, "idempotency_key": payment.idempotency_key}, projection={"_id": 1}, session=s
+    ):
+        raise PaymentExists(payment.idempotency_key)
     merged: dict[str, int] = defaultdict(int)
     for invoice_id, amt in payment.targets:
         merged[invoice_id] += amt
     events: list[tuple[Event, str]] = []
-    changed: list[Doc] = []
+    entries: list[Doc] = []
     allocations: list[Doc] = []
+    changed: list[Doc] = []
     applied_total = 0
-    customer_id = payment.customer_id
     for invoice_id, amt in merged.items():
         new, applied, event = await _apply_to_invoice(changes, s, ctx, payment, invoice_id, amt)
         changed.append(new)
         applied_total += applied
-        customer_id = customer_id or new["customer_id"]
         allocations.append({"invoice_id": invoice_id, "amount_minor": amt, "applied_minor": applied})
         events.append(event)
+        if applied:
+            # Each invoice's share is booked against that invoice's receivable.
+            entries.append(
+                journal_entry(
+                    ctx,
+                    invoice_id=invoice_id,
+                    kind="payment_received",
+                    currency=payment.currency,
+                    ref=payment.payment_id,
+                    postings=journal.payment_received(applied, 0),
+                )
+            )
     unallocated = payment.amount_minor - applied_total
-    if unallocated and not customer_id:
+    # What no invoice owes belongs to the payer the payment names; failing that, the customer of
+    # the invoices it pays (when they all have one customer).
+    payer = payment.customer_id or _sole_customer(changed)
+    if unallocated and not payer:
         raise InvalidArgument(
             [
                 FieldViolation(
                     "customer_number",
-                    "required: part of the payment is not owed "
-                    "on any invoice and becomes the customer's credit balance",
+                    "required: part of the payment is not owed on any invoice and becomes a "
+                    "customer's credit balance, and the invoices paid belong to several customers",
                 )
             ]
         )
     if unallocated:
-        anchor = (
-            changed[0]
-            if changed
-            else {
-                "customer_id": customer_id,
-                "currency": payment.currency,
-                "customer_number": await _customer_number(changes, s, customer_id),
-            }
-        )
         events.append(
-            await changes.credit_customer(s, ctx, anchor, unallocated, f"payment {payment.payment_id}")
+            await changes.credit_payer(
+                s, ctx, payer, payment.currency, unallocated, f"payment {payment.payment_id}"
+            )
+        )
+        entries.append(
+            journal_entry(
+                ctx,
+                invoice_id="",
+                customer_id=payer,
+                kind="payment_received",
+                currency=payment.currency,
+                ref=payment.payment_id,
+                postings=journal.payment_received(0, unallocated),
+            )
         )
     await changes.store.payments.insert_one(
         {
@@ -219,7 +295,7 @@ async def apply_payment(changes: Changes, s: Session, ctx: Ctx, payment: Payment
             "method": payment.method,
             "reference": payment.reference,
             "payer_account": payment.payer_account,
-            "customer_id": customer_id,
+            "customer_id": payer,
             "allocations": allocations,
             "unallocated_minor": unallocated,
             "source_event_id": payment.source_event_id,
@@ -227,16 +303,13 @@ async def apply_payment(changes: Changes, s: Session, ctx: Ctx, payment: Payment
         },
         session=s,
     )
-    entry = journal_entry(
-        ctx,
-        invoice_id=changed[0]["_id"] if changed else "",
-        kind="payment_received",
-        currency=payment.currency,
-        ref=payment.payment_id,
-        postings=journal.payment_received(applied_total, unallocated),
-    )
-    await changes.record(s, journal=[entry], events=events)
+    await changes.record(s, journal=entries, events=events)
     return changed, unallocated
+
+
+def _sole_customer(invoices: Sequence[Doc]) -> str:
+    customers = {inv["customer_id"] for inv in invoices}
+    return customers.pop() if len(customers) == 1 else ""
 
 
 async def _apply_to_invoice(
@@ -286,10 +359,3 @@ async def _apply_to_invoice(
         source_event_id=payment.source_event_id,
     )
     return new, applied, invoice_event(ctx, event_id, invoice_id, PaymentApplied, data)
-
-
-async def _customer_number(changes: Changes, s: Session, customer_id: str) -> str:
-    doc = await changes.store.customers.find_one({"_id": customer_id}, projection={"number": 1}, session=s)
-    if doc is None:
-        raise NotFound(f"no customer {customer_id}")
-    return str(doc["number"])

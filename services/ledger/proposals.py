@@ -12,7 +12,7 @@ from typing import Final
 from pymongo.errors import DuplicateKeyError
 
 from services.common.bus import record_processed
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from services.common.events import (
     ChargeAdded,
     ChargeAddedData,
@@ -20,6 +20,7 @@ from services.common.events import (
     DunningActionTakenData,
     Event,
     PaymentMatched,
+    PaymentMatchedData,
     ProposalRejected,
     ProposalRejectedData,
 )
@@ -30,7 +31,7 @@ from services.ledger.documents import Ctx, changed_invoice, history_entry, journ
 from services.ledger.domain import journal
 from services.ledger.domain.status import DunningStage, InvoiceStatus, dunning_rejection, dunning_stage_after
 from services.ledger.metrics import PAYMENTS_APPLIED, PROPOSALS
-from services.ledger.payments import Payment, apply_payment, request_hash
+from services.ledger.payments import Payment, PaymentExists, apply_payment, check_payment, request_hash
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,35 @@ _HISTORY_TYPE: Final = {
 }
 
 
+def _check_payment_matched(data: PaymentMatchedData) -> None:
+    """The same checks as RecordPayment: a proposal is money too."""
+    v = Violations()
+    check_payment(
+        v,
+        key=data.payment_id,
+        amount_minor=data.amount_minor,
+        currency=data.currency,
+        paid_on=data.paid_on,
+        allocations=[a.amount_minor for a in data.allocations],
+        reference=data.reference,
+        payer_account=data.payer_account,
+        amount_field="amount_minor",
+        currency_field="currency",
+    )
+    if not data.allocations and not data.customer_id:
+        v.add("customer_id", "required when nothing is allocated (the money becomes credit balance)")
+    v.raise_if_any()
+
+
 async def apply_payment_matched(changes: Changes, ctx: Ctx, event: PaymentMatched) -> None:
     data = event.data
+    invoice_id = data.allocations[0].invoice_id if data.allocations else ""
+    try:
+        _check_payment_matched(data)
+    except InvalidArgument as exc:
+        await _reject(changes, ctx, event, invoice_id, "INVALID_PROPOSAL", exc.message)
+        PROPOSALS.add(1, {"type": event.type, "outcome": "rejected:INVALID_PROPOSAL"})
+        return
     payment = Payment(
         payment_id=data.payment_id,
         idempotency_key=f"matcher:{data.payment_id}",
@@ -67,12 +95,11 @@ async def apply_payment_matched(changes: Changes, ctx: Ctx, event: PaymentMatche
 
     try:
         await changes.run(work)
-    except DuplicateKeyError:
+    except (DuplicateKeyError, PaymentExists):
         # The same payment id came in another event: it is applied already (idempotent by payment).
         log.info("payment %s from event %s was applied before", data.payment_id, event.id)
         PROPOSALS.add(1, {"type": event.type, "outcome": "duplicate"})
     except (FailedPrecondition, NotFound, InvalidArgument) as exc:
-        invoice_id = data.allocations[0].invoice_id if data.allocations else ""
         reason = getattr(exc, "reason", type(exc).__name__.upper())
         await _reject(changes, ctx, event, invoice_id, reason, exc.message)
         PROPOSALS.add(1, {"type": event.type, "outcome": f"rejected:{reason}"})
@@ -185,7 +212,13 @@ async def _reject(
 ) -> None:
     async def work(s: Session) -> None:
         await record_processed(changes.store.db, s, PROPOSALS_CONSUMER, event.id, ctx.now)
-        inv = await changes.store.invoices.find_one({"_id": invoice_id}, session=s) if invoice_id else None
+        # Only this tenant's invoice: a proposal naming another tenant's invoice is refused without
+        # touching it (the refusal names the id, never the other invoice's state).
+        inv = (
+            await changes.store.invoices.find_one({"_id": invoice_id, "tenant_id": ctx.tenant.id}, session=s)
+            if invoice_id
+            else None
+        )
         await _add_rejection(changes, s, ctx, event, invoice_id, reason, detail, inv)
 
     await changes.run(work)
@@ -213,7 +246,8 @@ async def _add_rejection(
         current_version=inv["version"] if inv else None,
         current_status=inv["status"] if inv else None,
     )
-    rejected = invoice_event(ctx, rejection_id, invoice_id or event.subject, ProposalRejected, data)
+    subject = inv["_id"] if inv is not None else event.subject
+    rejected = invoice_event(ctx, rejection_id, subject, ProposalRejected, data)
     if inv is not None:
         entry = history_entry(
             ctx,
@@ -224,5 +258,7 @@ async def _add_rejection(
             version=inv["version"],
             text=f"{event.type} not applied: {reason} ({detail})",
         )
-        await changes.store.invoices.update_one({"_id": inv["_id"]}, {"$push": {"history": entry}}, session=s)
+        await changes.store.invoices.update_one(
+            {"_id": inv["_id"], "tenant_id": ctx.tenant.id}, {"$push": {"history": entry}}, session=s
+        )
     await changes.record(s, events=[rejected])

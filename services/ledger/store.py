@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence, Set
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from services.common.bus import PROCESSED, ensure_processed_indexes
+from services.common.errors import NotFound
 from services.common.mongo import Client, Database, Doc, Session
 from services.common.outbox import OUTBOX, ensure_outbox_indexes
 from services.common.tenancy import Tenant, hash_api_key
@@ -206,6 +207,36 @@ class LedgerStore:
         assert doc is not None  # an upsert always returns the document
         return int(doc["value"]) - count + 1
 
+    async def take_free(
+        self,
+        session: Session,
+        tenant_id: str,
+        series: str,
+        count: int,
+        *,
+        field: str,
+        render: Callable[[int], str],
+        reserved: Set[str] = frozenset(),
+    ) -> list[str]:
+        """`count` values of a gapless series that no invoice or credit note uses yet.
+
+        ERPs that number their own invoices may supply a number (or KID) the counter reaches later:
+        the counter then skips it, so one supplied value never blocks the series, and the series as a
+        whole stays gapless (the skipped value is in use). `reserved` are values supplied in the same
+        batch, not stored yet.
+        """
+        values: list[str] = []
+        while len(values) < count:
+            need = count - len(values)
+            first = await self.take_numbers(session, tenant_id, series, need)
+            candidates = [render(first + i) for i in range(need)]
+            used = await self.invoices.find(
+                {"tenant_id": tenant_id, field: {"$in": candidates}}, projection={field: 1}, session=session
+            ).to_list()
+            taken = {d[field] for d in used} | set(reserved)
+            values.extend(c for c in candidates if c not in taken)
+        return values
+
     async def replace_invoice(self, session: Session, doc: Doc, expected_version: int) -> None:
         result = await self.invoices.replace_one(
             {"_id": doc["_id"], "version": expected_version}, doc, session=session
@@ -218,17 +249,18 @@ class LedgerStore:
             await self.journal.insert_many(list(entries), session=session)
 
     async def change_credit_balance(
-        self, session: Session, customer_id: str, currency: str, delta: int, now: datetime
-    ) -> int:
+        self, session: Session, tenant_id: str, customer_id: str, currency: str, delta: int, now: datetime
+    ) -> Doc:
+        """The customer (of this tenant) after its credit balance changed by `delta`."""
         doc = await self.customers.find_one_and_update(
-            {"_id": customer_id},
+            {"_id": customer_id, "tenant_id": tenant_id},
             {"$inc": {f"credit_balances.{currency}": delta, "version": 1}, "$set": {"updated_at": now}},
             return_document=ReturnDocument.AFTER,
             session=session,
         )
         if doc is None:
-            raise LookupError(f"customer {customer_id} vanished")
-        return int(doc["credit_balances"][currency])
+            raise NotFound(f"no customer {customer_id}")
+        return doc
 
 
 def tenant_from_doc(doc: Doc, key_name: str = "") -> Tenant:

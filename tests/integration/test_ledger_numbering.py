@@ -75,3 +75,38 @@ async def test_erp_kid_with_a_wrong_check_digit_is_refused(tenant: TenantClient)
     assert set(field_violations(refused.value)) == {"kid"}
     listed = await tenant.stub.ListInvoices(pb.ListInvoicesRequest(), metadata=tenant.metadata)
     assert list(listed.invoices) == []
+
+
+async def test_a_supplied_number_the_counter_reaches_later_is_skipped_not_blocking(
+    tenant: TenantClient,
+) -> None:
+    # The ERP numbers some invoices itself, with numbers the ledger's own series reaches later.
+    first_kid = await tenant.issue(invoice_request())  # number 1 and the first generated KID
+    body = first_kid.kid[:-1]
+    # The KID the counter would generate third (same length, next-but-one body).
+    third_kid_body = str(int(body) + 2).zfill(len(body))
+    third_kid = third_kid_body + luhn.calc_check_digit(third_kid_body)
+    supplied = await asyncio.gather(
+        tenant.issue(invoice_request(invoice_number="3")),
+        tenant.issue(invoice_request(invoice_number="5", kid=third_kid)),
+    )
+
+    generated = await asyncio.gather(*(tenant.issue(invoice_request()) for _ in range(20)))
+
+    numbers = sorted(int(i.invoice_number) for i in [first_kid, *supplied, *generated])
+    # One series without gaps or repeats: the supplied 3 and 5 are in it, the counter went round them.
+    assert numbers == list(range(1, 24))
+    kids = [i.kid for i in [first_kid, *supplied, *generated]]
+    assert len(set(kids)) == len(kids)
+    assert third_kid in kids
+
+
+async def test_mixing_supplied_and_generated_numbers_under_concurrency(tenant: TenantClient) -> None:
+    supplied = [str(n) for n in range(10, 60, 5)]  # 10, 15, ..., 55
+    requests = [invoice_request(invoice_number=n) for n in supplied]
+    requests += [invoice_request() for _ in range(50)]
+
+    issued = await asyncio.gather(*(tenant.issue(r) for r in requests))
+
+    numbers = sorted(int(i.invoice_number) for i in issued)
+    assert numbers == list(range(1, 61))
