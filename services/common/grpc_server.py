@@ -121,9 +121,13 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         code, details = _status_for(exc)
         await context.abort(code, exc.message, trailing_metadata=(("grpc-status-details-bin", details),))
 
-    async def _fail_unexpected(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+    async def _fail_unexpected(
+        self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception | None
+    ) -> None:
         """A bug or an outage: the caller gets INTERNAL (UNAVAILABLE when the database is away, so
         it retries) with an error id; the log gets where it failed, never the data involved."""
+        if exc is None:
+            return
         error_id = new_id()
         unavailable = isinstance(exc, (ConnectionFailure, ServerSelectionTimeoutError))
         log.error(
@@ -159,6 +163,7 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def _wrap_unary(self, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            unexpected: Exception | None = None
             try:
                 await self._authenticate(context)
                 return await behavior(request, context)
@@ -169,14 +174,19 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             except Exception as exc:  # anything else is ours to hide: see _fail_unexpected
                 if _is_abort(exc):
                     raise
-                await self._fail_unexpected(context, exc)
+                unexpected = exc
             finally:
                 set_current_tenant(None)
+            # Aborted outside the `except`, so the abort does not carry the error as its context
+            # (the tracing interceptor records the abort's whole traceback).
+            await self._fail_unexpected(context, unexpected)
+            return None
 
         return wrapped
 
     def _wrap_stream(self, behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            unexpected: Exception | None = None
             try:
                 await self._authenticate(context)
                 async for item in behavior(request, context):
@@ -188,9 +198,11 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             except Exception as exc:  # anything else is ours to hide: see _fail_unexpected
                 if _is_abort(exc):
                     raise
-                await self._fail_unexpected(context, exc)
+                unexpected = exc
             finally:
                 set_current_tenant(None)
+            if unexpected is not None:
+                await self._fail_unexpected(context, unexpected)
 
         return wrapped
 

@@ -53,6 +53,17 @@ _FROM_INVOICE = (
 
 async def issue_credit_note(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) -> tuple[Doc, Doc, bool]:
     """Returns the credit note, the invoice it credits, and whether the credit note was created now."""
+    # Calls with the same key wait for each other in this replica (a retry answers with the first's
+    # credit note); across replicas the unique key index decides.
+    async with changes.key_lock(ctx.tenant.id, "credit-note", cmd.idempotency_key):
+        return await _issue(changes, ctx, cmd)
+
+
+class _CreditNoteExists(Exception):
+    """Inside the transaction: a credit note with this key is stored already (answer with it)."""
+
+
+async def _issue(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) -> tuple[Doc, Doc, bool]:
     tenant = ctx.tenant
     fingerprint = cmd.fingerprint()
     replayed = await _replay(changes, ctx, cmd, fingerprint)
@@ -66,6 +77,12 @@ async def issue_credit_note(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) ->
     _check(cmd, invoice, ctx)  # refused before taking the lock
 
     async def work(s: Session) -> tuple[Doc, Doc]:
+        if await changes.store.invoices.find_one(
+            {"tenant_id": tenant.id, "kind": "credit_note", "external_id": cmd.idempotency_key},
+            projection={"_id": 1},
+            session=s,
+        ):
+            raise _CreditNoteExists
         inv = await changes.load(s, ctx, invoice["_id"])
         # Checked again on the invoice as it is now: another credit note may have come in between,
         # and what is left at each VAT rate decides this credit note's VAT.
@@ -77,8 +94,15 @@ async def issue_credit_note(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) ->
         if cmd.credit_note_number:
             number = cmd.credit_note_number
         else:
-            seq = await changes.store.take_numbers(s, tenant.id, "credit_note", 1)
-            number = f"{tenant.credit_note_prefix}{seq}"
+            # Skips a number the ERP supplied for an earlier credit note (the series stays gapless).
+            (number,) = await changes.store.take_free(
+                s,
+                tenant.id,
+                "credit_note",
+                1,
+                field="invoice_number",
+                render=lambda n: f"{tenant.credit_note_prefix}{n}",
+            )
         credit_note_id = new_id()
         event_id = new_id()
         credit_note = _credit_note(
@@ -133,7 +157,7 @@ async def issue_credit_note(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) ->
     try:
         async with changes.series_lock(tenant.id, "credit_note"):
             cn, inv = await changes.run(work)
-    except DuplicateKeyError:
+    except (DuplicateKeyError, _CreditNoteExists):
         # A retry of the same request raced us (answer with the original), or the number is taken.
         replayed = await _replay(changes, ctx, cmd, fingerprint)
         if replayed is not None:

@@ -246,7 +246,9 @@ async def _add_rejection(
         current_version=inv["version"] if inv else None,
         current_status=inv["status"] if inv else None,
     )
-    subject = inv["_id"] if inv is not None else event.subject
+    # About an invoice of this tenant, or else about the proposal itself (an id the proposer named
+    # may be another tenant's, and nothing is announced about that one).
+    subject = inv["_id"] if inv is not None else event.id
     rejected = invoice_event(ctx, rejection_id, subject, ProposalRejected, data)
     if inv is not None:
         entry = history_entry(

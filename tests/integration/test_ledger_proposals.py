@@ -22,9 +22,10 @@ from services.common.events import (
     PaymentMatched,
     PaymentMatchedData,
 )
+from services.ledger.app import LedgerApp
 from tests.support.backends import Backend
 from tests.support.kafka import Record, TopicReader, publish
-from tests.support.ledger import TenantClient, eventually, invoice_request, today
+from tests.support.ledger import MakeTenant, TenantClient, customer_input, eventually, invoice_request, today
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("proposal_consumers")]
 
@@ -263,3 +264,115 @@ async def test_malformed_messages_are_dead_lettered_and_the_consumer_goes_on(
         assert record.headers["x-dlq-reason"].decode().startswith("malformed envelope")
         assert record.headers["x-dlq-consumer"] == b"ledger"
     assert (await applied(tenant, invoice, 1250_00)).status == pb.INVOICE_STATUS_PAID
+
+
+def matched_with(
+    tenant: TenantClient,
+    invoices: list[tuple[pb.Invoice, int]],
+    amount: int,
+    *,
+    customer_id: str = "",
+    tenant_id: str = "",
+) -> PaymentMatched:
+    first = invoices[0][0] if invoices else None
+    return PaymentMatched(
+        tenant_id=tenant_id or tenant.tenant.id,
+        subject=first.id if first else f"payment-{uuid.uuid4()}",
+        occurred_at=datetime.now(UTC),
+        data=PaymentMatchedData(
+            payment_id=f"ocr-{uuid.uuid4()}",
+            amount_minor=amount,
+            currency="NOK",
+            paid_on=today().isoformat(),
+            method="kid",
+            customer_id=customer_id,
+            allocations=[Allocation(invoice_id=inv.id, amount_minor=a) for inv, a in invoices],
+        ),
+    )
+
+
+async def test_allocations_beyond_the_payment_are_rejected_and_change_nothing(
+    tenant: TenantClient, producer: AIOKafkaProducer, topics: dict[str, str], invoice_events: TopicReader
+) -> None:
+    invoice = await tenant.issue(invoice_request())
+    too_much = matched_with(tenant, [(invoice, 150_00)], 100_00)
+
+    await publish(producer, topics[PAYMENT_TOPIC], too_much)
+
+    rejection = await rejection_of(invoice_events, tenant, too_much.id)
+    assert rejection["reason"] == "INVALID_PROPOSAL"
+    assert "exceed the payment" in rejection["detail"]
+    after = await tenant.get(invoice.id)
+    assert (after.paid_total.minor_units, after.version) == (0, invoice.version)
+    assert [e.type for e in await tenant.history(invoice.id)] == ["issued", "proposal_rejected"]
+    customer = await tenant.customer(invoice.customer_number)
+    assert customer.credit_balance.minor_units == 0
+
+
+async def test_money_no_invoice_owes_goes_to_the_payer_and_each_invoice_is_journaled(
+    tenant: TenantClient,
+    producer: AIOKafkaProducer,
+    topics: dict[str, str],
+    ledger_app: LedgerApp,
+) -> None:
+    first = await tenant.issue(invoice_request(customer=customer_input("K-1")))
+    second = await tenant.issue(invoice_request(customer=customer_input("K-2")))
+    await tenant.stub.UpsertCustomer(
+        pb.UpsertCustomerRequest(customer=customer_input("K-3")), metadata=tenant.metadata
+    )
+    payer = await tenant.customer("K-3")
+    gross = first.gross_total.minor_units
+    # One transfer pays both invoices, and 50,00 more, from customer K-3 (a parent company).
+    matched = matched_with(tenant, [(first, gross), (second, gross)], 2 * gross + 50_00, customer_id=payer.id)
+
+    await publish(producer, topics[PAYMENT_TOPIC], matched)
+
+    await applied(tenant, second, gross)
+    assert (await tenant.customer("K-3")).credit_balance.minor_units == 50_00
+    assert (await tenant.customer("K-1")).credit_balance.minor_units == 0
+    entries = await ledger_app.store.journal.find(
+        {"tenant_id": tenant.tenant.id, "kind": "payment_received"}
+    ).to_list()
+    by_invoice = {e["invoice_id"]: e for e in entries}
+    for invoice in (first, second):
+        receivable = sum(p["credit"] for p in by_invoice[invoice.id]["postings"] if p["account"] == "1500")
+        assert receivable == gross
+    unallocated = by_invoice[""]
+    assert unallocated["customer_id"] == payer.id
+    assert sum(p["credit"] for p in unallocated["postings"] if p["account"] == "2900") == 50_00
+
+
+async def test_a_proposal_naming_another_tenants_invoice_or_customer_touches_nothing_of_theirs(
+    make_tenant: MakeTenant,
+    producer: AIOKafkaProducer,
+    topics: dict[str, str],
+    invoice_events: TopicReader,
+) -> None:
+    victim = await make_tenant()
+    attacker = await make_tenant()
+    their_invoice = await victim.issue(invoice_request())
+    their_customer = await victim.customer(their_invoice.customer_number)
+    history_before = await victim.history(their_invoice.id)
+
+    payment = matched_with(attacker, [(their_invoice, 100_00)], 100_00)
+    credit_grab = matched_with(attacker, [], 100_00, customer_id=their_customer.id)
+    reminder_for_theirs = reminder(attacker, their_invoice, based_on_version=their_invoice.version)
+    await publish(producer, topics[PAYMENT_TOPIC], payment)
+    await publish(producer, topics[PAYMENT_TOPIC], credit_grab)
+    await publish(producer, topics[DUNNING_TOPIC], reminder_for_theirs)
+
+    for proposal in (payment, credit_grab, reminder_for_theirs):
+        rejection = await rejection_of(invoice_events, attacker, proposal.id)
+        assert rejection["current_status"] is None  # nothing of the other tenant's is told
+        assert rejection["current_version"] is None
+    assert await victim.history(their_invoice.id) == history_before
+    after = await victim.get(their_invoice.id)
+    assert (after.version, after.paid_total.minor_units) == (their_invoice.version, 0)
+    assert (await victim.customer(their_invoice.customer_number)).credit_balance.minor_units == 0
+    # Nothing was announced under the victim's tenant, or about its invoice under the attacker's.
+    assert not [
+        e for _, e in invoice_events.events(tenant_id=victim.tenant.id) if e["type"] != "InvoiceIssued"
+    ]
+    assert not [
+        e for _, e in invoice_events.events(tenant_id=attacker.tenant.id) if e["subject"] == their_invoice.id
+    ]
