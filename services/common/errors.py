@@ -53,6 +53,10 @@ class Unauthenticated(FordringError):
     pass
 
 
+class ResourceExhausted(FordringError):
+    """The caller holds as much of a bounded resource (open streams) as it may; freeing some makes room."""
+
+
 class Violations:
     """Collects field violations so a request reports every wrong field at once."""
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from services.common.errors import (
     FordringError,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unauthenticated,
     safe_error_text,
 )
@@ -46,6 +48,7 @@ _CODES: dict[type[FordringError], tuple[grpc.StatusCode, int]] = {
     AlreadyExists: (grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
     FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
     Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, code_pb2.UNAUTHENTICATED),
+    ResourceExhausted: (grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED),
 }
 
 
@@ -184,25 +187,35 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return wrapped
 
-    def _wrap_stream(self, behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    def _wrap_stream(
+        self, behavior: Callable[..., AsyncGenerator[Any, None]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        # grpc.aio writes what a handler yields outside the handler: a client hanging up during that
+        # write leaves the generators around it suspended (OpenTelemetry's holds its span attached to
+        # the call's context), to be closed later by the garbage collector in another context, where
+        # detaching fails ("Failed to detach context"). So the messages are written here, inside the
+        # one step of the generators that grpc.aio runs, and a hang-up unwinds them all in the call's task.
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             unexpected: Exception | None = None
             try:
                 await self._authenticate(context)
-                async for item in behavior(request, context):
-                    yield item
+                async with contextlib.aclosing(behavior(request, context)) as stream:
+                    async for item in stream:
+                        await context.write(item)
             except FordringError as exc:
                 await self._fail(context, exc)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # anything else is ours to hide: see _fail_unexpected
-                if _is_abort(exc):
+                if isinstance(exc, grpc.aio.BaseError):  # an abort, or a write to a call that is over
                     raise
                 unexpected = exc
             finally:
                 set_current_tenant(None)
             if unexpected is not None:
                 await self._fail_unexpected(context, unexpected)
+            return
+            yield  # an async generator that yields nothing: every message went out through write()
 
         return wrapped
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import date
@@ -14,7 +13,6 @@ from fordring.common.v1 import common_pb2
 from fordring.ledger.v1 import ledger_pb2 as pb
 from fordring.ledger.v1 import ledger_pb2_grpc
 from opentelemetry import trace
-from pymongo.errors import PyMongoError
 
 from services.common import attributes as attr
 from services.common.clock import Clock, local_today
@@ -48,6 +46,7 @@ from services.ledger.metrics import (
 )
 from services.ledger.payments import AllocationRequest, RecordPayment, record_payment
 from services.ledger.store import customer_id_for, decode_page_token, encode_page_token
+from services.ledger.watch import WatchHub
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -56,8 +55,9 @@ DEFAULT_PAGE = 50
 
 
 class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
-    def __init__(self, changes: Changes, issuer: Issuer, clock: Clock) -> None:
+    def __init__(self, changes: Changes, issuer: Issuer, clock: Clock, *, watch: WatchHub) -> None:
         self._changes = changes
+        self._watch = watch
         self._store = changes.store
         self._issuer = issuer
         self._clock = clock
@@ -246,27 +246,15 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
     async def WatchInvoice(
         self, request: pb.WatchInvoiceRequest, context: Context
     ) -> AsyncIterator[pb.WatchInvoiceResponse]:
+        tenant_id = current_tenant().id
         ref = request.WhichOneof("ref") or ""
-        doc = await self._invoice(current_tenant().id, ref, getattr(request, ref) if ref else "")
-        yield pb.WatchInvoiceResponse(invoice=invoice_to_pb(doc))
-        version = doc["version"]
-        pipeline = [{"$match": {"documentKey._id": doc["_id"]}}]
-        while True:
-            try:
-                async with await self._store.invoices.watch(pipeline, full_document="updateLookup") as stream:
-                    # A change between our read and the stream's start would be missed: read once more.
-                    latest = await self._store.invoices.find_one({"_id": doc["_id"]})
-                    if latest is not None and latest["version"] > version:
-                        version = latest["version"]
-                        yield _watch_message(latest)
-                    async for change in stream:
-                        full = change.get("fullDocument")
-                        if full is not None and full["version"] > version:
-                            version = full["version"]
-                            yield _watch_message(full)
-            except PyMongoError as exc:
-                log.warning("WatchInvoice: change stream interrupted (%s); resuming", exc)
-                await asyncio.sleep(1.0)
+        found = await self._invoice(tenant_id, ref, getattr(request, ref) if ref else "")
+        async with self._watch.watch(tenant_id, found["_id"]) as watcher:
+            # Read again now that the watcher is registered: whatever changes after this read reaches it.
+            current = await self._store.invoice(tenant_id, invoice_id=found["_id"])
+            yield pb.WatchInvoiceResponse(invoice=invoice_to_pb(watcher.begin(current or found)))
+            while (doc := await watcher.next()) is not None:
+                yield _watch_message(doc)
 
     async def GetCustomerStatement(
         self, request: pb.GetCustomerStatementRequest, context: Context

@@ -41,6 +41,7 @@ from services.ledger.lifecycle import mark_overdue
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import LedgerStore
 from services.ledger.tenants import TenantDirectory
+from services.ledger.watch import WatchHub, WatchLimits
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -77,7 +78,15 @@ class LedgerApp:
             settings.consumer_group,
         )
         self.grpc = GrpcServer(settings.grpc_host, settings.grpc_port, self.tenants)
-        api = LedgerApi(self.changes, self.issuer, self.clock)
+        self.watch_hub = WatchHub(
+            self.store.invoices,
+            WatchLimits(
+                per_tenant=settings.watch_max_per_tenant,
+                total=settings.watch_max_total,
+                buffer=settings.watch_buffer,
+            ),
+        )
+        api = LedgerApi(self.changes, self.issuer, self.clock, watch=self.watch_hub)
         self.grpc.add(
             lambda server: ledger_pb2_grpc.add_LedgerServiceServicer_to_server(api, server), LEDGER_SERVICE
         )
@@ -148,6 +157,8 @@ class LedgerApp:
         """Stop taking calls, finish what is in flight, publish what is committed, close."""
         grace = self.settings.shutdown_grace
         self._stopping.set()
+        # Open WatchInvoice calls end now, cleanly, rather than hold the server for the whole grace.
+        await self.watch_hub.close()
         await self.grpc.stop(grace)
         await self.issuer.stop()
         # Consumers still joining their groups have nothing in flight: do not wait for the join.

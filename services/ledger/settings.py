@@ -19,6 +19,11 @@ class LedgerSettings(CommonSettings):
     overdue_sweep_seconds: float = Field(default=60.0, gt=0)
     # Consumer group the ledger reads matcher and dunning proposals with.
     consumer_group: str = "fordring-ledger"
+    # WatchInvoice, per replica: open calls one tenant may hold, open calls in all, and how many versions
+    # a watcher that reads slowly may fall behind before it skips to the newest.
+    watch_max_per_tenant: int = Field(default=1000, ge=1)
+    watch_max_total: int = Field(default=10_000, ge=1)
+    watch_buffer: int = Field(default=8, ge=1)
 
     @model_validator(mode="after")
     def _no_sandbox_in_production(self) -> LedgerSettings:
