@@ -57,8 +57,9 @@ fmt: setup ## format the code with ruff
 	$(BIN)/ruff check --fix services tests bench
 	$(BIN)/ruff format services tests bench
 
-bench: setup ## benchmarks with their baselines (IssueInvoice over gRPC vs raw MongoDB transactions)
+bench: setup ## benchmarks with their baselines (IssueInvoice vs raw transactions; a 100,000-invoice import)
 	$(PY) -m bench.ledger_issue $(BENCH_ARGS)
+	$(PY) -m bench.ledger_import $(BENCH_IMPORT_ARGS)
 
 asyncapi: setup ## write the event schemas (AsyncAPI) into docs/asyncapi/
 	$(PY) -m services.common.asyncapi docs/asyncapi

@@ -13,13 +13,9 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -31,6 +27,7 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
+from bench.stack import embedded_stack
 from services.cli.demo_data import generate_invoices
 from services.cli.invoice_format import to_request
 from services.common.ids import new_id
@@ -119,26 +116,6 @@ async def bench_raw(mongo_uri: str, count: int, concurrency: int) -> Run:
     return _run("raw MongoDB transaction (2 inserts), same server", seconds, latencies)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def embedded_stack() -> Iterator[dict[str, Any]]:
-    home = Path(tempfile.mkdtemp(prefix="fordring-bench-"))
-    ports = {f"--{n}-port": str(_free_port()) for n in ("kafka", "mongo", "grpc", "http")}
-    base = [sys.executable, "-m", "services.cli", "--home", str(home)]
-    console.print(f"starting an embedded stack in {home} …")
-    args = [*base, "up", "--detach", *(x for kv in ports.items() for x in kv)]
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
-    try:
-        yield json.loads((home / "stack.json").read_text())
-    finally:
-        subprocess.run([*base, "down"], check=False, stdout=subprocess.DEVNULL)
-
-
 def report(ledger: Run, raw: Run, out: Path | None) -> bool:
     table = Table(title=f"IssueInvoice vs raw transactions ({os.cpu_count()} cores)")
     for col in ("run", "count", "seconds", "per second", "p50 ms", "p99 ms", "p99/p50"):
@@ -172,7 +149,7 @@ async def main_async(args: argparse.Namespace) -> bool:
     if args.target:
         stack = {"grpc": {"ledger": args.target}, "api_key": args.api_key, "mongo": args.mongo}
         return await _measure(stack, args)
-    with embedded_stack() as stack:
+    with embedded_stack(console) as stack:
         return await _measure(stack, args)
 
 

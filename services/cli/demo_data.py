@@ -224,14 +224,17 @@ BUSINESS_ITEMS = (
 )
 
 
-def generate_invoices(count: int, seed: int, today: date) -> list[dict[str, Any]]:
-    """`count` invoices for about count/3 customers; due dates spread on both sides of `today`."""
+def generate_invoices(
+    count: int, seed: int, today: date, *, customers: int | None = None
+) -> list[dict[str, Any]]:
+    """`count` invoices for `customers` customers (default: about count/3); due dates spread on both
+    sides of `today`."""
     rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
-    customers = _customers(rng, max(1, count // 3))
+    buyers = _customers(rng, customers or max(1, count // 3))
     batch = f"DEMO-{today:%Y%m%d}-{seed}"
     invoices: list[dict[str, Any]] = []
     for index in range(count):
-        buyer = rng.choice(customers)
+        buyer = rng.choice(buyers)
         business = buyer["kind"] == "business"
         issue_date = today - timedelta(days=_days_ago(rng))
         terms = rng.choice((30, 30, 14)) if business else rng.choice((10, 14, 14, 20))

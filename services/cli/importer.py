@@ -67,10 +67,29 @@ async def send_invoices(
 ) -> ImportReport:
     report = ImportReport(total=len(parsed))
     for line in parsed:
-        if line.request is None:
+        if line.request is None and line.draft is None:
             report.failures.append(LineFailure(line.line_no, line.external_id, "bad line", line.violations))
             on_done()
-    pending: Iterator[ParsedLine] = (line for line in parsed if line.request is not None)
+    pending: Iterator[ParsedLine] = (line for line in parsed if line.request or line.draft)
+
+    async def check_bad_line(line: ParsedLine) -> None:
+        """A line with problems is not issued; the ledger checks what could be read of it, so every
+        problem of the line is reported at once (the file's own first, then the ledger's)."""
+        assert line.draft is not None
+        draft = ledger_pb2.IssueInvoiceRequest()
+        draft.CopyFrom(line.draft)
+        draft.validate_only = True
+        found = list(line.violations)
+        try:
+            await with_retries(issue(draft), retries)
+        except grpc.aio.AioRpcError as error:
+            failure = rpc_errors.describe(error)
+            if error.code() in _FATAL:
+                report.aborted = report.aborted or "\n".join(failure.lines())
+                return
+            reported = {v.field for v in found}
+            found += [v for v in failure.violations if v.field not in reported]
+        report.failures.append(LineFailure(line.line_no, line.external_id, "bad line", tuple(found)))
 
     def issue(
         request: ledger_pb2.IssueInvoiceRequest,
@@ -85,7 +104,10 @@ async def send_invoices(
         for line in pending:
             if report.aborted:
                 return
-            assert line.request is not None
+            if line.request is None:
+                await check_bad_line(line)
+                on_done()
+                continue
             try:
                 response = await with_retries(issue(line.request), retries)
             except grpc.aio.AioRpcError as error:

@@ -1,7 +1,9 @@
 """The import format (one invoice per JSON line, customer embedded) and its mapping to IssueInvoiceRequest.
 
 Pure: checks shape and types, collects every problem of a line with its field path, and leaves the
-business rules (organisation numbers, VAT rates, KID) to the ledger.
+business rules (organisation numbers, VAT rates, KID) to the ledger. A line with problems still
+yields a draft request (its broken fields empty), which the importer has the ledger check
+(`validate_only`), so a line's problems are all reported in one run.
 """
 
 from __future__ import annotations
@@ -27,8 +29,14 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class InvoiceFormatError(ValueError):
-    def __init__(self, violations: Iterable[FieldViolation]) -> None:
+    def __init__(
+        self,
+        violations: Iterable[FieldViolation],
+        draft: ledger_pb2.IssueInvoiceRequest | None = None,
+    ) -> None:
         self.violations = tuple(violations)
+        # What could be read of the line (broken fields left empty), for the ledger to check the rest.
+        self.draft = draft
         super().__init__("; ".join(str(v) for v in self.violations))
 
 
@@ -40,6 +48,8 @@ class ParsedLine:
     external_id: str
     request: ledger_pb2.IssueInvoiceRequest | None
     violations: tuple[FieldViolation, ...] = ()
+    # For a line with problems: what could be read of it, for the ledger to check the rest.
+    draft: ledger_pb2.IssueInvoiceRequest | None = None
 
 
 def parse_jsonl(lines: Iterable[str]) -> list[ParsedLine]:
@@ -63,7 +73,7 @@ def parse_record(data: object, line_no: int) -> ParsedLine:
     try:
         request = to_request(data)
     except InvoiceFormatError as exc:
-        return ParsedLine(line_no, external_id, None, exc.violations)
+        return ParsedLine(line_no, external_id, None, exc.violations, exc.draft)
     return ParsedLine(line_no, external_id, request)
 
 
@@ -91,7 +101,7 @@ def to_request(data: object) -> ledger_pb2.IssueInvoiceRequest:
     if customer is not None:
         request.customer.CopyFrom(customer)
     if problems:
-        raise InvoiceFormatError(problems)
+        raise InvoiceFormatError(problems, request)
     return request
 
 

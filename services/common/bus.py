@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -22,7 +25,7 @@ from faststream.kafka.response import KafkaPublishCommand
 from faststream.opentelemetry.middleware import TelemetryMiddleware
 from opentelemetry import metrics, trace
 from pydantic import ValidationError
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.common import attributes as attr
 from services.common.errors import FordringError
@@ -162,10 +165,11 @@ class BrokerLink:
             new,
         )
         await self.refresh_metadata()
-        for subscriber in self.broker.subscribers:
-            if getattr(subscriber, "consumer", None) is not None:
-                await subscriber.stop()
-                await subscriber.start()
+        # Not a restart of the subscribers: a consumer stopped while its group is re-forming on the
+        # new cluster can hold that group's rebalance for minutes. They rejoin by themselves; each
+        # is rewound to the beginning now and again at its next assignment.
+        for rewind in _REWINDS.get(self.broker, ()):
+            await rewind.arm()
         self.cluster_changes += 1
 
     async def check(self) -> None:
@@ -174,6 +178,40 @@ class BrokerLink:
             raise ConnectionError(f"not connected to Kafka ({self.last_error or 'connecting'})")
         if not await self.broker.ping(timeout=2.0):
             raise ConnectionError("the Kafka broker does not answer")
+
+
+class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Reads a subscription from the beginning after the cluster changed.
+
+    A broker that lost its log (the embedded one restarted) has no committed offsets of ours, yet a
+    consumer that lived through the change keeps its old positions, beyond the new log's end, and
+    reads nothing (the broker answers such a fetch with no records rather than OFFSET_OUT_OF_RANGE).
+    """
+
+    ARMED_FOR = 300.0
+
+    def __init__(self) -> None:
+        self.subscriber: Any = None
+        self._until = 0.0
+
+    async def arm(self) -> None:
+        self._until = time.monotonic() + self.ARMED_FOR
+        consumer = getattr(self.subscriber, "consumer", None)
+        if consumer is not None and consumer.assignment():
+            await consumer.seek_to_beginning(*consumer.assignment())
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = getattr(self.subscriber, "consumer", None)
+        if assigned and consumer is not None and time.monotonic() < self._until:
+            self._until = 0.0
+            log.warning("reading %s from the beginning on the new Kafka cluster", sorted(map(str, assigned)))
+            await consumer.seek_to_beginning(*assigned)
+
+
+_REWINDS: weakref.WeakKeyDictionary[KafkaBroker, list[_Rewind]] = weakref.WeakKeyDictionary()
 
 
 class AlreadyProcessed(Exception):
@@ -190,13 +228,9 @@ async def record_processed(
         raise AlreadyProcessed(event_id) from exc
 
 
-async def ensure_processed_indexes(db: Database, *, retention: timedelta) -> None:
-    """Applied event ids are remembered for `retention` (longer than any redelivery or replay)."""
-    seconds = max(1, int(retention.total_seconds()))
-    try:
-        await db[PROCESSED].create_index("at", name="processed_ttl", expireAfterSeconds=seconds)
-    except OperationFailure:
-        await db.command("collMod", PROCESSED, index={"name": "processed_ttl", "expireAfterSeconds": seconds})
+async def ensure_processed_indexes(db: Database) -> None:
+    """Applied event ids, by age (services/common/retention.py forgets them after a while)."""
+    await db[PROCESSED].create_index("at", name="at")
 
 
 async def was_processed(db: Database, consumer: str, event_id: str) -> bool:
@@ -248,7 +282,9 @@ def subscribe(
             },
         )
 
-    @broker.subscriber(
+    rewind = _Rewind()
+    _REWINDS.setdefault(broker, []).append(rewind)
+    subscriber = broker.subscriber(
         full_topic,
         # One group per subscription: a group join takes seconds, and subscribers sharing a group
         # would rebalance each other whenever one of them starts.
@@ -257,7 +293,11 @@ def subscribe(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{consumer}:{topic}",
         decoder=_raw_body,
+        listener=rewind,
     )
+    rewind.subscriber = subscriber
+
+    @subscriber
     async def on_message(body: bytes, msg: KafkaMessage) -> None:
         try:
             event = parse_event(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -46,3 +47,20 @@ def local_today(clock: Clock, tz: ZoneInfo = OSLO) -> date:
 def isoformat_utc(at: datetime) -> str:
     """RFC 3339 in UTC with milliseconds and a Z, as every API and event shows time."""
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_iso_date(text: str) -> date:
+    """A calendar date written exactly YYYY-MM-DD, as the contracts say.
+
+    `date.fromisoformat` also takes "20261123" and "2026-W48-1" (Python 3.11): those are refused,
+    so one date has one spelling in every document, event and bank file we write.
+    """
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError(f"{text!r} is not a date written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a calendar date") from None

@@ -53,6 +53,10 @@ class Unauthenticated(FordringError):
     pass
 
 
+class OutOfRange(FordringError):
+    """The answer would not fit the contract (e.g. a total beyond int64 minor units)."""
+
+
 class ResourceExhausted(FordringError):
     """The caller holds as much of a bounded resource (open streams) as it may; freeing some makes room."""
 

@@ -24,6 +24,7 @@ from services.common.errors import (
     FordringError,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     ResourceExhausted,
     Unauthenticated,
     safe_error_text,
@@ -49,6 +50,7 @@ _CODES: dict[type[FordringError], tuple[grpc.StatusCode, int]] = {
     FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
     Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, code_pb2.UNAUTHENTICATED),
     ResourceExhausted: (grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED),
+    OutOfRange: (grpc.StatusCode.OUT_OF_RANGE, code_pb2.OUT_OF_RANGE),
 }
 
 

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import datetime
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -42,3 +43,10 @@ def uuid7() -> uuid.UUID:
 def new_id() -> str:
     """A new UUIDv7 as its canonical string."""
     return str(uuid7())
+
+
+def id_floor(at: datetime) -> str:
+    """The smallest UUIDv7 string of the millisecond `at`: ids made at or after `at` sort at or above
+    it, so a time window over ids is an index range on `_id`."""
+    millis = f"{int(at.timestamp() * 1000):012x}"
+    return f"{millis[:8]}-{millis[8:]}-0000-0000-000000000000"

@@ -2,8 +2,8 @@
 
 A service writes its state change and the events announcing it in one MongoDB transaction
 (`add_to_outbox`); the relay (services/common/relay.py) publishes what is unsent to Kafka and marks it
-sent. Sent records stay for a retention window (a TTL index on `sent_at`), so a window can be
-published again after a broker lost its log (`replay`); consumers dedupe by event id.
+sent. Sent records stay for a retention window (then services/common/retention.py deletes them), so
+a window can be published again after a broker lost its log (`replay`); consumers dedupe by event id.
 
 A record the broker keeps refusing (too large, a topic that does not exist, a denied ACL) is parked
 after bounded attempts: it stays unsent with its reason until an operator retries it (`unpark`), and
@@ -14,20 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.errors import OperationFailure
 
 from services.common.events import Event, encode_event, trace_headers
+from services.common.ids import id_floor
 from services.common.mongo import Database, Doc, Session
 from services.common.telemetry import current_traceparent
 
 OUTBOX = "outbox"
 # Per-database state of the relay (the broker's cluster id it last published to).
 OUTBOX_STATE = "outbox_state"
-_SENT_TTL = "sent_ttl"
 
 
 def outbox_doc(event: Event, topic: str, traceparent: str | None = None) -> Doc:
@@ -52,8 +51,8 @@ async def add_to_outbox(db: Database, session: Session, items: Sequence[tuple[Ev
         await db[OUTBOX].insert_many([outbox_doc(e, t) for e, t in items], session=session)
 
 
-async def ensure_outbox_indexes(db: Database, *, retention: timedelta) -> None:
-    """The relay's queue (unsent, in id order), parked records, and the retention of sent ones."""
+async def ensure_outbox_indexes(db: Database) -> None:
+    """The relay's queue (unsent, in id order), parked records, and sent ones by age (retention)."""
     outbox = db[OUTBOX]
     await outbox.create_index([("sent", ASCENDING), ("_id", ASCENDING)], name="unsent")
     await outbox.create_index(
@@ -61,12 +60,10 @@ async def ensure_outbox_indexes(db: Database, *, retention: timedelta) -> None:
         name="parked",
         partialFilterExpression={"parked": True},
     )
-    seconds = max(1, int(retention.total_seconds()))
-    try:
-        await outbox.create_index("sent_at", name=_SENT_TTL, expireAfterSeconds=seconds)
-    except OperationFailure:
-        # The retention changed since the index was made: change the index, not the data.
-        await db.command("collMod", OUTBOX, index={"name": _SENT_TTL, "expireAfterSeconds": seconds})
+    # Not a TTL index: the relay deletes what is past the retention (services/common/retention.py).
+    # The embedded server's TTL monitor reads every document of the collection each minute under its
+    # global lock; a range delete on this index costs only what it deletes, on any server.
+    await outbox.create_index("sent_at", name="sent_at")
 
 
 # --- for operators ------------------------------------------------------------------------------
@@ -147,10 +144,11 @@ async def replay(
     For a broker that lost its log (the embedded broker keeps it in memory) or a Kafka cluster
     restored from an older backup. Only what is still within the retention window can be replayed.
     """
-    window: dict[str, Any] = {"$gte": since}
+    # By the time in the event ids (UUIDv7): a range on the (sent, _id) index.
+    window: dict[str, Any] = {"$gte": id_floor(since)}
     if until is not None:
-        window["$lt"] = until
-    query: dict[str, Any] = {"sent": True, "created_at": window}
+        window["$lt"] = id_floor(until)
+    query: dict[str, Any] = {"sent": True, "_id": window}
     if topics:
         query["topic"] = {"$in": list(topics)}
     result = await db[OUTBOX].update_many(

@@ -65,6 +65,8 @@ _replayed_total = _meter.create_counter(
     "fordring_outbox_replayed", description="Sent outbox records queued to be published again"
 )
 _RELAYS: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+# Unsent records read beyond a batch, for those skipped because their key waits.
+_SKIP_ROOM = 1000
 
 # The broker refuses this record (not the broker's state): counts towards parking at once.
 RECORD_ERRORS: tuple[type[BaseException], ...] = (
@@ -105,8 +107,6 @@ class RelaySettings:
     max_attempts: int = 8
     # ... and, when the error may be passing (a timeout, a missing leader), only after this long.
     park_after: float = 900.0
-    # Sent records are kept this long (TTL), to be published again after a broker lost its log.
-    retention: timedelta = timedelta(days=7)
     # What is published again, automatically, when the broker's cluster id changes.
     replay_window: timedelta = timedelta(days=1)
     # How long the relay may fail before health() calls it stuck.
@@ -124,7 +124,6 @@ class RelaySettings:
             send_timeout=settings.outbox_send_timeout,
             max_attempts=settings.outbox_max_attempts,
             park_after=settings.outbox_park_after_seconds,
-            retention=timedelta(hours=settings.outbox_retention_hours),
             replay_window=timedelta(hours=settings.outbox_replay_hours),
             stuck_after=settings.outbox_stuck_seconds,
         )
@@ -332,10 +331,10 @@ class OutboxRelay:
         now = time.monotonic()
         self._retry_at = {k: t for k, t in self._retry_at.items() if t > now}
         blocked = set(self._inflight) | set(self._retry_at) | set(await self._parked_keys())
-        query: Doc = {"sent": False, "parked": {"$ne": True}}
-        if blocked:
-            query["key"] = {"$nin": sorted(blocked)}
-        docs = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(room).to_list()
+        # Only an equality in the query, so the (sent, _id) index serves it on every server; the
+        # keys that wait (in flight, pausing, behind a parked record) are left out here.
+        unsent = self._db[OUTBOX].find({"sent": False}).sort("_id", ASCENDING).limit(room + _SKIP_ROOM)
+        docs = [d for d in await unsent.to_list() if d["key"] not in blocked and not d.get("parked")][:room]
         if (docs or now - self._cluster_checked_at > s.cluster_check_every) and await self._check_cluster():
             return True  # the replay window was queued again: start over from the oldest record
         groups: dict[str, list[Doc]] = {}

@@ -4,6 +4,7 @@
     python -m services.ledger tenants add-key TENANT_ID --key-name erp-2
     python -m services.ledger tenants revoke-key TENANT_ID --key-name erp
     python -m services.ledger tenants list
+    python -m services.ledger outbox status|unpark|replay    (see services/common/outbox_admin.py)
 
 Uses the same FORDRING_* settings as the ledger (FORDRING_MONGO_URI, FORDRING_MONGO_DATABASE).
 A key is shown once, when it is made; the ledger keeps only its SHA-256. A revoked key stops
@@ -27,6 +28,7 @@ from services.common.errors import FailedPrecondition, FieldViolation, InvalidAr
 from services.common.ids import new_id
 from services.common.money import UnknownCurrency, check_currency
 from services.common.mongo import create_mongo_client
+from services.common.outbox_admin import add_outbox_commands, run_outbox_command
 from services.common.settings import load
 from services.common.tenancy import Tenant
 from services.ledger.settings import LedgerSettings
@@ -120,6 +122,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("tenant_id")
         command.add_argument("--key-name", required=True)
     tenants.add_parser("list", help="every tenant with its key names")
+    add_outbox_commands(areas)
     return root
 
 
@@ -128,6 +131,8 @@ async def run(args: argparse.Namespace, settings: LedgerSettings) -> int:
     store = LedgerStore(client, settings.mongo_database)
     now = datetime.now(UTC)
     try:
+        if args.area == "outbox":
+            return await run_outbox_command(args, store.db)
         if args.command == "create":
             new = NewTenant(
                 args.name, args.org_number, args.jurisdiction, args.kid_scheme, args.kid_length, args.currency
@@ -154,7 +159,7 @@ async def run(args: argparse.Namespace, settings: LedgerSettings) -> int:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.area != "tenants" or args.command is None:
+    if args.area not in ("tenants", "outbox") or args.command is None:
         parser().print_help()
         return 2
     return asyncio.run(run(args, load(LedgerSettings)))

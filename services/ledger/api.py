@@ -15,11 +15,12 @@ from fordring.ledger.v1 import ledger_pb2_grpc
 from opentelemetry import trace
 
 from services.common import attributes as attr
-from services.common.clock import Clock, local_today
-from services.common.errors import FieldViolation, InvalidArgument, NotFound
+from services.common.clock import Clock, local_today, parse_iso_date
+from services.common.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Violations
 from services.common.mongo import Doc
 from services.common.telemetry import current_trace_id, current_traceparent
 from services.common.tenancy import current_tenant
+from services.common.text import check_text
 from services.ledger.changes import Changes
 from services.ledger.convert import (
     customer_from_pb,
@@ -35,9 +36,10 @@ from services.ledger.credit_notes import issue_credit_note
 from services.ledger.customers import upsert_customer
 from services.ledger.documents import Ctx
 from services.ledger.domain.aging import aging
-from services.ledger.domain.invoice import IssueCreditNote
+from services.ledger.domain.invoice import IssueCreditNote, check_issue_invoice
 from services.ledger.issuing import Issuer
 from services.ledger.lifecycle import write_off
+from services.ledger.listing import InvoiceFilter, decode_page_token, encode_page_token, list_invoices
 from services.ledger.metrics import (
     CREDIT_NOTES_ISSUED,
     INVOICES_ISSUED,
@@ -45,13 +47,17 @@ from services.ledger.metrics import (
     PAYMENTS_APPLIED,
 )
 from services.ledger.payments import AllocationRequest, RecordPayment, record_payment
-from services.ledger.store import customer_id_for, decode_page_token, encode_page_token
+from services.ledger.store import customer_id_for
 from services.ledger.watch import WatchHub
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
+# A page stays under every client's default 4 MB message limit, whatever its invoices hold.
+PAGE_BYTES = 3 * 1024 * 1024
+MAX_REF = 128
+INT64_MAX = 2**63 - 1
 
 
 class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
@@ -109,6 +115,12 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
     async def IssueInvoice(
         self, request: pb.IssueInvoiceRequest, context: Context
     ) -> pb.IssueInvoiceResponse:
+        if request.validate_only:
+            tenant = current_tenant()
+            check_issue_invoice(
+                issue_invoice_from_pb(request), jurisdiction=tenant.jurisdiction, kid_scheme=tenant.kid_scheme
+            )
+            return pb.IssueInvoiceResponse()
         doc, created = await self._issuer.issue(self._ctx(), issue_invoice_from_pb(request))
         self._tag(doc)
         trace.get_current_span().set_attribute(attr.IDEMPOTENCY_REPLAY, not created)
@@ -142,6 +154,10 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
             raise InvalidArgument(
                 [FieldViolation("ref", "give invoice_id, invoice_number, external_id or kid")]
             )
+        if not value.strip():
+            raise InvalidArgument([FieldViolation(ref, "must not be empty")])
+        if len(value) > MAX_REF:
+            raise InvalidArgument([FieldViolation(ref, f"at most {MAX_REF} characters")])
         query = {ref: value, **({"kind": "invoice"} if ref == "external_id" else {})}
         doc = await self._store.invoice(tenant_id, **query)
         if doc is None:
@@ -158,41 +174,37 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.ListInvoicesRequest, context: Context
     ) -> pb.ListInvoicesResponse:
         tenant = current_tenant()
-        size = request.page.page_size or DEFAULT_PAGE
-        if not 0 < size <= MAX_PAGE:
-            raise InvalidArgument([FieldViolation("page.page_size", f"must be 1..{MAX_PAGE}")])
-        try:
-            after = decode_page_token(request.page.page_token) if request.page.page_token else ""
-        except ValueError as exc:
-            raise InvalidArgument([FieldViolation("page.page_token", str(exc))]) from None
+        v = Violations()
+        size, after = _page(request.page, v)
         for name in ("due_after", "due_before"):
-            value = getattr(request, name)
-            if value:
-                try:
-                    date.fromisoformat(value)
-                except ValueError:
-                    raise InvalidArgument([FieldViolation(name, f"{value!r} is not an ISO date")]) from None
-        kind = {pb.INVOICE_KIND_INVOICE: "invoice", pb.INVOICE_KIND_CREDIT_NOTE: "credit_note"}.get(
-            request.kind, ""
-        )
-        docs = await self._store.list_invoices(
-            tenant.id,
-            statuses=[status_from_pb(s) for s in request.statuses],
+            _optional_date(getattr(request, name), name, v)
+        statuses = []
+        for i, value in enumerate(request.statuses):
+            status = status_from_pb(value)
+            if not status:
+                v.add(f"statuses[{i}]", f"{value} is not an invoice status")
+            statuses.append(status)
+        kinds = {
+            pb.INVOICE_KIND_UNSPECIFIED: "",
+            pb.INVOICE_KIND_INVOICE: "invoice",
+            pb.INVOICE_KIND_CREDIT_NOTE: "credit_note",
+        }
+        if request.kind not in kinds:
+            v.add("kind", f"{request.kind} is not an invoice kind")
+        check_text(request.customer_number, "customer_number", 64, v)
+        v.raise_if_any()
+        which = InvoiceFilter(
+            statuses=statuses,
             customer_id=customer_id_for(tenant.id, request.customer_number)
             if request.customer_number
             else "",
             due_after=request.due_after,
             due_before=request.due_before,
-            kind=kind,
-            after_id=after,
-            limit=size + 1,
+            kind=kinds[request.kind],
         )
-        more = len(docs) > size
-        docs = docs[:size]
-        token = encode_page_token(docs[-1]["_id"]) if more else ""
-        return pb.ListInvoicesResponse(
-            invoices=[invoice_to_pb(d) for d in docs], page=common_pb2.PageResponse(next_page_token=token)
-        )
+        docs = await list_invoices(self._store, tenant.id, which, after=after, limit=size + 1)
+        invoices, token = _bounded_page(docs, size)
+        return pb.ListInvoicesResponse(invoices=invoices, page=common_pb2.PageResponse(next_page_token=token))
 
     async def GetInvoiceHistory(
         self, request: pb.GetInvoiceHistoryRequest, context: Context
@@ -260,31 +272,78 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.GetCustomerStatementRequest, context: Context
     ) -> pb.GetCustomerStatementResponse:
         ctx = self._ctx()
+        v = Violations()
+        size, after = _page(request.page, v)
+        as_of = _optional_date(request.as_of, "as_of", v) or ctx.today
+        v.raise_if_any()
         customer = await self._customer(ctx.tenant.id, request.customer_id, request.customer_number)
-        as_of = ctx.today
-        if request.as_of:
-            try:
-                as_of = date.fromisoformat(request.as_of)
-            except ValueError:
-                raise InvalidArgument(
-                    [FieldViolation("as_of", f"{request.as_of!r} is not an ISO date")]
-                ) from None
-        items = await self._store.open_invoices_of(ctx.tenant.id, customer["_id"])
-        currency = items[0]["currency"] if items else ctx.tenant.default_currency
-        same = [d for d in items if d["currency"] == currency]
+        # Totals and aging over every open item (a few fields each); the items themselves a page at a time.
+        open_items = await self._store.open_items_of(ctx.tenant.id, customer["_id"])
+        currency = open_items[0]["currency"] if open_items else ctx.tenant.default_currency
+        same = [d for d in open_items if d["currency"] == currency]
         buckets = aging(((date.fromisoformat(d["due_date"]), d["balance_minor"]) for d in same), as_of)
         balances: dict[str, int] = customer.get("credit_balances") or {}
+        total = sum(d["balance_minor"] for d in same)
+        if total > INT64_MAX or any(b.amount_minor > INT64_MAX for b in buckets):
+            raise OutOfRange(
+                f"the customer's open {currency} total ({total}) is beyond what the API carries "
+                "(int64 minor units); list the open items with ListInvoices instead"
+            )
+        which = InvoiceFilter(customer_id=customer["_id"], open_only=True)
+        docs = await list_invoices(self._store, ctx.tenant.id, which, after=after, limit=size + 1)
+        items, token = _bounded_page(docs, size)
         return pb.GetCustomerStatementResponse(
             customer=customer_to_pb(customer, currency),
-            open_items=[invoice_to_pb(d) for d in items],
-            total_open=money(sum(d["balance_minor"] for d in same), currency),
+            open_items=items,
+            total_open=money(total, currency),
             credit_balance=money(balances.get(currency, 0), currency),
             aging=[
                 pb.AgingBucket(label=b.label, amount=money(b.amount_minor, currency), count=b.count)
                 for b in buckets
             ],
             as_of=as_of.isoformat(),
+            page=common_pb2.PageResponse(next_page_token=token),
+            open_item_count=len(open_items),
         )
+
+
+def _page(page: common_pb2.PageRequest, v: Violations) -> tuple[int, int]:
+    """The page size (default 50, at most 500) and the place to continue after."""
+    size = page.page_size or DEFAULT_PAGE
+    if not 0 < size <= MAX_PAGE:
+        v.add("page.page_size", f"must be 1..{MAX_PAGE}")
+    after = 0
+    if page.page_token:
+        try:
+            after = decode_page_token(page.page_token)
+        except ValueError as exc:
+            v.add("page.page_token", str(exc))
+    return size, after
+
+
+def _optional_date(text: str, field: str, v: Violations) -> date | None:
+    if not text:
+        return None
+    try:
+        return parse_iso_date(text)
+    except ValueError as exc:
+        v.add(field, str(exc))
+        return None
+
+
+def _bounded_page(docs: list[Doc], size: int) -> tuple[list[pb.Invoice], str]:
+    """Up to `size` invoices, fewer when they would make the answer larger than PAGE_BYTES (at least
+    one); the token of the next page, or "" when there is none."""
+    invoices: list[pb.Invoice] = []
+    used = 0
+    for doc in docs[:size]:
+        message = invoice_to_pb(doc)
+        used += message.ByteSize()
+        if invoices and used > PAGE_BYTES:
+            break
+        invoices.append(message)
+    more = len(docs) > len(invoices)
+    return invoices, encode_page_token(docs[len(invoices) - 1]["seq"]) if more and invoices else ""
 
 
 def _watch_message(doc: Doc) -> pb.WatchInvoiceResponse:

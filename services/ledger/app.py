@@ -15,13 +15,15 @@ from opentelemetry import trace
 from pymongo.errors import PyMongoError
 
 from services.common import attributes as attr
-from services.common.bus import BrokerLink, create_broker
+from services.common.bus import PROCESSED, BrokerLink, create_broker
 from services.common.clock import Clock, SystemClock, local_today
 from services.common.grpc_server import GrpcServer
 from services.common.http_port import HttpPort
 from services.common.lease import Lease
-from services.common.mongo import create_mongo_client, ping
+from services.common.mongo import Doc, create_mongo_client, ping
+from services.common.outbox import OUTBOX
 from services.common.relay import OutboxRelay, RelaySettings
+from services.common.retention import Retained, RetentionSweep
 from services.common.retry import Backoff
 from services.common.telemetry import (
     current_trace_id,
@@ -69,6 +71,14 @@ class LedgerApp:
             topic_prefix=settings.topic_prefix,
         )
         self.tenants = TenantDirectory(self.store)
+        self.retention = RetentionSweep(
+            self.store.db,
+            self.clock,
+            [
+                Retained(OUTBOX, "sent_at", timedelta(hours=settings.outbox_retention_hours)),
+                Retained(PROCESSED, "at", timedelta(days=settings.processed_retention_days)),
+            ],
+        )
         self.changes = Changes(self.store, on_commit=self.relay.wake)
         self.issuer = Issuer(self.store, on_commit=self.relay.wake)
         register(
@@ -115,10 +125,7 @@ class LedgerApp:
 
     async def start(self) -> None:
         await ping(self.mongo)
-        await self.store.ensure_indexes(
-            outbox_retention=timedelta(hours=self.settings.outbox_retention_hours),
-            processed_retention=timedelta(days=self.settings.processed_retention_days),
-        )
+        await self.store.ensure_indexes()
         if self.settings.sandbox_api_key:
             await self.store.ensure_tenant(
                 Tenant(id=SANDBOX_TENANT_ID, name=self.settings.sandbox_tenant_name),
@@ -133,6 +140,7 @@ class LedgerApp:
             asyncio.create_task(self.relay.run(), name="outbox-relay"),
             asyncio.create_task(self.link.watch_cluster(), name="kafka-cluster-watch"),
             asyncio.create_task(self._sweep_overdue_forever(), name="overdue-sweep"),
+            asyncio.create_task(self.retention.run(), name="retention-sweep"),
         ]
         await self.http.start()
         await self.grpc.start()
@@ -161,9 +169,10 @@ class LedgerApp:
         await self.watch_hub.close()
         await self.grpc.stop(grace)
         await self.issuer.stop()
-        # Consumers still joining their groups have nothing in flight: do not wait for the join.
+        # Consumers still joining their groups have nothing in flight: do not wait for the join; the
+        # cluster watch and the retention sweep hold nothing either.
         for task in self._tasks:
-            if task.get_name() in ("consumers", "kafka-cluster-watch") and not task.done():
+            if task.get_name() in ("consumers", "kafka-cluster-watch", "retention-sweep") and not task.done():
                 task.cancel()
         self.relay.stop()
         await asyncio.wait(self._tasks, timeout=grace)
@@ -177,34 +186,48 @@ class LedgerApp:
         await self.mongo.close()
 
     async def sweep_overdue(self) -> int:
-        """Mark every invoice past its due date overdue; returns how many moved."""
+        """Mark every invoice past its due date overdue, tenant by tenant, each by its own "today";
+        returns how many moved. Oldest due first, in index-backed pages: interrupted, the next sweep
+        carries on (what moved is no longer a candidate)."""
         moved = 0
-        today = local_today(
-            self.clock, ZoneInfo("Pacific/Kiritimati")
-        ).isoformat()  # earliest "today" on Earth
-        candidates = await self.store.due_before(
-            today, [InvoiceStatus.OPEN, InvoiceStatus.PART_PAID], limit=1000
-        )
-        for doc in candidates:
-            tenant = await self.tenants.by_id(doc["tenant_id"])
-            if tenant is None:
-                continue
-            # A step of its own (no caller's trace to join), linked to the invoice's origin (ARCHITECTURE §6).
-            with traced(
-                "ledger.mark_overdue",
-                links=link_to(doc.get("origin_traceparent", "")),
-                attributes={attr.INVOICE_ID: doc["_id"], attr.TENANT_ID: tenant.id},
-            ):
-                ctx = Ctx(
-                    tenant=tenant,
-                    actor="ledger",
-                    now=self.clock.now(),
-                    today=local_today(self.clock, ZoneInfo(tenant.timezone)),
-                    trace_id=current_trace_id(),
-                    traceparent=current_traceparent(),
-                )
-                moved += await mark_overdue(self.changes, ctx, doc["_id"])
+        async for tenant in self.store.all_tenants():
+            moved += await self._sweep_tenant(tenant)
+            if not await self._sweep_lease.hold():  # another replica took over
+                break
         return moved
+
+    async def _sweep_tenant(self, tenant: Tenant) -> int:
+        today = local_today(self.clock, ZoneInfo(tenant.timezone))
+        moved = 0
+        for status in (InvoiceStatus.OPEN, InvoiceStatus.PART_PAID):
+            after: tuple[str, str] | None = None
+            while True:
+                page = await self.store.due_before(
+                    tenant.id, str(status), today.isoformat(), after=after, limit=500
+                )
+                for doc in page:
+                    moved += await self._mark_overdue(tenant, doc)
+                if len(page) < 500:
+                    break
+                after = (page[-1]["due_date"], page[-1]["_id"])
+        return moved
+
+    async def _mark_overdue(self, tenant: Tenant, doc: Doc) -> int:
+        # A step of its own (no caller's trace to join), linked to the invoice's origin (ARCHITECTURE §6).
+        with traced(
+            "ledger.mark_overdue",
+            links=link_to(doc.get("origin_traceparent", "")),
+            attributes={attr.INVOICE_ID: doc["_id"], attr.TENANT_ID: tenant.id},
+        ):
+            ctx = Ctx(
+                tenant=tenant,
+                actor="ledger",
+                now=self.clock.now(),
+                today=local_today(self.clock, ZoneInfo(tenant.timezone)),
+                trace_id=current_trace_id(),
+                traceparent=current_traceparent(),
+            )
+            return int(await mark_overdue(self.changes, ctx, doc["_id"]))
 
     async def _sweep_overdue_forever(self) -> None:
         while not self._stopping.is_set():

@@ -76,9 +76,7 @@ class Changes:
         )
 
     async def load(self, session: Session, ctx: Ctx, invoice_id: str) -> Doc:
-        doc = await self.store.invoices.find_one(
-            {"_id": invoice_id, "tenant_id": ctx.tenant.id}, session=session
-        )
+        doc = await self.store.invoice_by_id(ctx.tenant.id, invoice_id, session=session)
         if doc is None:
             raise NotFound(f"no invoice {invoice_id}")
         return doc

@@ -24,10 +24,16 @@ def status_to_pb(status: str) -> pb.InvoiceStatus.ValueType:
 
 
 def status_from_pb(value: int) -> str:
+    """The status's name; "" for UNSPECIFIED or a number this server does not know."""
+    if value == pb.INVOICE_STATUS_UNSPECIFIED or value not in pb.InvoiceStatus.values():
+        return ""
     return str(pb.InvoiceStatus.Name(value)).removeprefix("INVOICE_STATUS_").lower()  # type: ignore[arg-type]
 
 
 def channel_from_pb(value: int) -> str:
+    """The channel's name; an unknown number keeps it visible, so the check can name it."""
+    if value not in pb.Channel.values():
+        return f"unknown value {value}"
     return str(pb.Channel.Name(value)).removeprefix("CHANNEL_").lower()  # type: ignore[arg-type]
 
 
@@ -47,6 +53,7 @@ def customer_from_pb(msg: pb.CustomerInput) -> CustomerData:
     return CustomerData(
         number=msg.number,
         name=msg.name,
+        # Unspecified or unknown: the customer check names the field.
         kind=_KINDS.get(msg.kind, "unspecified"),  # type: ignore[arg-type]
         org_number=msg.org_number,
         national_id=msg.national_id,

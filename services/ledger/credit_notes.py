@@ -108,6 +108,7 @@ async def _issue(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) -> tuple[Doc,
         credit_note = _credit_note(
             ctx, cmd, draft, inv, credit_note_id=credit_note_id, number=number, fingerprint=fingerprint
         )
+        credit_note["seq"] = await changes.store.take_numbers(s, tenant.id, "seq", 1)
         credit_note["history"] = [
             history_entry(
                 ctx,

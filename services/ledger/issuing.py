@@ -115,9 +115,15 @@ class Issuer:
         """
         ids = {customer_id_for(tenant_id, p.draft.customer.number) for p in items if p.draft.customer}
         numbers = {p.cmd.customer_number for p in items if p.draft.customer is None}
-        found = await self._store.customers.find(
-            {"tenant_id": tenant_id, "$or": [{"_id": {"$in": list(ids)}}, {"number": {"$in": list(numbers)}}]}
-        ).to_list()
+        # Two index-backed queries rather than one `$or` (which the embedded server answers by a scan).
+        found = []
+        if ids:
+            by_ids = await self._store.customers.find({"_id": {"$in": sorted(ids)}}).to_list()
+            found += [d for d in by_ids if d["tenant_id"] == tenant_id]
+        if numbers:
+            found += await self._store.customers.find(
+                {"tenant_id": tenant_id, "number": {"$in": sorted(numbers)}}
+            ).to_list()
         by_id = {d["_id"]: d for d in found}
         by_number = {d["number"]: d for d in found}
         written: dict[str, Doc] = {}
@@ -279,6 +285,8 @@ class Issuer:
             render=lambda n: generate_kid(n, length=tenant.kid_length, scheme=scheme),
             reserved={p.cmd.kid for p in items if p.cmd.kid},
         )
+        # Each invoice's place in the tenant's sequence (listing pages read windows of it).
+        first_seq = await store.take_numbers(session, tenant.id, "seq", len(items))
         numbers = {id(p): number for p, number in zip(numbered, free_numbers, strict=True)}
         kids = {id(p): kid for p, kid in zip(needs_kid, free_kids, strict=True)}
         customer_writes = {p.customer["_id"]: p for p in items if p.customer_write}
@@ -295,10 +303,11 @@ class Issuer:
         invoices: list[Doc] = []
         entries: list[Doc] = []
         outbox: list[Doc] = []
-        for p in items:
+        for i, p in enumerate(items):
             doc = self._invoice_doc(
                 p, numbers.get(id(p)) or p.cmd.invoice_number, kids.get(id(p)) or p.cmd.kid
             )
+            doc["seq"] = first_seq + i
             invoices.append(doc)
             entries.append(
                 journal_entry(

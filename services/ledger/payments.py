@@ -212,9 +212,7 @@ async def _replay(changes: Changes, ctx: Ctx, key: str, fingerprint: str) -> Pay
     if found["request_hash"] != fingerprint:
         raise AlreadyExists(f"idempotency key {key!r} was already used for another payment")
     ids = [a["invoice_id"] for a in found["allocations"]]
-    invoices = await changes.store.invoices.find(
-        {"_id": {"$in": ids}, "tenant_id": ctx.tenant.id}, projection={"history": 0}
-    ).to_list()
+    invoices = await changes.store.invoices_by_ids(ctx.tenant.id, ids)
     return PaymentResult(found["_id"], invoices, found["unallocated_minor"], found["currency"], False)
 
 

@@ -112,9 +112,7 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
     async def work(s: Session) -> str:
         data = event.data
         await record_processed(changes.store.db, s, PROPOSALS_CONSUMER, event.id, ctx.now)
-        inv = await changes.store.invoices.find_one(
-            {"_id": data.invoice_id, "tenant_id": ctx.tenant.id}, session=s
-        )
+        inv = await changes.store.invoice_by_id(ctx.tenant.id, data.invoice_id, session=s)
         if inv is None:
             await _add_rejection(
                 changes,
@@ -214,11 +212,7 @@ async def _reject(
         await record_processed(changes.store.db, s, PROPOSALS_CONSUMER, event.id, ctx.now)
         # Only this tenant's invoice: a proposal naming another tenant's invoice is refused without
         # touching it (the refusal names the id, never the other invoice's state).
-        inv = (
-            await changes.store.invoices.find_one({"_id": invoice_id, "tenant_id": ctx.tenant.id}, session=s)
-            if invoice_id
-            else None
-        )
+        inv = await changes.store.invoice_by_id(ctx.tenant.id, invoice_id, session=s) if invoice_id else None
         await _add_rejection(changes, s, ctx, event, invoice_id, reason, detail, inv)
 
     await changes.run(work)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
-from collections.abc import Callable, Sequence, Set
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Sequence, Set
+from datetime import datetime
 from typing import Any, Final
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import OperationFailure
 
 from services.common.bus import PROCESSED, ensure_processed_indexes
 from services.common.errors import NotFound
@@ -31,17 +31,6 @@ def customer_id_for(tenant_id: str, number: str) -> str:
     return str(uuid.uuid5(_CUSTOMER_NS, f"{tenant_id}:{number}"))
 
 
-def encode_page_token(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode()
-
-
-def decode_page_token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("page_token is not one this server issued") from exc
-
-
 class LedgerStore:
     def __init__(self, client: Client, database: str) -> None:
         self.client = client
@@ -55,7 +44,7 @@ class LedgerStore:
         self.outbox = self.db[OUTBOX]
         self.processed = self.db[PROCESSED]
 
-    async def ensure_indexes(self, *, outbox_retention: timedelta, processed_retention: timedelta) -> None:
+    async def ensure_indexes(self) -> None:
         await self.tenants.create_index("api_keys.hash", unique=True, sparse=True)
         await self.customers.create_index([("tenant_id", ASCENDING), ("number", ASCENDING)], unique=True)
         inv = self.invoices
@@ -63,19 +52,63 @@ class LedgerStore:
             [("tenant_id", ASCENDING), ("kind", ASCENDING), ("external_id", ASCENDING)], unique=True
         )
         await inv.create_index([("tenant_id", ASCENDING), ("invoice_number", ASCENDING)], unique=True)
-        await inv.create_index(
+        # Only comparison operators in the partial filter: `$type` would keep the embedded server's
+        # planner from using the index for {tenant_id, kid} (a string only compares with strings, so
+        # `$gt: ""` alone means a non-empty string, as before).
+        await self._replace_index(
+            inv,
             [("tenant_id", ASCENDING), ("kid", ASCENDING)],
+            name="tenant_id_1_kid_1",
             unique=True,
-            partialFilterExpression={"kid": {"$type": "string", "$gt": ""}},
+            partialFilterExpression={"kid": {"$gt": ""}},
         )
-        await inv.create_index([("tenant_id", ASCENDING), ("customer_id", ASCENDING), ("_id", ASCENDING)])
-        await inv.create_index([("tenant_id", ASCENDING), ("status", ASCENDING), ("due_date", ASCENDING)])
+        # For looking KIDs up (`$in` included): a partial index serves only queries that repeat its
+        # filter, and the embedded server's planner takes none for `$in`.
+        await inv.create_index([("tenant_id", ASCENDING), ("kid", ASCENDING)], name="kid_lookup")
+        # Listing in windows of `seq` (services/ledger/listing.py), each with one equality.
+        for field in (None, "customer_id", "status", "kind"):
+            keys = [("tenant_id", ASCENDING), *([(field, ASCENDING)] if field else []), ("seq", ASCENDING)]
+            await inv.create_index(keys)
+        # The overdue sweep: a tenant's invoices in one status due before a day.
+        await inv.create_index(
+            [("tenant_id", ASCENDING), ("status", ASCENDING), ("due_date", ASCENDING), ("_id", ASCENDING)]
+        )
         await self.payments.create_index(
             [("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True
         )
         await self.journal.create_index([("tenant_id", ASCENDING), ("invoice_id", ASCENDING)])
-        await ensure_outbox_indexes(self.db, retention=outbox_retention)
-        await ensure_processed_indexes(self.db, retention=processed_retention)
+        await ensure_outbox_indexes(self.db)
+        await ensure_processed_indexes(self.db)
+        await self._number_unsequenced()
+
+    @staticmethod
+    async def _replace_index(
+        collection: Any, keys: list[tuple[str, int]], *, name: str, **options: Any
+    ) -> None:
+        """Create an index, replacing one of the same name made with other options (an older version)."""
+        try:
+            await collection.create_index(keys, name=name, **options)
+        except OperationFailure:
+            await collection.drop_index(name)
+            await collection.create_index(keys, name=name, **options)
+
+    async def _number_unsequenced(self) -> None:
+        """Give invoices stored before `seq` existed their place in their tenant's sequence (once)."""
+        if await self.counters.find_one({"_id": "migration:seq"}):
+            return
+        async for doc in self.invoices.find({"seq": {"$exists": False}}, projection={"tenant_id": 1}).sort(
+            "_id", ASCENDING
+        ):
+            seq = await self.take_numbers(None, doc["tenant_id"], "seq", 1)
+            await self.invoices.update_one(
+                {"_id": doc["_id"], "seq": {"$exists": False}}, {"$set": {"seq": seq}}
+            )
+        await self.counters.update_one({"_id": "migration:seq"}, {"$set": {"done": True}}, upsert=True)
+
+    async def last_seq(self, tenant_id: str) -> int:
+        """The last `seq` given in the tenant's sequence (0 when none)."""
+        doc = await self.counters.find_one({"_id": f"{tenant_id}:seq"})
+        return int(doc["value"]) if doc else 0
 
     # --- tenants -------------------------------------------------------------------------------
 
@@ -131,43 +164,27 @@ class LedgerStore:
 
     async def invoice(self, tenant_id: str, **ref: str) -> Doc | None:
         """Find by invoice_id, invoice_number, external_id (+kind) or kid."""
-        query: Doc = {"tenant_id": tenant_id}
-        for key, value in ref.items():
-            query["_id" if key == "invoice_id" else key] = value
-        return await self.invoices.find_one(query)
+        if set(ref) == {"invoice_id"}:
+            return await self.invoice_by_id(tenant_id, ref["invoice_id"])
+        query = {("_id" if key == "invoice_id" else key): value for key, value in ref.items()}
+        return await self.invoices.find_one({"tenant_id": tenant_id, **query})
 
-    async def list_invoices(
-        self,
-        tenant_id: str,
-        *,
-        statuses: Sequence[str] = (),
-        customer_id: str = "",
-        due_after: str = "",
-        due_before: str = "",
-        kind: str = "",
-        after_id: str = "",
-        limit: int = 50,
-    ) -> list[Doc]:
-        query: Doc = {"tenant_id": tenant_id}
-        if statuses:
-            query["status"] = {"$in": list(statuses)}
-        if customer_id:
-            query["customer_id"] = customer_id
-        due: Doc = {}
-        if due_after:
-            due["$gte"] = due_after
-        if due_before:
-            due["$lte"] = due_before
-        if due:
-            query["due_date"] = due
-        if kind:
-            query["kind"] = kind
-        if after_id:
-            query["_id"] = {"$gt": after_id}
-        cursor = self.invoices.find(query, projection={"history": 0}).sort("_id", ASCENDING).limit(limit)
-        return await cursor.to_list()
+    async def invoice_by_id(
+        self, tenant_id: str, invoice_id: str, *, session: Session | None = None
+    ) -> Doc | None:
+        """A point lookup on `_id` alone (an index lookup on every server), then the tenant checked:
+        another tenant's invoice is not found."""
+        doc = await self.invoices.find_one({"_id": invoice_id}, session=session)
+        return doc if doc is not None and doc["tenant_id"] == tenant_id else None
 
-    async def open_invoices_of(self, tenant_id: str, customer_id: str) -> list[Doc]:
+    async def invoices_by_ids(self, tenant_id: str, invoice_ids: Sequence[str]) -> list[Doc]:
+        docs = await self.invoices.find(
+            {"_id": {"$in": list(invoice_ids)}}, projection={"history": 0}
+        ).to_list()
+        return [d for d in docs if d["tenant_id"] == tenant_id]
+
+    async def open_items_of(self, tenant_id: str, customer_id: str) -> list[Doc]:
+        """Due date, balance and currency of each of the customer's open invoices (for totals)."""
         cursor = self.invoices.find(
             {
                 "tenant_id": tenant_id,
@@ -175,24 +192,33 @@ class LedgerStore:
                 "kind": "invoice",
                 "balance_minor": {"$gt": 0},
             },
-            projection={"history": 0},
-        ).sort("due_date", ASCENDING)
+            projection={"_id": 1, "due_date": 1, "balance_minor": 1, "currency": 1},
+        ).sort("_id", ASCENDING)
         return await cursor.to_list()
 
-    async def due_before(self, today: str, statuses: Sequence[str], limit: int) -> list[Doc]:
+    async def due_before(
+        self, tenant_id: str, status: str, today: str, *, after: tuple[str, str] | None, limit: int
+    ) -> list[Doc]:
+        """A tenant's invoices in `status` due before `today`, oldest due first, after the (due date,
+        id) of the previous page (index: tenant_id, status, due_date, _id)."""
+        query: Doc = {"tenant_id": tenant_id, "status": status, "due_date": {"$lt": today}}
+        if after is not None:
+            due, last_id = after
+            query["$or"] = [{"due_date": {"$gt": due}}, {"due_date": due, "_id": {"$gt": last_id}}]
         cursor = (
-            self.invoices.find(
-                {"status": {"$in": list(statuses)}, "kind": "invoice", "due_date": {"$lt": today}},
-                projection={"_id": 1, "tenant_id": 1, "origin_traceparent": 1},
-            )
-            .sort("due_date", DESCENDING)
+            self.invoices.find(query, projection={"_id": 1, "due_date": 1, "origin_traceparent": 1})
+            .sort([("due_date", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
         return await cursor.to_list()
 
+    async def all_tenants(self) -> AsyncIterator[Tenant]:
+        async for doc in self.tenants.find({}, projection={"api_keys": 0}).sort("_id", ASCENDING):
+            yield tenant_from_doc(doc)
+
     # --- writes (inside the caller's transaction) ------------------------------------------------
 
-    async def take_numbers(self, session: Session, tenant_id: str, series: str, count: int) -> int:
+    async def take_numbers(self, session: Session | None, tenant_id: str, series: str, count: int) -> int:
         """Reserve `count` consecutive numbers of a gapless series; returns the first.
 
         Inside the transaction: if it aborts, the numbers were never taken.

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from fordring.common.v1 import common_pb2
 from fordring.ledger.v1 import ledger_pb2 as pb
 
+from services.common.clock import local_today
 from services.ledger.app import LedgerApp
 from tests.support.clock import MovableClock
 from tests.support.kafka import TopicReader
-from tests.support.ledger import TenantClient, invoice_request
+from tests.support.ledger import MakeTenant, TenantClient, invoice_request
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +62,44 @@ async def test_sweep_marks_unpaid_invoices_overdue_and_announces_it(
     # A second sweep finds nothing more to do for these invoices.
     await ledger_app.sweep_overdue()
     assert [e.type for e in await tenant.history(unpaid.id)] == ["issued", "overdue"]
+
+
+async def test_each_tenant_sweeps_by_its_own_today_however_many_are_due_today(
+    make_tenant: MakeTenant, clock: MovableClock, ledger_app: LedgerApp
+) -> None:
+    # At 15:00 UTC it is 16:00 in Oslo and already 05:00 tomorrow in Kiritimati (UTC+14).
+    now = clock.now()
+    target = now.replace(hour=15, minute=0, second=0, microsecond=0)
+    clock.advance(target - now if target > now else target + timedelta(days=1) - now)
+    oslo = await make_tenant()
+    kiritimati = await make_tenant(timezone="Pacific/Kiritimati")
+    day = local_today(clock, ZoneInfo("Europe/Oslo"))
+
+    def due(on: date) -> pb.IssueInvoiceRequest:
+        return invoice_request(issue_date=day, due_date=on)
+
+    late = await asyncio.gather(*(oslo.issue(due(day + timedelta(days=1))) for _ in range(5)))
+    due_today = await asyncio.gather(*(oslo.issue(due(day + timedelta(days=2))) for _ in range(1005)))
+    theirs = await asyncio.gather(*(kiritimati.issue(due(day + timedelta(days=2))) for _ in range(3)))
+    assert {i.status for i in [*late, *due_today, *theirs]} == {pb.INVOICE_STATUS_OPEN}
+
+    # Two days on: the first five are a day late in Oslo; the 1,005 are due today in Oslo, which is
+    # already yesterday in Kiritimati, where that tenant's three are late.
+    clock.advance(timedelta(days=2))
+    assert local_today(clock, ZoneInfo("Pacific/Kiritimati")) == day + timedelta(days=3)
+    moved = await ledger_app.sweep_overdue()
+
+    assert moved >= 8
+    for invoice in late:
+        assert (await oslo.get(invoice.id)).status == pb.INVOICE_STATUS_OVERDUE
+    for invoice in theirs:
+        assert (await kiritimati.get(invoice.id)).status == pb.INVOICE_STATUS_OVERDUE
+    for invoice in due_today[:20]:
+        assert (await oslo.get(invoice.id)).status == pb.INVOICE_STATUS_OPEN
+    overdue = await oslo.stub.ListInvoices(
+        pb.ListInvoicesRequest(
+            statuses=[pb.INVOICE_STATUS_OVERDUE], page=common_pb2.PageRequest(page_size=500)
+        ),
+        metadata=oslo.metadata,
+    )
+    assert {i.id for i in overdue.invoices} == {i.id for i in late}

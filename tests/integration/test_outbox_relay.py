@@ -21,9 +21,12 @@ from services.common.bus import BrokerLink, create_broker
 from services.common.clock import SystemClock
 from services.common.events import CustomerCreditChanged, CustomerCreditChangedData
 from services.common.mongo import Database, create_mongo_client, in_transaction
-from services.common.outbox import OUTBOX, add_to_outbox, ensure_outbox_indexes, outbox_status, unpark
+from services.common.outbox import OUTBOX, add_to_outbox, ensure_outbox_indexes, outbox_status
+from services.common.outbox_admin import run_outbox_command
 from services.common.relay import OutboxRelay, RelaySettings
+from services.common.retention import Retained, RetentionSweep
 from services.common.settings import CommonSettings
+from services.ledger.admin import parser as admin
 from tests.support.backends import Backend
 from tests.support.broker import OwnBroker
 from tests.support.kafka import TopicReader, create_topics
@@ -87,7 +90,7 @@ async def relay_rig(bootstrap: str, mongo_uri: str, **settings: float) -> AsyncI
     )
     client = create_mongo_client(mongo_uri, app_name="relay-test")
     db = client[f"relay_{prefix.strip('.')}"]
-    await ensure_outbox_indexes(db, retention=timedelta(days=1))
+    await ensure_outbox_indexes(db)
     kafka = create_broker(common)
     link = BrokerLink(kafka, bootstrap)
     relay = OutboxRelay(
@@ -195,7 +198,9 @@ async def test_the_relay_rides_out_a_broker_that_dies_and_comes_back_empty(
         broker.stop()
 
 
-async def test_a_record_the_broker_refuses_is_parked_and_only_its_key_waits(backend: Backend) -> None:
+async def test_a_record_the_broker_refuses_is_parked_and_only_its_key_waits(
+    backend: Backend, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with relay_rig(backend.kafka_bootstrap, backend.mongo_uri, max_attempts=3) as rig:
         # 2 MB: more than the producer's max_request_size, refused every time.
         poison = event("customer-poison", 0, padding=2_000_000)
@@ -221,12 +226,19 @@ async def test_a_record_the_broker_refuses_is_parked_and_only_its_key_waits(back
         assert doc is not None
         assert doc["sent"] is False
 
-        # An operator fixes the cause (here: the record shrinks) and unparks it.
+        # What an operator sees ...
+        assert await run_outbox_command(admin().parse_args(["outbox", "status"]), rig.db) == 0
+        shown = capsys.readouterr().out
+        assert "parked: 1" in shown
+        assert poison.id in shown
+        assert "MessageSizeTooLarge" in shown
+        assert "1 later events of its key wait" in shown
+        # ... fixes the cause (here: the record shrinks) and unparks it.
         fixed = event("customer-poison", 0).model_copy(update={"id": poison.id})
         await rig.db[OUTBOX].update_one(
             {"_id": poison.id}, {"$set": {"value": fixed.model_dump_json().encode()}}
         )
-        assert await unpark(rig.db) == 1
+        assert await run_outbox_command(admin().parse_args(["outbox", "unpark", poison.id]), rig.db) == 0
         rig.relay.wake()
 
         async def drained() -> bool:
@@ -253,3 +265,34 @@ async def test_flush_at_shutdown_gives_up_in_time_and_loses_nothing(backend: Bac
             assert await rig.unsent() == 2
     finally:
         broker.stop()
+
+
+async def test_retention_forgets_old_sent_events_and_keeps_the_rest(backend: Backend) -> None:
+    client = create_mongo_client(backend.mongo_uri, app_name="retention-test")
+    db = client[f"retention_{uuid.uuid4().hex[:10]}"]
+    try:
+        await ensure_outbox_indexes(db)
+        now = datetime.now(UTC)
+        old_sent = {"_id": "a", "sent": True, "sent_at": now - timedelta(days=8), "key": "k"}
+        recent_sent = {"_id": "b", "sent": True, "sent_at": now - timedelta(days=1), "key": "k"}
+        old_unsent = {"_id": "c", "sent": False, "created_at": now - timedelta(days=30), "key": "k"}
+        await db[OUTBOX].insert_many([old_sent, recent_sent, old_unsent])
+        await db["processed_events"].insert_many(
+            [{"_id": "x", "at": now - timedelta(days=31)}, {"_id": "y", "at": now - timedelta(days=2)}]
+        )
+        sweep = RetentionSweep(
+            db,
+            SystemClock(),
+            [
+                Retained(OUTBOX, "sent_at", timedelta(days=7)),
+                Retained("processed_events", "at", timedelta(days=30)),
+            ],
+        )
+
+        assert await sweep.sweep() == 2
+
+        assert sorted(d["_id"] for d in await db[OUTBOX].find().to_list()) == ["b", "c"]
+        assert [d["_id"] for d in await db["processed_events"].find().to_list()] == ["y"]
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

@@ -14,6 +14,7 @@ from stdnum.se import orgnr as se_orgnr
 from stdnum.se import personnummer
 
 from services.common.errors import Violations
+from services.common.text import check_text
 
 CustomerKind = Literal["consumer", "business"]
 LANGUAGES: Final = frozenset({"nb", "nn", "sv", "en", "da"})
@@ -26,6 +27,7 @@ _POSTAL: Final = {
 }
 MAX_NAME: Final = 200
 MAX_ADDRESS_LINES: Final = 5
+MAX_BANK_ACCOUNTS: Final = 10
 _DEFAULT_LANGUAGE: Final = {"NO": "nb", "SE": "sv", "DK": "da"}
 
 
@@ -59,12 +61,17 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
     p = f"{prefix}."
     if not data.number.strip():
         violations.add(p + "number", "required")
-    elif len(data.number) > 64:
-        violations.add(p + "number", "at most 64 characters")
+    check_text(data.number, p + "number", 64, violations)
     if not data.name.strip():
         violations.add(p + "name", "required")
-    elif len(data.name) > MAX_NAME:
-        violations.add(p + "name", f"at most {MAX_NAME} characters")
+    check_text(data.name, p + "name", MAX_NAME, violations)
+    # Surrounding white space is dropped from these (below), not refused.
+    for name, limit in (("org_number", 32), ("national_id", 32), ("email", 254), ("phone", 32)):
+        check_text(getattr(data, name).strip(), p + name, limit, violations)
+    if len(data.bank_accounts) > MAX_BANK_ACCOUNTS:
+        violations.add(p + "bank_accounts", f"at most {MAX_BANK_ACCOUNTS} accounts")
+    if len(data.channel_preferences) > len(CHANNELS):
+        violations.add(p + "channel_preferences", f"at most {len(CHANNELS)} channels")
     if data.kind not in ("consumer", "business"):
         violations.add(p + "kind", "must be consumer or business")
     country = data.address.country.upper() if data.address else ""
@@ -82,9 +89,11 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
     if language not in LANGUAGES:
         violations.add(p + "language", f"must be one of {', '.join(sorted(LANGUAGES))}")
     accounts = []
-    for i, account in enumerate(data.bank_accounts):
+    for i, account in enumerate(data.bank_accounts[:MAX_BANK_ACCOUNTS]):
         compact = account.replace(" ", "").replace(".", "")
-        if kontonr.is_valid(compact):
+        if len(account) > 64:
+            violations.add(f"{p}bank_accounts[{i}]", "at most 64 characters")
+        elif kontonr.is_valid(compact):
             accounts.append(compact)
         elif iban.is_valid(compact):
             accounts.append(str(iban.compact(compact)))  # upper case, as banks report payer accounts
@@ -115,10 +124,14 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
 def _check_address(address: Address, violations: Violations, p: str) -> None:
     if not any(line.strip() for line in address.lines):
         violations.add(p + "lines", "at least one address line is required")
-    elif len(address.lines) > MAX_ADDRESS_LINES or any(len(line) > MAX_NAME for line in address.lines):
-        violations.add(p + "lines", f"at most {MAX_ADDRESS_LINES} lines of at most {MAX_NAME} characters")
+    elif len(address.lines) > MAX_ADDRESS_LINES:
+        violations.add(p + "lines", f"at most {MAX_ADDRESS_LINES} lines")
+    for i, line in enumerate(address.lines[:MAX_ADDRESS_LINES]):
+        check_text(line, f"{p}lines[{i}]", MAX_NAME, violations)
     if not address.city.strip():
         violations.add(p + "city", "required")
+    check_text(address.city, p + "city", MAX_NAME, violations)
+    check_text(address.postal_code, p + "postal_code", 16, violations)
     country = address.country.upper()
     if not re.fullmatch(r"[A-Z]{2}", country):
         violations.add(p + "country", "ISO 3166-1 alpha-2 code expected, e.g. NO")

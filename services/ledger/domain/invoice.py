@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from services.common.clock import parse_iso_date
 from services.common.errors import Violations
 from services.common.kid import InvalidKid, KidScheme, validate_kid
 from services.common.money import (
@@ -22,6 +23,7 @@ from services.common.money import (
     line_net_minor,
     parse_decimal,
 )
+from services.common.text import check_text
 from services.ledger.domain.customer import LANGUAGES, CustomerData, validate_customer
 from services.ledger.domain.rates import vat_rates
 
@@ -34,6 +36,7 @@ MAX_QUANTITY = Decimal(10**9)
 EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
 MAX_TEXT = 1000
 MAX_REFERENCE = 200
+MAX_KEY = 128
 
 
 def check_length(value: str, field: str, limit: int, violations: Violations) -> None:
@@ -105,9 +108,9 @@ def parse_date(text: str, field: str, violations: Violations) -> date | None:
         violations.add(field, "required (ISO date, e.g. 2026-11-23)")
         return None
     try:
-        parsed = date.fromisoformat(text)
+        parsed = parse_iso_date(text)
     except ValueError:
-        violations.add(field, f"{text!r} is not an ISO date (YYYY-MM-DD)")
+        violations.add(field, f"{text[:40]!r} is not an ISO date (YYYY-MM-DD)")
         return None
     if not EARLIEST <= parsed <= LATEST:
         violations.add(field, f"{parsed} is outside {EARLIEST.year}-{LATEST.year}")
@@ -128,7 +131,7 @@ def check_lines(
         p = f"lines[{i}]."
         if not line.description.strip():
             violations.add(p + "description", "required")
-        check_length(line.description, p + "description", MAX_TEXT, violations)
+        check_text(line.description, p + "description", MAX_TEXT, violations, multiline=True)
         if line.unit_code and not (line.unit_code.isalnum() and len(line.unit_code) <= 3):
             violations.add(
                 p + "unit_code", f"{line.unit_code!r} is not a UN/ECE rec. 20 unit code (e.g. EA, HUR)"
@@ -183,8 +186,7 @@ def check_issue_invoice(cmd: IssueInvoice, *, jurisdiction: str, kid_scheme: str
     v = Violations()
     if not cmd.idempotency_key.strip():
         v.add("idempotency_key", "required (the ERP's own invoice id)")
-    elif len(cmd.idempotency_key) > 128:
-        v.add("idempotency_key", "at most 128 characters")
+    check_text(cmd.idempotency_key, "idempotency_key", MAX_KEY, v)
     customer = None
     if cmd.customer is not None:
         customer = validate_customer(cmd.customer, v)
@@ -214,7 +216,9 @@ def check_issue_invoice(cmd: IssueInvoice, *, jurisdiction: str, kid_scheme: str
     if cmd.language and cmd.language not in LANGUAGES:
         v.add("language", f"must be one of {', '.join(sorted(LANGUAGES))}")
     for name in ("buyer_reference", "order_reference", "contract_reference"):
-        check_length(getattr(cmd, name), name, MAX_REFERENCE, v)
+        check_text(getattr(cmd, name), name, MAX_REFERENCE, v)
+    check_text(cmd.kid, "kid", 25, v)
+    check_text(cmd.customer_number, "customer_number", 64, v)
     if cmd.kid:
         try:
             validate_kid(cmd.kid, KidScheme(kid_scheme))
@@ -375,12 +379,17 @@ def check_credit_note(
     v = Violations()
     if not cmd.idempotency_key.strip():
         v.add("idempotency_key", "required (the ERP's own credit note id)")
+    check_text(cmd.idempotency_key, "idempotency_key", MAX_KEY, v)
+    if cmd.credit_note_number and (
+        len(cmd.credit_note_number) > 32 or not cmd.credit_note_number.isprintable()
+    ):
+        v.add("credit_note_number", "at most 32 printable characters")
     issue = parse_date(cmd.issue_date, "issue_date", v) if cmd.issue_date else today
     if issue and issue < invoice_issue_date:
         v.add("issue_date", f"{issue} is before the invoice's issue date {invoice_issue_date}")
     if not cmd.reason.strip():
         v.add("reason", "required (it is printed on the credit note)")
-    check_length(cmd.reason, "reason", MAX_TEXT, v)
+    check_text(cmd.reason, "reason", MAX_TEXT, v, multiline=True)
     if cmd.lines:
         lines = check_lines(cmd.lines, jurisdiction=jurisdiction, on=issue, violations=v)
         check_credit_by_rate(lines, left_per_rate, v)

@@ -49,6 +49,8 @@ class FakeLedger:
                 raise error(grpc.StatusCode.UNAVAILABLE, "connection refused")
             if request.idempotency_key in self.reject:
                 raise error(grpc.StatusCode.INVALID_ARGUMENT, "invalid invoice")
+            if request.validate_only:
+                return ledger_pb2.IssueInvoiceResponse()
             created = request.idempotency_key not in self.issued
             self.issued.setdefault(request.idempotency_key, request)
             invoice = ledger_pb2.Invoice(external_id=request.idempotency_key)
