@@ -28,7 +28,6 @@ from services.common.events import CUSTOMER_TOPIC, DLQ_SUFFIX, DUNNING_TOPIC, IN
 from services.common.telemetry import setup_telemetry
 from services.common.tenancy import Tenant
 from services.ledger.app import LedgerApp
-from services.ledger.settings import LedgerSettings
 from tests.support.backends import (
     Backend,
     container_backend,
@@ -38,7 +37,7 @@ from tests.support.backends import (
 )
 from tests.support.clock import MovableClock
 from tests.support.kafka import TopicReader, create_topics
-from tests.support.ledger import MakeTenant, TenantClient
+from tests.support.ledger import MakeTenant, TenantClient, replica_settings
 
 if TYPE_CHECKING:
     from fordring.ledger.v1.ledger_pb2_grpc import LedgerServiceAsyncStub
@@ -114,20 +113,7 @@ async def ledger_app(
 ) -> AsyncIterator[LedgerApp]:
     """One ledger replica for the session: gRPC and HTTP on free ports, its own database and topics."""
     await create_topics(backend.kafka_bootstrap, topics.values())
-    settings = LedgerSettings(
-        environment="test",
-        kafka_bootstrap=backend.kafka_bootstrap,
-        mongo_uri=backend.mongo_uri,
-        mongo_database=f"ledger_{topic_prefix.strip('.')}",
-        topic_prefix=topic_prefix,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        http_host="127.0.0.1",
-        http_port=0,
-        # Tests run the sweep themselves (app.sweep_overdue) after moving the clock.
-        overdue_sweep_seconds=3600,
-        shutdown_grace=2.0,
-    )
+    settings = replica_settings(backend.kafka_bootstrap, backend.mongo_uri, topic_prefix)
     app = LedgerApp(settings, clock=app_clock)
     await app.start()
     try:

@@ -29,11 +29,10 @@ from services.common.events import (
 )
 from services.common.tenancy import Tenant
 from services.ledger.app import LedgerApp
-from services.ledger.settings import LedgerSettings
 from tests.support.backends import Backend
 from tests.support.broker import OwnBroker
 from tests.support.kafka import TopicReader, create_topics, publish
-from tests.support.ledger import eventually, invoice_request
+from tests.support.ledger import eventually, invoice_request, replica_settings
 
 pytestmark = pytest.mark.integration
 
@@ -81,20 +80,8 @@ async def test_the_ledger_serves_without_kafka_and_loses_nothing_when_it_restart
 ) -> None:
     prefix = f"o{uuid.uuid4().hex[:10]}."
     api_key = secrets.token_urlsafe(24)
-    settings = LedgerSettings(
-        environment="test",
-        kafka_bootstrap=broker.bootstrap,
-        mongo_uri=backend.mongo_uri,
-        mongo_database=f"ledger_{prefix.strip('.')}",
-        topic_prefix=prefix,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        http_host="127.0.0.1",
-        http_port=0,
-        overdue_sweep_seconds=3600,
-        outbox_stuck_seconds=1.0,
-        shutdown_grace=2.0,
-        sandbox_api_key=api_key,
+    settings = replica_settings(
+        broker.bootstrap, backend.mongo_uri, prefix, outbox_stuck_seconds=1.0, sandbox_api_key=api_key
     )
     app = LedgerApp(settings)
     await asyncio.wait_for(app.start(), timeout=15)  # Kafka is not there: the start does not wait for it

@@ -26,10 +26,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.common import attributes as attr
 from services.ledger.app import LedgerApp
-from services.ledger.settings import LedgerSettings
 from tests.support.backends import Backend
 from tests.support.clock import MovableClock
-from tests.support.ledger import MakeTenant, TenantClient, customer_input, eventually, invoice_request, line
+from tests.support.ledger import (
+    MakeTenant,
+    TenantClient,
+    customer_input,
+    eventually,
+    invoice_request,
+    line,
+    replica_settings,
+)
 
 if TYPE_CHECKING:
     from fordring.ledger.v1.ledger_pb2_grpc import LedgerServiceAsyncStub
@@ -353,17 +360,10 @@ async def test_stopping_the_server_ends_open_watches_promptly(
     # A replica of its own (own database and topics), to stop it under its watchers.
     prefix = f"t{uuid.uuid4().hex[:12]}."
     app = LedgerApp(
-        LedgerSettings(
-            environment="test",
-            kafka_bootstrap=backend.kafka_bootstrap,
-            mongo_uri=backend.mongo_uri,
-            mongo_database=f"ledger_{prefix.strip('.')}",
-            topic_prefix=prefix,
-            grpc_host="127.0.0.1",
-            grpc_port=0,
-            http_host="127.0.0.1",
-            http_port=0,
-            overdue_sweep_seconds=3600,
+        replica_settings(
+            backend.kafka_bootstrap,
+            backend.mongo_uri,
+            prefix,
             shutdown_grace=10.0,
             sandbox_api_key="watch-stop-key",
         ),

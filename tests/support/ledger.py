@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 from fordring.common.v1 import common_pb2
@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 
 from services.common.clock import SystemClock, local_today
 from services.common.tenancy import Tenant
+from services.ledger.settings import LedgerSettings
 
 if TYPE_CHECKING:
     from fordring.ledger.v1.ledger_pb2_grpc import LedgerServiceAsyncStub
@@ -236,3 +237,24 @@ def mod11_valid(kid: str) -> bool:
     total = sum(int(d) * (2 + i % 6) for i, d in enumerate(reversed(body)))
     expected = {11: "0", 10: "-"}.get(11 - total % 11, str(11 - total % 11))
     return body.isdigit() and check == expected
+
+
+def replica_settings(
+    kafka_bootstrap: str, mongo_uri: str, topic_prefix: str, **overrides: Any
+) -> LedgerSettings:
+    """A ledger replica's settings for tests: free ports on loopback, its own database and topics
+    (named after the prefix), and the overdue sweep left to the test (app.sweep_overdue)."""
+    values: dict[str, Any] = {
+        "environment": "test",
+        "kafka_bootstrap": kafka_bootstrap,
+        "mongo_uri": mongo_uri,
+        "mongo_database": f"ledger_{topic_prefix.strip('.')}",
+        "topic_prefix": topic_prefix,
+        "grpc_host": "127.0.0.1",
+        "grpc_port": 0,
+        "http_host": "127.0.0.1",
+        "http_port": 0,
+        "overdue_sweep_seconds": 3600,
+        "shutdown_grace": 2.0,
+    }
+    return LedgerSettings(**{**values, **overrides})
