@@ -7,6 +7,9 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PROTO_SRC := $(shell find proto -name '*.proto')
 PROTO_STAMP := gen/.generated
+SYSTEM_STAMP := $(VENV)/.system-packages
+# Debian packages the project uses: poppler-utils (pdftotext, pdftoppm: reading rendered PDFs back).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup proto run demo test test-unit test-integration test-e2e lint fmt bench asyncapi clean
@@ -21,7 +24,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[embedded,dev]'
 	@touch $(STAMP)
 
-$(PROTO_STAMP): $(STAMP) $(PROTO_SRC)
+$(SYSTEM_STAMP): $(STAMP)
+	@command -v pdftoppm >/dev/null || { echo "installing poppler-utils (pdftotext, pdftoppm) …"; \
+	  $(SUDO) apt-get install -y -q poppler-utils >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null 2>&1 && $(SUDO) apt-get install -y -q poppler-utils >/dev/null 2>&1; } || \
+	  echo "could not install poppler-utils (apt-get): tests that read PDF pages as images will say so"; }
+	@touch $(SYSTEM_STAMP)
+
+$(PROTO_STAMP): $(STAMP) $(SYSTEM_STAMP) $(PROTO_SRC)
 	@rm -rf gen && mkdir -p gen
 	$(PY) -m grpc_tools.protoc -Iproto --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --python_out=gen --grpc_python_out=gen --mypy_out=gen --mypy_grpc_out=gen $(PROTO_SRC)
 	@touch $(PROTO_STAMP)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from fordring.common.v1 import common_pb2
 from fordring.ledger.v1 import ledger_pb2 as pb
-from fordring.ledger.v1 import ledger_pb2_grpc
+from fordring.ledger.v1 import ledger_pb2_grpc, tenants_pb2
 from opentelemetry import trace
 
 from services.common import attributes as attr
@@ -267,6 +267,15 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
             yield pb.WatchInvoiceResponse(invoice=invoice_to_pb(watcher.begin(current or found)))
             while (doc := await watcher.next()) is not None:
                 yield _watch_message(doc)
+
+    async def GetCreditorProfile(
+        self, request: pb.GetCreditorProfileRequest, context: Context
+    ) -> pb.GetCreditorProfileResponse:
+        tenant = current_tenant()
+        profile = tenants_pb2.CreditorProfile(
+            legal_name=tenant.name, org_number=tenant.org_number, jurisdiction=tenant.jurisdiction
+        )
+        return pb.GetCreditorProfileResponse(profile=profile)
 
     async def GetCustomerStatement(
         self, request: pb.GetCustomerStatementRequest, context: Context
