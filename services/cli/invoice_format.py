@@ -142,6 +142,8 @@ def _invoice_line(fields: _Fields) -> ledger_pb2.InvoiceLineInput:
         unit_price_minor=fields.integer("unit_price_minor"),
         vat_rate=fields.decimal("vat_rate"),
         unit_code=fields.text("unit_code", required=False),
+        vat_category=fields.text("vat_category", required=False),
+        vat_exemption_reason=fields.text("vat_exemption_reason", required=False),
     )
 
 
@@ -158,7 +160,17 @@ _CUSTOMER_FIELDS = frozenset(
     }
 )  # fmt: skip
 _ADDRESS_FIELDS = frozenset({"lines", "postal_code", "city", "country"})
-_LINE_FIELDS = frozenset({"description", "quantity", "unit_price_minor", "vat_rate", "unit_code"})
+_LINE_FIELDS = frozenset(
+    {
+        "description",
+        "quantity",
+        "unit_price_minor",
+        "vat_rate",
+        "unit_code",
+        "vat_category",
+        "vat_exemption_reason",
+    }
+)
 _NESTED_FIELDS = {"customer": _CUSTOMER_FIELDS, "address": _ADDRESS_FIELDS, "lines": _LINE_FIELDS}
 
 

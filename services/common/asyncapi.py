@@ -33,6 +33,10 @@ TOPICS: dict[str, tuple[str, tuple[type[Any], ...]]] = {
         "ledger: customer master data and credit balances, keyed by customer id",
         (ev.CustomerUpserted, ev.CustomerCreditChanged),
     ),
+    ev.TENANT_TOPIC: (
+        "ledger: a tenant's creditor profile changed (a new version), keyed by tenant id",
+        (ev.TenantProfileChanged,),
+    ),
     ev.PAYMENT_TOPIC: (
         "matcher: proposals that a payment pays invoices (the ledger decides)",
         (ev.PaymentMatched,),

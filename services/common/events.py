@@ -19,6 +19,8 @@ from services.common.ids import new_id
 
 INVOICE_TOPIC: Final = "fordring.ledger.invoice.v1"
 CUSTOMER_TOPIC: Final = "fordring.ledger.customer.v1"
+# Keyed by tenant id: changes to a tenant (its creditor profile).
+TENANT_TOPIC: Final = "fordring.ledger.tenant.v1"
 PAYMENT_TOPIC: Final = "fordring.matcher.payment.v1"
 DUNNING_TOPIC: Final = "fordring.dunning.action.v1"
 DLQ_SUFFIX: Final = ".dlq"
@@ -50,6 +52,8 @@ class InvoiceSummary(_Model):
     dunning_stage: int
     version: int
     language: str
+    # The version of the creditor's profile it was issued under (0: issued before profiles existed).
+    profile_version: int = 0
 
 
 class Allocation(_Model):
@@ -104,6 +108,9 @@ class ChargeAddedData(_Model):
     action: str
     charge_minor: int
     source_event_id: str
+    # The payment deadline the notice gives (ISO date), as the dunning service proposed it.
+    deadline: str = ""
+    description: str = ""
 
 
 class InvoiceWrittenOffData(_Model):
@@ -133,6 +140,52 @@ class CustomerUpsertedData(_Model):
     email_consent: bool
     sms_consent: bool
     version: int
+
+
+class ProfileAddress(_Model):
+    lines: list[str]
+    postal_code: str
+    city: str
+    country: str
+
+
+class CreditorProfileData(_Model):
+    """A version of the creditor's profile (services/common/creditor.py) without the logo itself:
+    its SHA-256 and media type say which one it is (fetch it with TenantDirectoryService)."""
+
+    legal_name: str
+    org_number: str
+    jurisdiction: Literal["NO", "SE"]
+    company_form: str
+    vat_registered: bool
+    # Derived: "NO974760673MVA", "SE556036079301"; "" when not VAT registered.
+    vat_id: str
+    # Derived: NO AS/ASA/NUF (Foretaksregisteret, stated on invoices).
+    in_enterprise_register: bool
+    address: ProfileAddress
+    bank_account: str
+    iban: str
+    bic: str
+    bankgiro: str
+    plusgiro: str
+    email: str
+    phone: str
+    website: str
+    logo_sha256: str
+    logo_media_type: str
+    accent_colour: str
+    footer: str
+    payment_terms_days: int
+    ehf_attach_pdf: bool
+    f_tax_approved: bool
+
+
+class TenantProfileChangedData(_Model):
+    """A tenant's creditor profile has a new version (versions never change once made)."""
+
+    tenant_id: str
+    version: int
+    profile: CreditorProfileData
 
 
 # --- proposals from other services -----------------------------------------------------------
@@ -198,6 +251,11 @@ class CustomerCreditChanged(_Envelope):
     data: CustomerCreditChangedData
 
 
+class TenantProfileChanged(_Envelope):
+    type: Literal["TenantProfileChanged"] = "TenantProfileChanged"
+    data: TenantProfileChangedData
+
+
 class InvoiceOverdue(_Envelope):
     type: Literal["InvoiceOverdue"] = "InvoiceOverdue"
     data: InvoiceOverdueData
@@ -243,6 +301,7 @@ Event = Annotated[
     | InvoiceWrittenOff
     | ProposalRejected
     | CustomerUpserted
+    | TenantProfileChanged
     | PaymentMatched
     | DunningActionTaken,
     Field(discriminator="type"),

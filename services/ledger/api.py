@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from fordring.common.v1 import common_pb2
 from fordring.ledger.v1 import ledger_pb2 as pb
-from fordring.ledger.v1 import ledger_pb2_grpc, tenants_pb2
+from fordring.ledger.v1 import ledger_pb2_grpc
 from opentelemetry import trace
 
 from services.common import attributes as attr
@@ -30,6 +30,7 @@ from services.ledger.convert import (
     issue_invoice_from_pb,
     lines_from_pb,
     money,
+    profile_to_pb,
     status_from_pb,
 )
 from services.ledger.credit_notes import issue_credit_note
@@ -47,6 +48,7 @@ from services.ledger.metrics import (
     PAYMENTS_APPLIED,
 )
 from services.ledger.payments import AllocationRequest, RecordPayment, record_payment
+from services.ledger.profiles import profile_at
 from services.ledger.store import customer_id_for
 from services.ledger.watch import WatchHub
 
@@ -271,11 +273,8 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
     async def GetCreditorProfile(
         self, request: pb.GetCreditorProfileRequest, context: Context
     ) -> pb.GetCreditorProfileResponse:
-        tenant = current_tenant()
-        profile = tenants_pb2.CreditorProfile(
-            legal_name=tenant.name, org_number=tenant.org_number, jurisdiction=tenant.jurisdiction
-        )
-        return pb.GetCreditorProfileResponse(profile=profile)
+        found = await profile_at(self._store, current_tenant(), request.version)
+        return pb.GetCreditorProfileResponse(profile=profile_to_pb(found.profile, found.made_at))
 
     async def GetCustomerStatement(
         self, request: pb.GetCustomerStatementRequest, context: Context

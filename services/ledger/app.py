@@ -40,6 +40,8 @@ from services.ledger.domain.status import InvoiceStatus
 from services.ledger.handlers import ProposalHandlers, register
 from services.ledger.issuing import Issuer
 from services.ledger.lifecycle import mark_overdue
+from services.ledger.profiles import ensure_profile
+from services.ledger.sandbox import SANDBOX_ORG_NUMBER, sandbox_profile
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import LedgerStore
 from services.ledger.tenants import TenantDirectory
@@ -127,11 +129,20 @@ class LedgerApp:
         await ping(self.mongo)
         await self.store.ensure_indexes()
         if self.settings.sandbox_api_key:
+            name = self.settings.sandbox_tenant_name
             await self.store.ensure_tenant(
-                Tenant(id=SANDBOX_TENANT_ID, name=self.settings.sandbox_tenant_name),
+                Tenant(id=SANDBOX_TENANT_ID, name=name, org_number=SANDBOX_ORG_NUMBER),
                 self.settings.sandbox_api_key,
                 key_name="sandbox",
                 now=self.clock.now(),
+            )
+            # Made once; what an operator changes later stays.
+            await ensure_profile(
+                self.store,
+                SANDBOX_TENANT_ID,
+                sandbox_profile(name),
+                now=self.clock.now(),
+                actor="ledger:sandbox",
             )
         # The API does not wait for Kafka: invoices go to the outbox and are published once the
         # broker is there. Consumer groups take seconds to join, so they start in the background.

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from fordring.common.v1 import common_pb2
 from fordring.ledger.v1 import ledger_pb2 as pb
+from fordring.ledger.v1 import tenants_pb2
 
+from services.common.creditor import CreditorProfile
 from services.common.mongo import Doc
 from services.ledger.documents import iso
 from services.ledger.domain.customer import Address, CustomerData, mask_national_id
-from services.ledger.domain.invoice import IssueInvoice, LineInput
+from services.ledger.domain.invoice import IssueInvoice, LineInput, default_vat_category
 
 _KINDS = {pb.CUSTOMER_KIND_CONSUMER: "consumer", pb.CUSTOMER_KIND_BUSINESS: "business"}
 
@@ -76,6 +80,8 @@ def lines_from_pb(lines: Any) -> tuple[LineInput, ...]:
             unit_price_minor=ln.unit_price_minor,
             vat_rate=ln.vat_rate,
             unit_code=ln.unit_code,
+            vat_category=ln.vat_category,
+            vat_exemption_reason=ln.vat_exemption_reason,
         )
         for ln in lines
     )
@@ -159,7 +165,7 @@ def invoice_to_pb(doc: Doc) -> pb.Invoice:
         issue_date=doc["issue_date"],
         due_date=doc["due_date"],
         currency=cur,
-        lines=[pb.InvoiceLine(**ln) for ln in doc["lines"]],
+        lines=[line_to_pb(ln) for ln in doc["lines"]],
         vat_breakdown=[pb.VatBreakdown(**v) for v in doc["vat_breakdown"]],
         net_total=money(doc["net_minor"], cur),
         vat_total=money(doc["vat_minor"], cur),
@@ -191,4 +197,58 @@ def invoice_to_pb(doc: Doc) -> pb.Invoice:
         created_at=iso(doc.get("created_at")),
         updated_at=iso(doc.get("updated_at")),
         origin_trace_id=doc.get("origin_trace_id", ""),
+        profile_version=doc.get("profile_version", 0),
+    )
+
+
+def line_to_pb(ln: Doc) -> pb.InvoiceLine:
+    return pb.InvoiceLine(
+        number=ln["number"],
+        description=ln["description"],
+        quantity=ln["quantity"],
+        unit_price_minor=ln["unit_price_minor"],
+        vat_rate=ln["vat_rate"],
+        unit_code=ln["unit_code"],
+        net_amount_minor=ln["net_amount_minor"],
+        # Lines stored before categories existed are in their rate's default category.
+        vat_category=ln.get("vat_category") or default_vat_category(Decimal(ln["vat_rate"])),
+        vat_exemption_reason=ln.get("vat_exemption_reason", ""),
+    )
+
+
+def profile_to_pb(profile: CreditorProfile, made_at: datetime | None) -> tenants_pb2.CreditorProfile:
+    """A version of the creditor's profile, logo included, with what derives from it."""
+    address = profile.address
+    return tenants_pb2.CreditorProfile(
+        legal_name=profile.legal_name,
+        org_number=profile.org_number,
+        jurisdiction=profile.jurisdiction,
+        company_form=profile.company_form,
+        vat_registered=profile.vat_registered,
+        address=common_pb2.Address(
+            lines=list(address.lines),
+            postal_code=address.postal_code,
+            city=address.city,
+            country=address.country,
+        ),
+        bank_account=profile.bank_account,
+        iban=profile.iban,
+        bic=profile.bic,
+        bankgiro=profile.bankgiro,
+        plusgiro=profile.plusgiro,
+        email=profile.email,
+        phone=profile.phone,
+        website=profile.website,
+        logo=profile.logo,
+        logo_media_type=profile.logo_media_type,
+        logo_sha256=profile.logo_sha256,
+        accent_colour=profile.accent_colour,
+        footer=profile.footer,
+        payment_terms_days=profile.payment_terms_days,
+        ehf_attach_pdf=profile.ehf_attach_pdf,
+        f_tax_approved=profile.f_tax_approved,
+        version=profile.version,
+        updated_at=iso(made_at),
+        vat_id=profile.vat_id,
+        in_enterprise_register=profile.in_enterprise_register,
     )

@@ -35,6 +35,7 @@ from services.ledger.domain.invoice import (
     line_from_doc,
 )
 from services.ledger.domain.status import InvoiceStatus, check_can_credit
+from services.ledger.profiles import current_version
 
 # What a credit note takes over from the invoice it credits.
 _FROM_INVOICE = (
@@ -108,6 +109,8 @@ async def _issue(changes: Changes, ctx: Ctx, cmd: IssueCreditNote) -> tuple[Doc,
         credit_note = _credit_note(
             ctx, cmd, draft, inv, credit_note_id=credit_note_id, number=number, fingerprint=fingerprint
         )
+        # The creditor's profile as it is now (the credit note's documents show this version).
+        credit_note["profile_version"] = await current_version(changes.store, tenant.id, session=s)
         credit_note["seq"] = await changes.store.take_numbers(s, tenant.id, "seq", 1)
         credit_note["history"] = [
             history_entry(

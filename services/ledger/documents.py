@@ -64,6 +64,7 @@ def summary(doc: Doc) -> InvoiceSummary:
         dunning_stage=doc.get("dunning_stage", 0),
         version=doc["version"],
         language=doc.get("language", ""),
+        profile_version=doc.get("profile_version", 0),
     )
 
 

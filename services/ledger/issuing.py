@@ -42,6 +42,7 @@ from services.ledger.documents import (
 )
 from services.ledger.domain import journal
 from services.ledger.domain.invoice import InvoiceDraft, IssueInvoice, check_issue_invoice
+from services.ledger.profiles import current_version
 from services.ledger.store import ConcurrentChange, LedgerStore, customer_id_for
 
 log = logging.getLogger(__name__)
@@ -287,6 +288,8 @@ class Issuer:
         )
         # Each invoice's place in the tenant's sequence (listing pages read windows of it).
         first_seq = await store.take_numbers(session, tenant.id, "seq", len(items))
+        # The creditor's profile as it is now: the invoices' documents show this version for good.
+        profile_version = await current_version(store, tenant.id, session=session)
         numbers = {id(p): number for p, number in zip(numbered, free_numbers, strict=True)}
         kids = {id(p): kid for p, kid in zip(needs_kid, free_kids, strict=True)}
         customer_writes = {p.customer["_id"]: p for p in items if p.customer_write}
@@ -305,7 +308,7 @@ class Issuer:
         outbox: list[Doc] = []
         for i, p in enumerate(items):
             doc = self._invoice_doc(
-                p, numbers.get(id(p)) or p.cmd.invoice_number, kids.get(id(p)) or p.cmd.kid
+                p, numbers.get(id(p)) or p.cmd.invoice_number, kids.get(id(p)) or p.cmd.kid, profile_version
             )
             doc["seq"] = first_seq + i
             invoices.append(doc)
@@ -335,7 +338,7 @@ class Issuer:
         return invoices
 
     @staticmethod
-    def _invoice_doc(p: _Pending, number: str, kid: str) -> Doc:
+    def _invoice_doc(p: _Pending, number: str, kid: str, profile_version: int) -> Doc:
         ctx, cmd, draft, customer = p.ctx, p.cmd, p.draft, p.customer
         totals = draft.totals
         invoice_id = new_id()
@@ -367,6 +370,7 @@ class Issuer:
             "updated_at": ctx.now,
             "origin_traceparent": ctx.traceparent,
             "origin_trace_id": ctx.trace_id,
+            "profile_version": profile_version,
         }
         doc["status"] = initial_status(doc, ctx.today)
         doc["history"] = [

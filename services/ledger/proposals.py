@@ -159,6 +159,8 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
             action=data.action,
             charge_minor=added,
             source_event_id=event.id,
+            deadline=data.deadline,
+            description=data.description,
         )
         await changes.save(
             s,

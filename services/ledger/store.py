@@ -17,6 +17,8 @@ from services.common.outbox import OUTBOX, ensure_outbox_indexes
 from services.common.tenancy import Tenant, hash_api_key
 
 TENANTS: Final = "tenants"
+# Every version of every tenant's creditor profile, never changed once written (services/ledger/profiles.py).
+TENANT_PROFILES: Final = "tenant_profiles"
 CUSTOMERS: Final = "customers"
 INVOICES: Final = "invoices"
 PAYMENTS: Final = "payments"
@@ -36,6 +38,7 @@ class LedgerStore:
         self.client = client
         self.db: Database = client[database]
         self.tenants = self.db[TENANTS]
+        self.profiles = self.db[TENANT_PROFILES]
         self.customers = self.db[CUSTOMERS]
         self.invoices = self.db[INVOICES]
         self.payments = self.db[PAYMENTS]
@@ -46,6 +49,7 @@ class LedgerStore:
 
     async def ensure_indexes(self) -> None:
         await self.tenants.create_index("api_keys.hash", unique=True, sparse=True)
+        await self.profiles.create_index([("tenant_id", ASCENDING), ("version", ASCENDING)], unique=True)
         await self.customers.create_index([("tenant_id", ASCENDING), ("number", ASCENDING)], unique=True)
         inv = self.invoices
         await inv.create_index(
@@ -133,10 +137,11 @@ class LedgerStore:
             {"$push": {"api_keys": {"name": key_name, "hash": hash_api_key(api_key), "created_at": now}}},
         )
 
-    async def create_tenant(self, tenant: Tenant, now: datetime) -> None:
+    async def create_tenant(self, tenant: Tenant, now: datetime, *, session: Session | None = None) -> None:
         settings = tenant.model_dump(exclude={"id", "name", "key_name"})
         await self.tenants.insert_one(
-            {"_id": tenant.id, "name": tenant.name, "settings": settings, "created_at": now, "api_keys": []}
+            {"_id": tenant.id, "name": tenant.name, "settings": settings, "created_at": now, "api_keys": []},
+            session=session,
         )
 
     async def add_api_key(self, tenant_id: str, api_key: str, key_name: str, now: datetime) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from services.common.clock import parse_iso_date
 from services.common.errors import Violations
@@ -37,6 +37,31 @@ EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
 MAX_TEXT = 1000
 MAX_REFERENCE = 200
 MAX_KEY = 128
+# VAT categories (UNCL5305 as EN 16931 uses them): S standard rated, Z zero rated, E exempt,
+# AE reverse charge, K intra-community supply, G export outside the EEA, O outside the scope of VAT.
+VAT_CATEGORIES: Final = ("S", "Z", "E", "AE", "K", "G", "O")
+# Categories that charge no VAT for a reason the document must state (EN 16931 BR-E-10, BR-AE-10, …).
+EXEMPT_CATEGORIES: Final = frozenset({"E", "AE", "K", "G", "O"})
+MAX_EXEMPTION_REASON = 200
+# Line fields added after requests were first stored: left out of the request hash while empty, so a
+# retry of a request stored before they existed still matches its invoice.
+_LATER_LINE_FIELDS: Final = ("vat_category", "vat_exemption_reason")
+
+
+def default_vat_category(rate: Decimal) -> str:
+    """The category of a line that names none: standard rated above 0 %, else zero rated."""
+    return "S" if rate > 0 else "Z"
+
+
+def request_hash(cmd: Any) -> str:
+    """A hash of a command (a dataclass with `lines`): the same idempotency key with another payload
+    is refused."""
+    payload = asdict(cmd)
+    for line in payload["lines"]:
+        for name in _LATER_LINE_FIELDS:
+            if not line[name]:
+                del line[name]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def check_length(value: str, field: str, limit: int, violations: Violations) -> None:
@@ -51,6 +76,10 @@ class LineInput:
     unit_price_minor: int
     vat_rate: str
     unit_code: str = ""
+    # Empty: S when the rate is above 0, else Z.
+    vat_category: str = ""
+    # Required for E, AE, K, G and O: why no VAT is charged.
+    vat_exemption_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +91,13 @@ class Line:
     vat_rate: Decimal
     unit_code: str
     net_amount_minor: int
+    # Empty: the rate's default (default_vat_category).
+    vat_category: str = ""
+    vat_exemption_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.vat_category:
+            object.__setattr__(self, "vat_category", default_vat_category(self.vat_rate))
 
 
 @dataclass(frozen=True)
@@ -85,8 +121,7 @@ class IssueInvoice:
 
     def fingerprint(self) -> str:
         """A hash of the request: the same idempotency key with another payload is refused."""
-        payload = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return request_hash(self)
 
 
 @dataclass(frozen=True)
@@ -152,12 +187,15 @@ def check_lines(
             quantity = None
         rate = _decimal(line.vat_rate, p + "vat_rate", violations)
         # No rate table for the date (before the first valid-from) allows no rate, rather than any rate.
+        rate_known = rate is not None and (on is None or rate in allowed)
         if rate is not None and on is not None and rate not in allowed:
             violations.add(
                 p + "vat_rate",
                 f"{line.vat_rate}% is not a VAT rate in {jurisdiction} on {on} "
                 f"(allowed: {', '.join(str(r) for r in sorted(allowed, reverse=True)) or 'none known'})",
             )
+        # A refused rate is reported once, on vat_rate, not again against the category.
+        category = _check_vat_category(line, rate if rate_known else None, p, violations)
         if quantity is not None and rate is not None and quantity > 0:
             checked.append(
                 Line(
@@ -168,9 +206,43 @@ def check_lines(
                     vat_rate=rate,
                     unit_code=line.unit_code or "EA",
                     net_amount_minor=line_net_minor(quantity, line.unit_price_minor),
+                    vat_category=category,
+                    vat_exemption_reason=line.vat_exemption_reason.strip(),
                 )
             )
     return tuple(checked)
+
+
+def _check_vat_category(line: LineInput, rate: Decimal | None, p: str, violations: Violations) -> str:
+    """The line's VAT category (EN 16931 BR-S/Z/E/AE/IC/G/O rules): S charges VAT, every other
+    category charges none, and those without VAT for a reason state it."""
+    given = line.vat_category.strip().upper()
+    reason = line.vat_exemption_reason.strip()
+    check_text(line.vat_exemption_reason, p + "vat_exemption_reason", MAX_EXEMPTION_REASON, violations)
+    if given and given not in VAT_CATEGORIES:
+        violations.add(
+            p + "vat_category",
+            f"{line.vat_category[:20]!r} is not a VAT category (one of {', '.join(VAT_CATEGORIES)})",
+        )
+        return ""
+    if rate is None:
+        return given
+    category = given or default_vat_category(rate)
+    if category == "S" and rate <= 0:
+        violations.add(p + "vat_category", "S (standard rated) needs a VAT rate above 0; 0 % is Z, E, …")
+    elif category != "S" and rate != 0:
+        violations.add(p + "vat_category", f"a line in category {category} carries 0 % VAT, not {rate} %")
+    if category in EXEMPT_CATEGORIES and not reason:
+        violations.add(
+            p + "vat_exemption_reason",
+            f"required for VAT category {category}: why no VAT is charged (it is printed on the invoice)",
+        )
+    elif category not in EXEMPT_CATEGORIES and reason:
+        violations.add(
+            p + "vat_exemption_reason",
+            f"only for lines in category E, AE, K, G or O, not {category} (EN 16931 BR-{category}-10)",
+        )
+    return category
 
 
 def _decimal(text: str, field: str, violations: Violations) -> Decimal | None:
@@ -260,8 +332,7 @@ class IssueCreditNote:
     credit_note_number: str = ""
 
     def fingerprint(self) -> str:
-        payload = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return request_hash(self)
 
 
 @dataclass(frozen=True)
@@ -310,6 +381,35 @@ def check_credit_by_rate(
             )
 
 
+def check_credit_categories(
+    lines: tuple[Line, ...], invoice_lines: tuple[Line, ...], violations: Violations
+) -> None:
+    """A credit note line reverses a VAT category the invoice used at that rate (the VAT return
+    reports zero-rated, exempt and reverse-charge sales apart)."""
+    used: dict[Decimal, set[str]] = defaultdict(set)
+    for line in invoice_lines:
+        used[line.vat_rate].add(line.vat_category)
+    for line in lines:
+        categories = used.get(line.vat_rate)
+        if categories and line.vat_category not in categories:
+            violations.add(
+                f"lines[{line.number - 1}].vat_category",
+                f"the invoice has no {line.vat_rate} % lines in VAT category {line.vat_category} "
+                f"(it has {', '.join(sorted(categories))})",
+            )
+
+
+def categories_by_rate(invoice_lines: tuple[Line, ...]) -> dict[Decimal, tuple[str, str]]:
+    """Per VAT rate, the category and exemption reason of the invoice's largest line at that rate
+    (what a line crediting "the rest at that rate" carries)."""
+    largest: dict[Decimal, Line] = {}
+    for line in invoice_lines:
+        best = largest.get(line.vat_rate)
+        if best is None or line.net_amount_minor > best.net_amount_minor:
+            largest[line.vat_rate] = line
+    return {rate: (ln.vat_category, ln.vat_exemption_reason) for rate, ln in largest.items()}
+
+
 def credit_totals(
     lines: tuple[Line, ...], taxable_left: Mapping[Decimal, int], vat_left: Mapping[Decimal, int]
 ) -> Totals:
@@ -339,10 +439,14 @@ def _vat_to_credit(credit: VatLine, taxable_left: int | None, vat_left: int) -> 
 
 
 def remaining_lines(
-    invoice_number: str, taxable_left: Mapping[Decimal, int], vat_left: Mapping[Decimal, int]
+    invoice_number: str,
+    taxable_left: Mapping[Decimal, int],
+    vat_left: Mapping[Decimal, int],
+    categories: Mapping[Decimal, tuple[str, str]] | None = None,
 ) -> tuple[Line, ...]:
     """One line per VAT rate with anything left to credit, for its taxable amount left (the VAT
-    left there follows from credit_totals)."""
+    left there follows from credit_totals), in the category the invoice used at that rate."""
+    categories = categories or {}
     rates = sorted(
         (r for r, taxable in taxable_left.items() if taxable > 0 or vat_left.get(r, 0) > 0), reverse=True
     )
@@ -355,6 +459,8 @@ def remaining_lines(
             vat_rate=rate,
             unit_code="EA",
             net_amount_minor=max(0, taxable_left[rate]),
+            vat_category=categories.get(rate, ("", ""))[0],
+            vat_exemption_reason=categories.get(rate, ("", ""))[1],
         )
         for number, rate in enumerate(rates, start=1)
     )
@@ -393,8 +499,11 @@ def check_credit_note(
     if cmd.lines:
         lines = check_lines(cmd.lines, jurisdiction=jurisdiction, on=issue, violations=v)
         check_credit_by_rate(lines, left_per_rate, v)
+        check_credit_categories(lines, invoice_lines, v)
     elif already_credited:
-        lines = remaining_lines(invoice_number, left_per_rate, vat_left_per_rate)
+        lines = remaining_lines(
+            invoice_number, left_per_rate, vat_left_per_rate, categories_by_rate(invoice_lines)
+        )
         if not lines:
             v.add("lines", "nothing is left to credit")
     else:
@@ -421,6 +530,8 @@ def line_doc(line: Line) -> dict[str, Any]:
         "vat_rate": str(line.vat_rate),
         "unit_code": line.unit_code,
         "net_amount_minor": line.net_amount_minor,
+        "vat_category": line.vat_category,
+        "vat_exemption_reason": line.vat_exemption_reason,
     }
 
 
@@ -433,4 +544,7 @@ def line_from_doc(doc: dict[str, Any]) -> Line:
         vat_rate=Decimal(doc["vat_rate"]),
         unit_code=doc["unit_code"],
         net_amount_minor=doc["net_amount_minor"],
+        # Lines stored before categories existed take their rate's default.
+        vat_category=doc.get("vat_category", ""),
+        vat_exemption_reason=doc.get("vat_exemption_reason", ""),
     )
