@@ -24,7 +24,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.common.events import CUSTOMER_TOPIC, DLQ_SUFFIX, DUNNING_TOPIC, INVOICE_TOPIC, PAYMENT_TOPIC
+from services.common.events import (
+    CUSTOMER_TOPIC,
+    DLQ_SUFFIX,
+    DUNNING_TOPIC,
+    INVOICE_TOPIC,
+    PAYMENT_TOPIC,
+)
 from services.common.telemetry import setup_telemetry
 from services.common.tenancy import Tenant
 from services.ledger.app import LedgerApp
@@ -37,7 +43,8 @@ from tests.support.backends import (
 )
 from tests.support.clock import MovableClock
 from tests.support.kafka import TopicReader, create_topics
-from tests.support.ledger import MakeTenant, TenantClient, replica_settings
+from tests.support.ledger import SERVICE_TOKEN, MakeTenant, TenantClient, replica_settings
+from tests.support.renderer import RenderWorld, render_world_running
 
 if TYPE_CHECKING:
     from fordring.ledger.v1.ledger_pb2_grpc import LedgerServiceAsyncStub
@@ -113,13 +120,24 @@ async def ledger_app(
 ) -> AsyncIterator[LedgerApp]:
     """One ledger replica for the session: gRPC and HTTP on free ports, its own database and topics."""
     await create_topics(backend.kafka_bootstrap, topics.values())
-    settings = replica_settings(backend.kafka_bootstrap, backend.mongo_uri, topic_prefix)
+    settings = replica_settings(
+        backend.kafka_bootstrap, backend.mongo_uri, topic_prefix, service_token=SERVICE_TOKEN
+    )
     app = LedgerApp(settings, clock=app_clock)
     await app.start()
     try:
         yield app
     finally:
         await app.stop()
+
+
+@pytest.fixture(scope="session")
+async def render_world(backend: Backend, app_clock: MovableClock) -> AsyncIterator[RenderWorld]:
+    """A ledger and a renderer of their own (own topics and databases): the renderer reads every
+    invoice event of its ledger from the beginning, and the session ledger's thousands of test
+    invoices would keep it busy for minutes."""
+    async with render_world_running(backend, app_clock) as world:
+        yield world
 
 
 @pytest.fixture(scope="session")

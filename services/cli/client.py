@@ -1,17 +1,18 @@
-"""The gRPC client side: where the ledger is, the API key, a channel, and retries that are safe."""
+"""The gRPC client side: where each service is, the API key, channels, and retries that are safe."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
 from fordring.ledger.v1 import ledger_pb2_grpc
+from fordring.renderer.v1 import renderer_pb2_grpc
 
 from services.cli.home import Home
 
@@ -32,20 +33,51 @@ class ConnectionConfigError(Exception):
 
 @dataclass(frozen=True)
 class Connection:
+    """Where each service is, and the API key (one key works on every service's API)."""
+
     target: str
     api_key: str
     tls: bool = False
+    # Per service (by its name in `fordring up`: "ledger", "renderer", ...); else `target`, an address
+    # that routes by gRPC service name (an ingress in front of every service).
+    targets: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.api_key}"),)
 
+    def target_for(self, service: str) -> str:
+        return self.targets.get(service) or self.target
 
-def resolve_connection(target: str | None, api_key: str | None, home: Home, *, tls: bool) -> Connection:
-    """Flags and environment first; else the local stack's stack.json."""
+
+def service_targets_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """FORDRING_<SERVICE>_TARGET overrides, e.g. FORDRING_RENDERER_TARGET=renderer.example:443."""
+    found = {}
+    for key, value in environ.items():
+        if key.startswith("FORDRING_") and key.endswith("_TARGET") and key != "FORDRING_TARGET" and value:
+            found[key.removeprefix("FORDRING_").removesuffix("_TARGET").lower()] = value
+    return found
+
+
+def resolve_connection(
+    target: str | None,
+    api_key: str | None,
+    home: Home,
+    *,
+    tls: bool,
+    service_targets: Mapping[str, str] | None = None,
+) -> Connection:
+    """Flags and environment first; else the local stack's stack.json.
+
+    `target` is where every service is (one address routing by gRPC service name); per-service
+    targets (flags, FORDRING_<SERVICE>_TARGET) override it; without either, stack.json says.
+    """
+    overrides = dict(service_targets or {})
     stack = home.read_stack() if not (target and api_key) else None
-    if not target and stack is not None:
-        target = dict(stack.get("grpc", {})).get("ledger")
+    stack_targets = {str(k): str(v) for k, v in dict(stack.get("grpc", {})).items()} if stack else {}
+    targets = {**({} if target else stack_targets), **overrides}
+    if not target:
+        target = targets.get("ledger")
     if not api_key and stack is not None:
         api_key = stack.get("api_key")
     where = f"no running local stack found ({home.stack_file} is missing)" if stack is None else ""
@@ -59,19 +91,30 @@ def resolve_connection(target: str | None, api_key: str | None, home: Home, *, t
             f"no API key for {target}: pass --api-key (or set FORDRING_API_KEY)"
             f"{'; ' + where if where else ''}"
         )
-    return Connection(str(target), str(api_key), tls)
+    return Connection(str(target), str(api_key), tls, targets)
+
+
+def open_channel(connection: Connection, service: str) -> grpc.aio.Channel:
+    target = connection.target_for(service)
+    if connection.tls:
+        return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=_CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
 
 
 @asynccontextmanager
 async def ledger_stub(connection: Connection) -> AsyncIterator[ledger_pb2_grpc.LedgerServiceAsyncStub]:
-    if connection.tls:
-        channel = grpc.aio.secure_channel(
-            connection.target, grpc.ssl_channel_credentials(), options=_CHANNEL_OPTIONS
-        )
-    else:
-        channel = grpc.aio.insecure_channel(connection.target, options=_CHANNEL_OPTIONS)
+    channel = open_channel(connection, "ledger")
     try:
         yield ledger_pb2_grpc.LedgerServiceStub(channel)
+    finally:
+        await channel.close(grace=None)
+
+
+@asynccontextmanager
+async def renderer_stub(connection: Connection) -> AsyncIterator[renderer_pb2_grpc.RendererServiceAsyncStub]:
+    channel = open_channel(connection, "renderer")
+    try:
+        yield renderer_pb2_grpc.RendererServiceStub(channel)
     finally:
         await channel.close(grace=None)
 

@@ -30,6 +30,7 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(name="ledger", module="services.ledger", grpc_port=50051, http_port=8081),
+    ServiceSpec(name="renderer", module="services.renderer", grpc_port=50052, http_port=8082),
 )
 
 
@@ -175,8 +176,13 @@ def plan_stack(home: Home, ports: PortChoice, api_key: str, broker_binary: str) 
         stop_grace=20.0,
         health_timeout=60.0,
     )
+    shared = {
+        "FORDRING_SERVICE_TOKEN": home.secret("service"),
+        "FORDRING_LINK_SECRET": home.secret("links"),
+        "FORDRING_LEDGER_TARGET": f"{HOST}:{services[0].grpc_port}",
+    }
     service_components = tuple(
-        _service_component(spec, kafka_bootstrap, uri, api_key, first=index == 0)
+        _service_component(spec, kafka_bootstrap, uri, api_key, shared, first=index == 0)
         for index, spec in enumerate(services)
     )
     return StackPlan(
@@ -190,7 +196,7 @@ def plan_stack(home: Home, ports: PortChoice, api_key: str, broker_binary: str) 
 
 
 def _service_component(
-    spec: ServiceSpec, kafka_bootstrap: str, uri: str, api_key: str, *, first: bool
+    spec: ServiceSpec, kafka_bootstrap: str, uri: str, api_key: str, shared: Mapping[str, str], *, first: bool
 ) -> Component:
     grpc_flag = "--grpc-port" if first else "--grpc-port (services follow the first one's port)"
     http_flag = "--http-port" if first else "--http-port (services follow the first one's port)"
@@ -209,6 +215,7 @@ def _service_component(
             "FORDRING_SANDBOX_API_KEY": api_key,
             "FORDRING_LOG_FORMAT": "json",
             "FORDRING_ENVIRONMENT": "embedded",
+            **shared,
         },
         ports=(
             PortClaim(spec.grpc_port, f"{spec.name} gRPC", grpc_flag),

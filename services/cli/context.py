@@ -23,13 +23,16 @@ class CliContext:
     home: Home
     target: str | None = None
     api_key: str | None = None
+    service_targets: dict[str, str] = field(default_factory=dict)
     tls: bool = False
     console: Console = field(default_factory=Console)
     errors: Console = field(default_factory=lambda: Console(stderr=True))
 
     def connection(self) -> Connection:
         try:
-            return resolve_connection(self.target, self.api_key, self.home, tls=self.tls)
+            return resolve_connection(
+                self.target, self.api_key, self.home, tls=self.tls, service_targets=self.service_targets
+            )
         except ConnectionConfigError as exc:
             raise click.ClickException(str(exc)) from None
 

@@ -54,6 +54,18 @@ class Home:
         _write_private(self.api_key_file, key + "\n")
         return key
 
+    def secret(self, name: str) -> str:
+        """A secret of this stack (the service credential, the link secret): made once, then kept."""
+        path = self.root / f"{name}.secret"
+        if path.exists():
+            value = path.read_text(encoding="utf-8").strip()
+            if value:
+                return value
+        value = secrets.token_urlsafe(32)
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_private(path, value + "\n")
+        return value
+
     def read_stack(self) -> dict[str, Any] | None:
         try:
             data = json.loads(self.stack_file.read_text(encoding="utf-8"))

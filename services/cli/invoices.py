@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import IO
 
 import click
@@ -9,6 +11,7 @@ from fordring.ledger.v1 import ledger_pb2
 
 from services.cli.client import QUICK, ledger_stub
 from services.cli.context import CliContext
+from services.cli.documents import FORMS, KINDS, documents_or_reason, fetch_document, print_documents
 from services.cli.importer import print_report, run_import
 from services.cli.invoice_format import parse_jsonl
 from services.cli.ledger_reads import list_invoices, read_both
@@ -17,7 +20,7 @@ from services.cli.views import STATUS_NAMES, invoices_table, print_invoice, stat
 
 @click.group()
 def invoices() -> None:
-    """Import, list and show invoices."""
+    """Import, list and show invoices, and write their documents."""
 
 
 @invoices.command("import")
@@ -94,9 +97,46 @@ def show(ctx: CliContext, number: str, as_json: bool) -> None:
             ),
         )
     )
+    documents, reason = ctx.run(documents_or_reason(connection, number))
     if as_json:
         write_json(
-            {"invoice": to_dict(invoice.invoice), "history": [to_dict(entry) for entry in history.entries]}
+            {
+                "invoice": to_dict(invoice.invoice),
+                "history": [to_dict(entry) for entry in history.entries],
+                "documents": [to_dict(doc) for doc in documents],
+            }
         )
     else:
         print_invoice(ctx.console, invoice.invoice, history.entries)
+        print_documents(ctx.console, documents, reason)
+
+
+@invoices.command("document")
+@click.argument("number")
+@click.option(
+    "--kind", "form", type=click.Choice(sorted(FORMS)), default="pdf", show_default=True, help="The form."
+)
+@click.option(
+    "--document",
+    "kind",
+    type=click.Choice(sorted(KINDS)),
+    default=None,
+    help="Which document: the invoice itself (default), a reminder, a collection notice.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="Write here (default: its file name)."
+)
+@click.pass_obj
+def document(ctx: CliContext, number: str, form: str, kind: str | None, out: str | None) -> None:
+    """Write the newest FORM of invoice NUMBER's document from the invoice hotel to a file
+    (`--out -` writes it to standard output)."""
+    fetched = ctx.run(fetch_document(ctx.connection(), number, form, kind))
+    if out == "-":
+        sys.stdout.buffer.write(fetched.content)
+        return
+    path = Path(out or fetched.info.filename)
+    path.write_bytes(fetched.content)
+    ctx.console.print(
+        f"{path}: {len(fetched.content):,} bytes, sha256 {fetched.info.sha256[:16]}…",
+        highlight=False,
+    )

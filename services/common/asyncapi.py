@@ -45,6 +45,10 @@ TOPICS: dict[str, tuple[str, tuple[type[Any], ...]]] = {
         "dunning: proposed reminders, notices, fees and interest (the ledger decides)",
         (ev.DunningActionTaken,),
     ),
+    ev.DOCUMENT_TOPIC: (
+        "renderer: a document (PDF, HTML, EHF, e-mail, SMS) is in the invoice hotel",
+        (ev.DocumentRendered,),
+    ),
 }
 
 

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.common import attributes as attr
-from services.common.errors import FordringError
+from services.common.errors import FordringError, Unavailable
 from services.common.events import DLQ_SUFFIX, Event, attributes_from_headers, parse_event, trace_headers
 from services.common.mongo import Database, Session
 from services.common.settings import CommonSettings
@@ -262,8 +262,8 @@ def subscribe(
 
     - a malformed envelope, or one whose handler keeps raising a FordringError (a business rule),
       goes to the dead-letter topic with the reason after `max_attempts`, then is acknowledged;
-    - infrastructure errors (database unreachable) are not the message's fault: the offset is not
-      committed and the message comes again after a pause.
+    - infrastructure errors (database unreachable, another service unavailable) are not the message's
+      fault: the offset is not committed and the message comes again after a pause.
     """
     full_topic = settings.topic(topic)
     dlq_topic = full_topic + DLQ_SUFFIX
@@ -314,7 +314,7 @@ def subscribe(
                 await handler(event)
             except AlreadyProcessed:
                 return
-            except (PyMongoError, OSError):
+            except (PyMongoError, OSError, Unavailable):
                 log.warning(
                     "%s: infrastructure error on event %s; it will come again",
                     consumer,

@@ -53,6 +53,10 @@ class Unauthenticated(FordringError):
     pass
 
 
+class Unavailable(FordringError):
+    """Something this call needs (another service, the database) does not answer now: retry."""
+
+
 class OutOfRange(FordringError):
     """The answer would not fit the contract (e.g. a total beyond int64 minor units)."""
 

@@ -23,6 +23,7 @@ CUSTOMER_TOPIC: Final = "fordring.ledger.customer.v1"
 TENANT_TOPIC: Final = "fordring.ledger.tenant.v1"
 PAYMENT_TOPIC: Final = "fordring.matcher.payment.v1"
 DUNNING_TOPIC: Final = "fordring.dunning.action.v1"
+DOCUMENT_TOPIC: Final = "fordring.renderer.document.v1"
 DLQ_SUFFIX: Final = ".dlq"
 
 
@@ -220,6 +221,31 @@ class DunningActionTakenData(_Model):
     deadline: str = ""
 
 
+# --- renderer: facts --------------------------------------------------------------------------
+
+
+class DocumentRenderedData(_Model):
+    """A document is in the invoice hotel: one event per document of a rendering (the forms of one
+    invoice, credit note or reminder rendered together share `rendering_id`)."""
+
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    document_id: str
+    rendering_id: str
+    kind: Literal["invoice", "credit_note", "reminder", "collection_notice"]
+    form: Literal["pdf", "html", "ehf", "email", "sms"]
+    language: str
+    media_type: str
+    sha256: str
+    size: int
+    # Every form of this rendering (the channels choose among them).
+    forms_available: list[str]
+    invoice_version: int
+    # The ledger event it was rendered for.
+    source_event_id: str
+
+
 # --- the envelope ----------------------------------------------------------------------------
 
 
@@ -281,6 +307,11 @@ class CustomerUpserted(_Envelope):
     data: CustomerUpsertedData
 
 
+class DocumentRendered(_Envelope):
+    type: Literal["DocumentRendered"] = "DocumentRendered"
+    data: DocumentRenderedData
+
+
 class PaymentMatched(_Envelope):
     type: Literal["PaymentMatched"] = "PaymentMatched"
     data: PaymentMatchedData
@@ -303,7 +334,8 @@ Event = Annotated[
     | CustomerUpserted
     | TenantProfileChanged
     | PaymentMatched
-    | DunningActionTaken,
+    | DunningActionTaken
+    | DocumentRendered,
     Field(discriminator="type"),
 ]
 
@@ -321,6 +353,7 @@ _INVOICE_SUBJECT: Final = frozenset(
         "InvoiceWrittenOff",
         "ProposalRejected",
         "DunningActionTaken",
+        "DocumentRendered",
     }
 )
 _CUSTOMER_SUBJECT: Final = frozenset({"CustomerUpserted", "CustomerCreditChanged"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -27,11 +28,19 @@ from services.common.errors import (
     OutOfRange,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
     safe_error_text,
 )
 from services.common.ids import new_id
 from services.common.telemetry import record_error
-from services.common.tenancy import TenantResolver, bearer_key, set_current_tenant
+from services.common.tenancy import (
+    CALLER_HEADER,
+    TENANT_HEADER,
+    TenantResolver,
+    authorization,
+    metadata_value,
+    set_current_tenant,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,7 @@ _CODES: dict[type[FordringError], tuple[grpc.StatusCode, int]] = {
     Unauthenticated: (grpc.StatusCode.UNAUTHENTICATED, code_pb2.UNAUTHENTICATED),
     ResourceExhausted: (grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED),
     OutOfRange: (grpc.StatusCode.OUT_OF_RANGE, code_pb2.OUT_OF_RANGE),
+    Unavailable: (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
 }
 
 
@@ -85,8 +95,11 @@ def _is_abort(exc: BaseException) -> bool:
 class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Resolves the tenant from the bearer key and turns domain errors into canonical statuses."""
 
-    def __init__(self, resolver: TenantResolver) -> None:
+    def __init__(self, resolver: TenantResolver, service_token: str, internal: frozenset[str]) -> None:
         self._resolver = resolver
+        self._service_token = service_token
+        # Services only Fordring's own services may call (with the service credential).
+        self._internal = internal
 
     async def intercept_service(
         self,
@@ -98,25 +111,45 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         service = method.lstrip("/").split("/")[0]
         if handler is None or service in PUBLIC_SERVICES:
             return handler
+        internal = service in self._internal
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary),
+                self._wrap_unary(handler.unary_unary, internal),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream),  # type: ignore[arg-type] # grpc.aio handlers are async
+                self._wrap_stream(handler.unary_stream, internal),  # type: ignore[arg-type] # grpc.aio handlers are async
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        key = bearer_key(context.invocation_metadata())  # type: ignore[arg-type]
-        if not key:
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], internal: bool) -> None:
+        """A tenant's API key (`Bearer`), or Fordring's service credential (`Service`) acting for the
+        tenant named in `x-fordring-tenant`. Internal services take only the service credential."""
+        metadata = context.invocation_metadata()
+        scheme, credential = authorization(metadata)  # type: ignore[arg-type]
+        if scheme == "service":
+            if not self._service_token or not hmac.compare_digest(credential, self._service_token):
+                raise Unauthenticated("unknown service credential")
+            tenant_id = metadata_value(metadata, TENANT_HEADER)  # type: ignore[arg-type]
+            if tenant_id:
+                tenant = await self._resolver.by_id(tenant_id)
+                if tenant is None:
+                    raise Unauthenticated(f"unknown tenant {tenant_id[:64]!r}")
+                caller = metadata_value(metadata, CALLER_HEADER) or "service"  # type: ignore[arg-type]
+                set_current_tenant(tenant.model_copy(update={"key_name": f"service:{caller[:64]}"}))
+                trace.get_current_span().set_attribute(attr.TENANT_ID, tenant.id)
+            elif not internal:
+                raise Unauthenticated(f"a service call must name its tenant in `{TENANT_HEADER}`")
+            return
+        if internal:
+            raise Unauthenticated("this API is for Fordring's own services (service credential)")
+        if scheme != "bearer" or not credential:
             raise Unauthenticated("missing `authorization: Bearer <api key>` metadata")
-        tenant = await self._resolver.resolve(key)
+        tenant = await self._resolver.resolve(credential)
         if tenant is None:
             raise Unauthenticated("unknown API key")
         set_current_tenant(tenant)
@@ -166,11 +199,13 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             code, message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),)
         )
 
-    def _wrap_unary(self, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def _wrap_unary(
+        self, behavior: Callable[..., Awaitable[Any]], internal: bool
+    ) -> Callable[..., Awaitable[Any]]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             unexpected: Exception | None = None
             try:
-                await self._authenticate(context)
+                await self._authenticate(context, internal)
                 return await behavior(request, context)
             except FordringError as exc:
                 await self._fail(context, exc)
@@ -190,7 +225,7 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return wrapped
 
     def _wrap_stream(
-        self, behavior: Callable[..., AsyncGenerator[Any, None]]
+        self, behavior: Callable[..., AsyncGenerator[Any, None]], internal: bool
     ) -> Callable[..., AsyncIterator[Any]]:
         # grpc.aio writes what a handler yields outside the handler: a client hanging up during that
         # write leaves the generators around it suspended (OpenTelemetry's holds its span attached to
@@ -200,7 +235,7 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             unexpected: Exception | None = None
             try:
-                await self._authenticate(context)
+                await self._authenticate(context, internal)
                 async with contextlib.aclosing(behavior(request, context)) as stream:
                     async for item in stream:
                         await context.write(item)
@@ -225,9 +260,17 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 class GrpcServer:
     """A grpc.aio server with health and reflection; `add` registers a service implementation."""
 
-    def __init__(self, host: str, port: int, resolver: TenantResolver) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        resolver: TenantResolver,
+        *,
+        service_token: str = "",
+        internal: frozenset[str] = frozenset(),
+    ) -> None:
         self._server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), _AuthAndErrors(resolver)],  # type: ignore[no-untyped-call]
+            interceptors=[aio_server_interceptor(), _AuthAndErrors(resolver, service_token, internal)],  # type: ignore[no-untyped-call]
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
         )
         self._address = f"{host}:{port}"

@@ -29,8 +29,11 @@ OUTBOX = "outbox"
 OUTBOX_STATE = "outbox_state"
 
 
-def outbox_doc(event: Event, topic: str, traceparent: str | None = None) -> Doc:
-    """The outbox record of one event, carrying the trace of the change that caused it."""
+def outbox_doc(
+    event: Event, topic: str, traceparent: str | None = None, *, headers: dict[str, str] | None = None
+) -> Doc:
+    """The outbox record of one event, carrying the trace of the change that caused it (and extra
+    Kafka headers, e.g. a dead-letter reason)."""
     return {
         "_id": event.id,
         "topic": topic,
@@ -39,7 +42,7 @@ def outbox_doc(event: Event, topic: str, traceparent: str | None = None) -> Doc:
         "tenant_id": event.tenant_id,
         "value": encode_event(event),
         "traceparent": current_traceparent() if traceparent is None else traceparent,
-        "headers": trace_headers(event),
+        "headers": {**trace_headers(event), **(headers or {})},
         "created_at": event.occurred_at,
         "sent": False,
     }

@@ -38,6 +38,9 @@ class CommonSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Seconds a SIGTERM waits for in-flight calls and messages.
     shutdown_grace: float = Field(default=10.0, ge=0)
+    # The credential Fordring's services present to each other (`authorization: Service <token>`);
+    # a secret shared by the services of one deployment. Empty: no service may call this one.
+    service_token: str = Field(default="", repr=False)
     # Console: "json" (production) or "text" (a person at a terminal).
     log_format: Literal["json", "text"] = "json"
     # The outbox relay: how long it sleeps when there is nothing to publish, and how much it takes at once.

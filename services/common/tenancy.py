@@ -33,6 +33,21 @@ class Tenant(BaseModel):
 class TenantResolver(Protocol):
     async def resolve(self, api_key: str) -> Tenant | None: ...
 
+    async def by_id(self, tenant_id: str) -> Tenant | None: ...
+
+
+# Service-to-service calls: `authorization: Service <token>` and the tenant they act for.
+TENANT_HEADER = "x-fordring-tenant"
+CALLER_HEADER = "x-fordring-caller"
+
+
+def service_metadata(token: str, tenant_id: str, caller: str) -> tuple[tuple[str, str], ...]:
+    """The metadata of a call one Fordring service makes to another on behalf of a tenant."""
+    headers = [("authorization", f"Service {token}"), (CALLER_HEADER, caller)]
+    if tenant_id:
+        headers.append((TENANT_HEADER, tenant_id))
+    return tuple(headers)
+
 
 _current: ContextVar[Tenant | None] = ContextVar("fordring_tenant", default=None)
 
@@ -53,11 +68,19 @@ def current_tenant() -> Tenant:
     return tenant
 
 
-def bearer_key(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
+def metadata_value(metadata: tuple[tuple[str, str | bytes], ...] | None, name: str) -> str:
     for key, value in metadata or ():
-        if key.lower() == "authorization":
-            text = value.decode() if isinstance(value, bytes) else value
-            scheme, _, token = text.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
+        if key.lower() == name:
+            return (value.decode(errors="replace") if isinstance(value, bytes) else value).strip()
     return ""
+
+
+def authorization(metadata: tuple[tuple[str, str | bytes], ...] | None) -> tuple[str, str]:
+    """The scheme (lower case: "bearer", "service") and the credential of `authorization`."""
+    scheme, _, credential = metadata_value(metadata, "authorization").partition(" ")
+    return scheme.lower(), credential.strip()
+
+
+def bearer_key(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
+    scheme, credential = authorization(metadata)
+    return credential if scheme == "bearer" else ""

@@ -198,6 +198,7 @@ def invoice_to_pb(doc: Doc) -> pb.Invoice:
         updated_at=iso(doc.get("updated_at")),
         origin_trace_id=doc.get("origin_trace_id", ""),
         profile_version=doc.get("profile_version", 0),
+        reason=doc.get("reason", ""),
     )
 
 

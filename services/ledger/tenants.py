@@ -7,10 +7,7 @@ database at most once every UNKNOWN_SECONDS.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from typing import Generic, TypeVar
-
+from services.common.cache import ExpiringLru
 from services.common.tenancy import Tenant, hash_api_key
 from services.ledger.store import LedgerStore, tenant_from_doc
 
@@ -21,38 +18,12 @@ MAX_TENANTS = 10_000
 # A longer bearer token is no key of ours: refused without a lookup.
 MAX_KEY_LENGTH = 256
 
-V = TypeVar("V")
-
-
-class _Expiring(Generic[V]):
-    """An LRU map whose entries also expire."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
-
-    def get(self, key: str) -> tuple[bool, V | None]:
-        hit = self._items.get(key)
-        if hit is None or hit[0] <= time.monotonic():
-            return False, None
-        self._items.move_to_end(key)
-        return True, hit[1]
-
-    def put(self, key: str, value: V, seconds: float) -> None:
-        self._items[key] = (time.monotonic() + seconds, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 class TenantDirectory:
     def __init__(self, store: LedgerStore) -> None:
         self._store = store
-        self._by_key: _Expiring[Tenant | None] = _Expiring(MAX_KEYS)
-        self._by_id: _Expiring[Tenant] = _Expiring(MAX_TENANTS)
+        self._by_key: ExpiringLru[Tenant | None] = ExpiringLru(MAX_KEYS)
+        self._by_id: ExpiringLru[Tenant] = ExpiringLru(MAX_TENANTS)
 
     @property
     def cached_keys(self) -> int:

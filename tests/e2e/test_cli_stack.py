@@ -11,7 +11,8 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -96,11 +97,12 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 def test_status_sees_every_component_healthy(stack: Stack) -> None:
     status = stack.fordring("status")
     assert status.returncode == 0, status.stdout
-    for name in ("supervisor", "kafka", "mongo", "ledger"):
+    for name in ("supervisor", "kafka", "mongo", "ledger", "renderer"):
         assert name in status.stdout
     record = stack.record()
     assert record["api_key"] == (stack.home / "sandbox.key").read_text().strip()
-    assert set(record["pids"]) == {"supervisor", "kafka", "mongo", "ledger"}
+    assert set(record["pids"]) == {"supervisor", "kafka", "mongo", "ledger", "renderer"}
+    assert set(record["grpc"]) == {"ledger", "renderer"}
 
 
 def test_a_second_up_is_refused(stack: Stack) -> None:
@@ -109,7 +111,16 @@ def test_a_second_up_is_refused(stack: Stack) -> None:
     assert "already running" in again.stderr
 
 
-def test_demo_then_read_it_back(stack: Stack) -> None:
+def _eventually(read: Callable[[], list[Any]], timeout: float = 60.0) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = read()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def test_demo_then_read_it_back(stack: Stack, tmp_path: Path) -> None:
     demo = stack.fordring("demo", "--count", "40", "--seed", "77")
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert SUMMARY.search(demo.stdout) is not None
@@ -128,6 +139,21 @@ def test_demo_then_read_it_back(stack: Stack) -> None:
     detail = json.loads(shown.stdout)
     assert detail["invoice"]["invoice_number"] == number
     assert [entry["type"] for entry in detail["history"]][:1] == ["issued"]
+
+    # The renderer made its documents: `show` lists them, `document` writes one (its SHA-256 checked).
+    listed = _eventually(
+        lambda: json.loads(stack.fordring("invoices", "show", number, "--json").stdout)["documents"]
+    )
+    assert {"pdf", "html", "email"} <= {
+        doc.get("form", "").removeprefix("DOCUMENT_FORM_").lower() for doc in listed
+    }
+    pdf = tmp_path / "invoice.pdf"
+    written = stack.fordring("invoices", "document", number, "--kind", "pdf", "--out", str(pdf))
+    assert written.returncode == 0, written.stderr
+    assert pdf.read_bytes().startswith(b"%PDF")
+    sms = stack.fordring("invoices", "document", number, "--kind", "sms", "--out", "-")
+    assert sms.returncode == 0, sms.stderr
+    assert "/i/" in sms.stdout
 
     customer = stack.fordring("customers", "show", mine[0]["customer_number"], "--json")
     assert customer.returncode == 0, customer.stderr

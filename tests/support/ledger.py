@@ -26,6 +26,9 @@ T = TypeVar("T")
 Metadata = tuple[tuple[str, str], ...]
 
 ORG_NUMBER = "974760673"  # a valid Norwegian organisation number (MOD11)
+# The credential the session's services present to each other.
+SERVICE_TOKEN = "test-service-token-" + "x" * 16
+LINK_SECRET = "test-link-secret"
 
 
 @dataclass(frozen=True)

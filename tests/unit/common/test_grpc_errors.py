@@ -27,6 +27,9 @@ class _Resolver:
     async def resolve(self, api_key: str) -> Tenant | None:
         return Tenant(id="t1", name="Test AS") if api_key == "key" else None
 
+    async def by_id(self, tenant_id: str) -> Tenant | None:
+        return Tenant(id="t1", name="Test AS") if tenant_id == "t1" else None
+
 
 class _Failing(ledger_pb2_grpc.LedgerServiceServicer):
     async def GetInvoice(self, request: pb.GetInvoiceRequest, context: Any) -> pb.GetInvoiceResponse:  # noqa: N802

@@ -1,0 +1,172 @@
+"""What every Fordring service runs besides its own work: MongoDB, the Kafka link, the outbox relay,
+the retention sweep, the consumers (started in the background, never blocking the API), the HTTP
+side port with its checks, and a graceful stop. A service builds one and adds its own parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any, Protocol
+
+from aiokafka.errors import KafkaError
+
+from services.common.bus import PROCESSED, BrokerLink, create_broker
+from services.common.clock import Clock, SystemClock
+from services.common.grpc_server import GrpcServer
+from services.common.http_port import HttpPort, ReadinessCheck
+from services.common.mongo import Database, create_mongo_client, ping
+from services.common.outbox import OUTBOX
+from services.common.relay import OutboxRelay, RelaySettings
+from services.common.retention import Retained, RetentionSweep
+from services.common.retry import Backoff
+from services.common.settings import CommonSettings
+from services.common.telemetry import setup_telemetry
+from services.common.tenancy import TenantResolver
+
+log = logging.getLogger(__name__)
+
+# Tasks that hold nothing in flight: a stop cancels them at once.
+_IDLE_AT_STOP = frozenset({"consumers", "kafka-cluster-watch", "retention-sweep"})
+
+
+class ServiceRuntime:
+    """The common machinery of one service replica. `db` is the service's own database."""
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        *,
+        clock: Clock | None = None,
+        retained: tuple[Retained, ...] = (),
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        setup_telemetry(settings.service_name)
+        self.mongo = create_mongo_client(settings.mongo_uri, app_name=f"fordring-{settings.service_name}")
+        self.db: Database = self.mongo[settings.mongo_database]
+        self.broker = create_broker(settings)
+        self.link = BrokerLink(self.broker, settings.kafka_bootstrap)
+        self.relay = OutboxRelay(
+            self.db,
+            self.link,
+            self.clock,
+            RelaySettings.from_settings(settings),
+            topic_prefix=settings.topic_prefix,
+        )
+        self.retention = RetentionSweep(
+            self.db,
+            self.clock,
+            [
+                Retained(OUTBOX, "sent_at", timedelta(hours=settings.outbox_retention_hours)),
+                Retained(PROCESSED, "at", timedelta(days=settings.processed_retention_days)),
+                *retained,
+            ],
+        )
+        self.consumers_ready = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._checks: dict[str, ReadinessCheck] = {
+            "mongodb": lambda: ping(self.mongo),
+            "kafka": self.link.check,
+            "outbox": self._outbox_ready,
+        }
+        self.http = HttpPort(settings.http_host, settings.http_port, self._checks, alive=self._alive)
+
+    def grpc_server(self, resolver: TenantResolver, *, internal: frozenset[str] = frozenset()) -> GrpcServer:
+        return GrpcServer(
+            self.settings.grpc_host,
+            self.settings.grpc_port,
+            resolver,
+            service_token=self.settings.service_token,
+            internal=internal,
+        )
+
+    def add_check(self, name: str, check: ReadinessCheck) -> None:
+        self._checks[name] = check
+
+    async def _outbox_ready(self) -> None:
+        problem = self.relay.readiness()
+        if problem is not None:
+            raise RuntimeError(problem)
+
+    def _alive(self) -> str | None:
+        """A task that must run for the life of the process ended: restart the process."""
+        for task in self._tasks:
+            if task.done() and not self.stopping.is_set() and task.get_name() != "consumers":
+                return f"{task.get_name()} stopped"
+        return None
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """A task for the life of the process (its end before a stop fails /healthz)."""
+        self._tasks.append(asyncio.create_task(work, name=name))
+
+    async def start(self) -> None:
+        """Check the database, then start the background work; Kafka is not waited for."""
+        await ping(self.mongo)
+        self.spawn(self._start_consumers(), "consumers")
+        self.spawn(self.relay.run(), "outbox-relay")
+        self.spawn(self.link.watch_cluster(), "kafka-cluster-watch")
+        self.spawn(self.retention.run(), "retention-sweep")
+        await self.http.start()
+
+    async def _start_consumers(self) -> None:
+        backoff = Backoff(first=0.5, cap=10.0)
+        while not self.stopping.is_set():
+            try:
+                await self.link.ensure_connected()
+                await self.broker.start()
+            except (OSError, KafkaError) as exc:
+                delay = backoff.next()
+                log.warning("Kafka consumers could not start (%s); retrying in %.1f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+            else:
+                self.consumers_ready.set()
+                return
+
+    async def stop(self, before_close: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Let the tasks finish (within the grace), publish what is committed, close. The service
+        stops its gRPC server (and whatever feeds its outbox) before calling this."""
+        grace = self.settings.shutdown_grace
+        self.stopping.set()
+        for task in self._tasks:
+            if task.get_name() in _IDLE_AT_STOP and not task.done():
+                task.cancel()
+        self.relay.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace)
+        for task in self._tasks:
+            task.cancel()
+        # What was committed goes out now rather than at the next start (within the grace period).
+        await self.relay.flush(within=grace)
+        with contextlib.suppress(Exception):  # a broker that is away has nothing of ours to close
+            await self.broker.stop()
+        if before_close is not None:
+            await before_close()
+        await self.http.stop()
+        await self.mongo.close()
+
+
+class Stoppable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve_until_signal(app: Stoppable, name: str) -> None:
+    """Start, run until SIGTERM or SIGINT, stop gracefully (also when the start fails)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start()
+        await stop.wait()
+        log.info("%s stopping", name)
+    finally:
+        await app.stop()

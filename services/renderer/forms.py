@@ -1,0 +1,121 @@
+"""Every form of a document from one view: PDF, HTML page, EHF, e-mail (MIME), SMS.
+
+The engines are made once per process and reused (a Typst compiler, a Peppol validator); a document
+is rendered in a worker thread, so the event loop keeps serving calls meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from services.renderer.adapters.ehf import render_ehf
+from services.renderer.adapters.html import render_email_html, render_page
+from services.renderer.adapters.pdf import PdfRenderer
+from services.renderer.adapters.peppol import PeppolValidator
+from services.renderer.domain import messages
+from services.renderer.domain.model import DocumentView, Form
+from services.renderer.store import Rendered
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPES: dict[str, str] = {
+    "pdf": "application/pdf",
+    "html": "text/html; charset=utf-8",
+    "ehf": "application/xml",
+    "email": "message/rfc822",
+    "sms": "text/plain; charset=utf-8",
+}
+_SUFFIX = {"pdf": "pdf", "html": "html", "ehf": "xml", "email": "eml", "sms": "txt"}
+
+
+class InvalidEhf(Exception):
+    """The EHF document breaks Peppol rules: it is not stored, and the findings go to the DLQ."""
+
+    def __init__(self, findings: list[str]) -> None:
+        super().__init__("; ".join(findings[:10]))
+        self.findings = findings
+
+
+@dataclass(frozen=True)
+class Rendering:
+    documents: tuple[Rendered, ...]
+    # Why a form was left out (an EHF that fails the rules), for the dead-letter topic.
+    refused: dict[str, str]
+
+
+def forms_for(view: DocumentView) -> tuple[Form, ...]:
+    """Which forms a document gets: EHF only for invoices and credit notes to a business with an
+    organisation number; SMS not for credit notes (nothing to pay)."""
+    forms: list[Form] = ["pdf", "html", "email"]
+    if view.kind != "credit_note":
+        forms.append("sms")
+    if view.kind in ("invoice", "credit_note") and view.buyer.kind == "business" and view.buyer.org_number:
+        forms.append("ehf")
+    return tuple(forms)
+
+
+def filename(view: DocumentView, form: str) -> str:
+    stem = {"invoice": "invoice", "credit_note": "credit-note", "reminder": "reminder"}.get(
+        view.kind, "collection-notice"
+    )
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in view.number)[:40]
+    return f"{stem}-{safe}.{_SUFFIX[form]}"
+
+
+class Forms:
+    """The engines of one process."""
+
+    def __init__(self, *, validate_ehf: bool = True) -> None:
+        self._pdf = PdfRenderer()
+        self._validator = PeppolValidator() if validate_ehf else None
+
+    def render(self, view: DocumentView, forms: tuple[Form, ...], *, attach_pdf: bool) -> Rendering:
+        out: list[Rendered] = []
+        refused: dict[str, str] = {}
+        pdf = self._pdf.render(view) if "pdf" in forms or ("ehf" in forms and attach_pdf) else b""
+        for form in forms:
+            if form == "pdf":
+                content = pdf
+            elif form == "html":
+                content = render_page(view).encode()
+            elif form == "sms":
+                content = messages.sms_text(view).encode()
+            elif form == "email":
+                content = self.email(view)
+            else:
+                try:
+                    content = self.ehf(view, pdf if attach_pdf else None)
+                except (InvalidEhf, ValueError) as exc:
+                    refused[form] = str(exc)
+                    continue
+            out.append(Rendered(form, content, MEDIA_TYPES[form], filename(view, form)))
+        return Rendering(tuple(out), refused)
+
+    def one(self, view: DocumentView, form: Form) -> Rendered:
+        """One form, for a preview (an invalid EHF raises InvalidEhf)."""
+        if form == "ehf":
+            content = self.ehf(view, None)
+            return Rendered(form, content, MEDIA_TYPES[form], filename(view, form))
+        rendering = self.render(view, (form,), attach_pdf=False)
+        return rendering.documents[0]
+
+    def ehf(self, view: DocumentView, pdf: bytes | None) -> bytes:
+        xml = render_ehf(replace(view), pdf=pdf)
+        if self._validator is not None:
+            fatal = [f"{f.rule}: {f.text}" for f in self._validator.findings(xml) if f.fatal]
+            if fatal:
+                raise InvalidEhf(fatal)
+        return xml
+
+    @staticmethod
+    def email(view: DocumentView) -> bytes:
+        """Subject, plain text and HTML; the dispatcher adds the addresses and the PDF."""
+        message = EmailMessage(policy=SMTP)
+        message["Subject"] = messages.email_subject(view)
+        message["Content-Language"] = view.language
+        message.set_content(messages.email_text(view))
+        message.add_alternative(render_email_html(view), subtype="html")
+        return message.as_bytes()

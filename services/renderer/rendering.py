@@ -1,0 +1,247 @@
+"""Rendering a ledger event's documents: read what the event names from the ledger, build the view,
+render every form in a worker thread, then store the documents, the events announcing them and the
+event id as applied, in one transaction (a redelivered event renders nothing twice)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from opentelemetry import metrics
+
+from services.common import attributes as attr
+from services.common.bus import AlreadyProcessed, record_processed, was_processed
+from services.common.clock import Clock, local_today, parse_iso_date
+from services.common.directory import DirectoryClient
+from services.common.errors import NotFound
+from services.common.events import (
+    DLQ_SUFFIX,
+    DOCUMENT_TOPIC,
+    INVOICE_TOPIC,
+    ChargeAdded,
+    CreditNoteIssued,
+    DocumentRendered,
+    DocumentRenderedData,
+    Event,
+    InvoiceIssued,
+)
+from services.common.ids import new_id
+from services.common.links import invoice_link
+from services.common.mongo import Session, in_transaction
+from services.common.outbox import OUTBOX, outbox_doc
+from services.common.telemetry import traced
+from services.renderer.adapters.ledger import LedgerClient
+from services.renderer.domain.build import build_view
+from services.renderer.domain.model import DocumentKind, DocumentView, Form
+from services.renderer.forms import Forms, Rendering, forms_for
+from services.renderer.store import Rendered, RendererStore
+
+log = logging.getLogger(__name__)
+CONSUMER = "renderer"
+_meter = metrics.get_meter("fordring.renderer")
+DOCUMENTS = _meter.create_counter(
+    "fordring_documents_rendered", description="Documents rendered and stored, by kind, form and outcome"
+)
+RENDER_SECONDS = _meter.create_histogram(
+    "fordring_render_seconds", description="Time to render every form of one document", unit="s"
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an event asks to be rendered."""
+
+    kind: DocumentKind
+    invoice_id: str
+    credited_invoice_id: str = ""
+    deadline: str = ""
+
+
+def target_of(event: Event) -> Target | None:
+    if isinstance(event, InvoiceIssued):
+        return Target("invoice", event.data.invoice.invoice_id)
+    if isinstance(event, CreditNoteIssued):
+        return Target("credit_note", event.data.credit_note.invoice_id, event.data.invoice.invoice_id)
+    if isinstance(event, ChargeAdded) and event.data.action in ("reminder", "collection_notice"):
+        kind: DocumentKind = "reminder" if event.data.action == "reminder" else "collection_notice"
+        return Target(kind, event.data.invoice.invoice_id, deadline=getattr(event.data, "deadline", ""))
+    return None
+
+
+class Renderer:
+    def __init__(
+        self,
+        store: RendererStore,
+        ledger: LedgerClient,
+        directory: DirectoryClient,
+        forms: Forms,
+        executor: Executor,
+        clock: Clock,
+        *,
+        portal_url: str,
+        link_secret: str,
+        on_commit: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._directory = directory
+        self._forms = forms
+        self._executor = executor
+        self._clock = clock
+        self._portal_url = portal_url
+        self._link_secret = link_secret
+        self._on_commit = on_commit
+
+    async def view(
+        self, tenant_id: str, target: Target, *, language: str = "", on: date | None = None
+    ) -> tuple[DocumentView, bool, str, int]:
+        """The view of a target, whether its EHF carries the PDF, its customer and the invoice's version."""
+        tenant = await self._directory.by_id(tenant_id)
+        if tenant is None:
+            raise NotFound(f"no tenant {tenant_id}")
+        invoice = await self._ledger.invoice(tenant_id, target.invoice_id)
+        customer = await self._ledger.customer(tenant_id, invoice.customer_id)
+        profile = await self._directory.profile(tenant_id, invoice.profile_version)
+        credited = (
+            await self._ledger.invoice(tenant_id, target.credited_invoice_id)
+            if target.credited_invoice_id
+            else None
+        )
+        today = on or local_today(self._clock, ZoneInfo(tenant.timezone))
+        deadline = None
+        reminders_before = 0
+        if target.kind in ("reminder", "collection_notice"):
+            # A reminder's deadline is at least 14 days after it is sent (inkassoloven §9 for notices).
+            deadline = parse_iso_date(target.deadline) if target.deadline else today + timedelta(days=14)
+            reminded = sum(
+                1 for e in await self._ledger.history(tenant_id, invoice.id) if e.type == "reminded"
+            )
+            reminders_before = max(0, reminded - 1) if target.kind == "reminder" else reminded
+        paid_on_link = (
+            invoice.id if target.kind != "credit_note" else (target.credited_invoice_id or invoice.id)
+        )
+        view = build_view(
+            target.kind,
+            invoice,
+            customer,
+            profile,
+            link=invoice_link(self._portal_url, paid_on_link, self._link_secret),
+            notice_date=today,
+            language=language,
+            credited=credited,
+            deadline=deadline,
+            reminders_before=reminders_before,
+        )
+        return view, profile.ehf_attach_pdf, invoice.customer_id, int(invoice.version)
+
+    async def render_one(self, view: DocumentView, form: Form) -> Rendered:
+        """One form, not stored (previews), in a worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._forms.one, view, form)
+
+    async def on_event(self, event: Event) -> None:
+        target = target_of(event)
+        if target is None:
+            return
+        if await was_processed(self._store.db, CONSUMER, event.id):
+            return
+        with traced(
+            "renderer.render",
+            attributes={
+                attr.INVOICE_ID: target.invoice_id,
+                attr.TENANT_ID: event.tenant_id,
+                attr.EVENT_ID: event.id,
+            },
+        ):
+            view, attach_pdf, customer_id, invoice_version = await self.view(event.tenant_id, target)
+            started = time.perf_counter()
+            rendering = await asyncio.get_running_loop().run_in_executor(
+                self._executor,
+                functools.partial(self._forms.render, view, forms_for(view), attach_pdf=attach_pdf),
+            )
+            RENDER_SECONDS.record(time.perf_counter() - started, {"kind": target.kind})
+            await self._store_rendering(event, view, rendering, customer_id, invoice_version)
+        for doc in rendering.documents:
+            DOCUMENTS.add(1, {"kind": target.kind, "form": doc.form, "outcome": "stored"})
+        for form in rendering.refused:
+            DOCUMENTS.add(1, {"kind": target.kind, "form": form, "outcome": "refused"})
+
+    async def _store_rendering(
+        self, event: Event, view: DocumentView, rendering: Rendering, customer_id: str, invoice_version: int
+    ) -> None:
+        rendering_id = new_id()
+        forms_available = [d.form for d in rendering.documents]
+        now = self._clock.now()
+
+        async def work(s: Session) -> None:
+            await record_processed(self._store.db, s, CONSUMER, event.id, now)
+            outbox = []
+            for doc in rendering.documents:
+                document_id = await self._store.store(
+                    s,
+                    doc,
+                    {
+                        "tenant_id": event.tenant_id,
+                        "invoice_id": view.invoice_id,
+                        "invoice_number": view.number,
+                        "customer_id": customer_id,
+                        "kind": view.kind,
+                        "language": view.language,
+                        "source_event_id": event.id,
+                        "rendering_id": rendering_id,
+                        "invoice_version": invoice_version,
+                        "profile_version": view.profile_version,
+                    },
+                    now,
+                )
+                rendered = DocumentRendered(
+                    tenant_id=event.tenant_id,
+                    subject=view.invoice_id,
+                    occurred_at=now,
+                    data=DocumentRenderedData(
+                        invoice_id=view.invoice_id,
+                        invoice_number=view.number,
+                        customer_id=customer_id,
+                        document_id=document_id,
+                        rendering_id=rendering_id,
+                        kind=view.kind,
+                        form=doc.form,
+                        language=view.language,
+                        media_type=doc.media_type,
+                        sha256=doc.sha256,
+                        size=len(doc.content),
+                        forms_available=forms_available,
+                        invoice_version=invoice_version,
+                        source_event_id=event.id,
+                    ),
+                )
+                outbox.append(outbox_doc(rendered, DOCUMENT_TOPIC))
+            for form, reason in rendering.refused.items():
+                # The event, parked with the reason that form was not stored (the other forms were).
+                log.error(
+                    "renderer: the %s of %s %s was not stored: %s", form, view.kind, view.number, reason[:500]
+                )
+                outbox.append(
+                    outbox_doc(
+                        event,
+                        INVOICE_TOPIC + DLQ_SUFFIX,
+                        headers={
+                            "x-dlq-consumer": CONSUMER,
+                            "x-dlq-reason": f"{form} refused: {reason}"[:1000],
+                        },
+                    )
+                )
+            if outbox:
+                await self._store.db[OUTBOX].insert_many(outbox, session=s)
+
+        try:
+            await in_transaction(self._store.client, work)
+        except AlreadyProcessed:
+            return
+        self._on_commit()
