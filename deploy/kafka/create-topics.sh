@@ -26,6 +26,7 @@ DLQ_RETENTION_MS="${DLQ_RETENTION_MS:-2592000000}"  # 30 days: time to look, fix
 TOPICS="
 fordring.ledger.invoice.v1
 fordring.ledger.customer.v1
+fordring.ledger.tenant.v1
 fordring.matcher.payment.v1
 fordring.dunning.action.v1
 fordring.renderer.document.v1

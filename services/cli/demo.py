@@ -1,4 +1,5 @@
-"""`fordring demo`: act as an ERP against a running stack, then show what the ledger holds."""
+"""`fordring demo`: act as an ERP against a running stack, then show what the ledger holds and the
+documents the renderer made."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.console import Console
 from services.cli.client import Connection, ledger_stub
 from services.cli.context import CliContext
 from services.cli.demo_data import generate_invoices
+from services.cli.demo_documents import show_documents
 from services.cli.demo_lifecycle import act
 from services.cli.importer import print_report, run_import
 from services.cli.invoice_format import parse_record
@@ -73,5 +75,7 @@ async def demo_session(
             highlight=False,
         )
         held = await list_invoices(stub, connection.metadata)
+        ours = [i for i in held if i.external_id in batch_ids]
     console.print(status_summary_table(i for i in held if i.kind == ledger_pb2.INVOICE_KIND_INVOICE))
+    await show_documents(connection, console, ours)
     return report.ok

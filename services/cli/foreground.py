@@ -108,7 +108,10 @@ def _start_demo_process(plan: StackPlan, demo: DemoRequest) -> subprocess.Popen[
         argv,
         {
             "FORDRING_HOME": str(plan.home.root),
-            "FORDRING_TARGET": f"127.0.0.1:{plan.services[0].grpc_port}",
             "FORDRING_API_KEY": plan.api_key,
+            **{
+                f"FORDRING_{spec.name.upper()}_TARGET": f"127.0.0.1:{spec.grpc_port}"
+                for spec in plan.services
+            },
         },
     )

@@ -27,7 +27,13 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
     console.print(table, highlight=False)
     prefix = "" if plan.home.root == Path(DEFAULT_HOME).absolute() else f"FORDRING_HOME={plan.home.root} "
     console.print("\nTry it (the CLI finds the stack through stack.json):")
-    for command in ("invoices list", "demo --count 50", "invoices show NUMBER", "status"):
+    for command in (
+        "invoices list",
+        "demo --count 50",
+        "invoices show NUMBER",
+        "invoices document NUMBER --kind pdf --out invoice.pdf",
+        "status",
+    ):
         console.print(f"  {prefix}fordring {command}", highlight=False)
     if detached:
         console.print(f"  {prefix}fordring down", highlight=False)

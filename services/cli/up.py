@@ -120,6 +120,7 @@ def _refuse_running_stack(home: Home) -> None:
 
 
 def _run_demo_here(ctx: CliContext, plan: StackPlan, demo: DemoRequest) -> int:
-    connection = Connection(f"127.0.0.1:{plan.services[0].grpc_port}", plan.api_key)
+    targets = {spec.name: f"127.0.0.1:{spec.grpc_port}" for spec in plan.services}
+    connection = Connection(targets["ledger"], plan.api_key, targets=targets)
     session = demo_session(connection, ctx.console, count=demo.count, seed=demo.seed, concurrency=16)
     return 0 if ctx.run(session) else 1

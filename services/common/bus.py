@@ -20,12 +20,15 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.kafka.opentelemetry.provider import KafkaTelemetrySettingsProvider
+from faststream.kafka.opentelemetry.provider import (
+    BatchKafkaTelemetrySettingsProvider,
+    KafkaTelemetrySettingsProvider,
+)
 from faststream.kafka.response import KafkaPublishCommand
 from faststream.opentelemetry.middleware import TelemetryMiddleware
 from opentelemetry import metrics, trace
 from pydantic import ValidationError
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from services.common import attributes as attr
 from services.common.errors import FordringError, Unavailable
@@ -52,6 +55,17 @@ class _FordringTelemetry(KafkaTelemetrySettingsProvider):
         return {**super().get_consume_attrs_from_message(msg), **attributes_from_headers(msg.headers)}
 
 
+class _FordringBatchTelemetry(BatchKafkaTelemetrySettingsProvider):
+    """A batch's consume span: FastStream's attributes (its tenant and invoice are many)."""
+
+    def get_publish_attrs_from_cmd(self, cmd: KafkaPublishCommand) -> dict[str, Any]:
+        return {**super().get_publish_attrs_from_cmd(cmd), **attributes_from_headers(cmd.headers)}
+
+
+def _telemetry(raw: Any) -> KafkaTelemetrySettingsProvider | BatchKafkaTelemetrySettingsProvider:
+    return _FordringBatchTelemetry() if isinstance(raw, tuple | list) else _FordringTelemetry()
+
+
 def create_broker(settings: CommonSettings) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap.split(","),
@@ -59,7 +73,7 @@ def create_broker(settings: CommonSettings) -> KafkaBroker:
         client_id=f"fordring-{settings.service_name}",
         middlewares=[
             TelemetryMiddleware[KafkaPublishCommand](
-                settings_provider_factory=lambda _msg: _FordringTelemetry(),
+                settings_provider_factory=_telemetry,
                 tracer_provider=trace.get_tracer_provider(),
             )
         ],
@@ -233,6 +247,29 @@ async def ensure_processed_indexes(db: Database) -> None:
     await db[PROCESSED].create_index("at", name="at")
 
 
+async def record_processed_many(
+    db: Database, session: Session, consumer: str, event_ids: list[str], at: datetime
+) -> None:
+    """`record_processed` for a batch, in one write; AlreadyProcessed when any was applied before."""
+    if not event_ids:
+        return
+    try:
+        await db[PROCESSED].insert_many(
+            [{"_id": f"{consumer}:{event_id}", "at": at} for event_id in event_ids], session=session
+        )
+    except (DuplicateKeyError, BulkWriteError) as exc:
+        raise AlreadyProcessed(",".join(event_ids)) from exc
+
+
+async def processed_among(db: Database, consumer: str, event_ids: list[str]) -> set[str]:
+    """Which of these event ids `consumer` applied before (one query: point lookups on `_id`)."""
+    if not event_ids:
+        return set()
+    keys = [f"{consumer}:{event_id}" for event_id in event_ids]
+    found = await db[PROCESSED].find({"_id": {"$in": keys}}, projection={"_id": 1}).to_list()
+    return {d["_id"].split(":", 1)[1] for d in found}
+
+
 async def was_processed(db: Database, consumer: str, event_id: str) -> bool:
     return await db[PROCESSED].find_one({"_id": f"{consumer}:{event_id}"}, projection={"_id": 1}) is not None
 
@@ -265,27 +302,95 @@ def subscribe(
     - infrastructure errors (database unreachable, another service unavailable) are not the message's
       fault: the offset is not committed and the message comes again after a pause.
     """
-    full_topic = settings.topic(topic)
-    dlq_topic = full_topic + DLQ_SUFFIX
+    parking = _DeadLetters(broker, settings, topic, consumer)
+    subscriber = _subscriber(broker, settings, topic, group_id=group_id, consumer=consumer)
 
-    async def dead_letter(msg: KafkaMessage, reason: str) -> None:
-        log.error("dead-lettering a message from %s: %s", full_topic, reason)
-        _dead_lettered.add(1, {"topic": topic, "consumer": consumer})
-        await broker.publish(
-            msg.body,
-            topic=dlq_topic,
-            key=msg.raw_message.key,  # type: ignore[union-attr]
-            headers={
-                **{k: str(v) for k, v in msg.headers.items()},
-                "x-dlq-reason": reason[:1000],
-                "x-dlq-consumer": consumer,
-            },
-        )
+    @subscriber
+    async def on_message(body: bytes, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        try:
+            event = parse_event(body)
+        except ValidationError as exc:
+            await parking.park(body, record, f"malformed envelope: {exc.errors()[:3]}")
+            return
+        # Named from the event itself (as the relay names its spans), whatever headers the producer sent.
+        span = trace.get_current_span()
+        span.set_attributes(attributes_from_headers(trace_headers(event)))
+        span.set_attribute(attr.EVENT_TYPE, event.type)
+        span.set_attribute(attr.CONSUMER, consumer)
+        reason = await _apply(event, handler, consumer, max_attempts=max_attempts, retry_delay=retry_delay)
+        if reason is not None:
+            await parking.park(body, record, reason)
 
+
+BatchHandler = Callable[[list[Event]], Awaitable[dict[str, Exception]]]
+
+
+def subscribe_batch(
+    broker: KafkaBroker,
+    settings: CommonSettings,
+    topic: str,
+    *,
+    group_id: str,
+    consumer: str,
+    handler: BatchHandler,
+    single: EventHandler,
+    max_records: int = 32,
+    max_attempts: int = 3,
+    retry_delay: float = 0.2,
+) -> None:
+    """`subscribe` for consumers that do better a batch at a time (one transaction for many events).
+
+    `handler` applies a batch and returns the events it could not apply (by id, with the error);
+    those are tried again one at a time with `single`, then dead-lettered, as `subscribe` does. An
+    infrastructure error from `handler` leaves the whole batch uncommitted: it comes again, and the
+    events applied before are recognised by their ids.
+    """
+    parking = _DeadLetters(broker, settings, topic, consumer)
+    subscriber = _subscriber(
+        broker, settings, topic, group_id=group_id, consumer=consumer, batch=True, max_records=max_records
+    )
+
+    @subscriber
+    async def on_batch(bodies: list[bytes], msg: KafkaMessage) -> None:
+        records: tuple[Any, ...] = msg.raw_message
+        events: list[tuple[Event, bytes, Any]] = []
+        for body, record in zip(bodies, records, strict=True):
+            try:
+                events.append((parse_event(body), body, record))
+            except ValidationError as exc:
+                await parking.park(body, record, f"malformed envelope: {exc.errors()[:3]}")
+        span = trace.get_current_span()
+        span.set_attribute(attr.CONSUMER, consumer)
+        span.set_attribute(attr.BATCH_SIZE, len(events))
+        try:
+            failed = await handler([event for event, _, _ in events])
+        except (PyMongoError, OSError, Unavailable):
+            log.warning("%s: infrastructure error on a batch; it will come again", consumer, exc_info=True)
+            await asyncio.sleep(1.0)
+            raise
+        for event, body, record in events:
+            if event.id not in failed:
+                continue
+            reason = await _apply(event, single, consumer, max_attempts=max_attempts, retry_delay=retry_delay)
+            if reason is not None:
+                await parking.park(body, record, reason)
+
+
+def _subscriber(
+    broker: KafkaBroker,
+    settings: CommonSettings,
+    topic: str,
+    *,
+    group_id: str,
+    consumer: str,
+    batch: bool = False,
+    max_records: int | None = None,
+) -> Callable[[Callable[..., Awaitable[None]]], object]:
     rewind = _Rewind()
     _REWINDS.setdefault(broker, []).append(rewind)
-    subscriber = broker.subscriber(
-        full_topic,
+    subscriber = broker.subscriber(  # type: ignore[call-overload]
+        settings.topic(topic),
         # One group per subscription: a group join takes seconds, and subscribers sharing a group
         # would rebalance each other whenever one of them starts.
         group_id=settings.topic(f"{group_id}.{topic}"),
@@ -294,43 +399,64 @@ def subscribe(
         title=f"{consumer}:{topic}",
         decoder=_raw_body,
         listener=rewind,
+        batch=batch,
+        max_records=max_records,
+        **({"batch_timeout_ms": 50} if batch else {}),
     )
     rewind.subscriber = subscriber
+    decorate: Callable[[Callable[..., Awaitable[None]]], object] = subscriber
+    return decorate
 
-    @subscriber
-    async def on_message(body: bytes, msg: KafkaMessage) -> None:
+
+async def _apply(
+    event: Event, handler: EventHandler, consumer: str, *, max_attempts: int, retry_delay: float
+) -> str | None:
+    """Apply one event; None when applied (or applied before), else why it must be dead-lettered.
+    Infrastructure errors are raised: the message comes again."""
+    for attempt in range(1, max_attempts + 1):
         try:
-            event = parse_event(body)
-        except ValidationError as exc:
-            await dead_letter(msg, f"malformed envelope: {exc.errors()[:3]}")
-            return
-        # Named from the event itself (as the relay names its spans), whatever headers the producer sent.
-        span = trace.get_current_span()
-        span.set_attributes(attributes_from_headers(trace_headers(event)))
-        span.set_attribute(attr.EVENT_TYPE, event.type)
-        span.set_attribute(attr.CONSUMER, consumer)
-        for attempt in range(1, max_attempts + 1):
-            try:
-                await handler(event)
-            except AlreadyProcessed:
-                return
-            except (PyMongoError, OSError, Unavailable):
-                log.warning(
-                    "%s: infrastructure error on event %s; it will come again",
-                    consumer,
-                    event.id,
-                    exc_info=True,
-                )
-                await asyncio.sleep(1.0)
-                raise
-            except Exception as exc:
-                # A business rule (FordringError) or a bug: retry a few times, then park the message
-                # in the dead-letter topic rather than crash-looping or skipping it silently.
-                if attempt == max_attempts:
-                    reason = exc.message if isinstance(exc, FordringError) else repr(exc)
-                    await dead_letter(msg, f"{type(exc).__name__}: {reason}")
-                    return
-                log.warning("%s: attempt %d on event %s failed: %r", consumer, attempt, event.id, exc)
-                await asyncio.sleep(retry_delay * attempt)
-            else:
-                return
+            await handler(event)
+        except AlreadyProcessed:
+            return None
+        except (PyMongoError, OSError, Unavailable):
+            log.warning(
+                "%s: infrastructure error on event %s; it will come again", consumer, event.id, exc_info=True
+            )
+            await asyncio.sleep(1.0)
+            raise
+        except Exception as exc:
+            # A business rule (FordringError) or a bug: retry a few times, then park the message
+            # in the dead-letter topic rather than crash-looping or skipping it silently.
+            if attempt == max_attempts:
+                reason = exc.message if isinstance(exc, FordringError) else repr(exc)
+                return f"{type(exc).__name__}: {reason}"
+            log.warning("%s: attempt %d on event %s failed: %r", consumer, attempt, event.id, exc)
+            await asyncio.sleep(retry_delay * attempt)
+        else:
+            return None
+    return None
+
+
+class _DeadLetters:
+    """`<topic>.dlq`: messages that can never be applied, with the reason, the consumer and the
+    original headers."""
+
+    def __init__(self, broker: KafkaBroker, settings: CommonSettings, topic: str, consumer: str) -> None:
+        self._broker = broker
+        self._topic = topic
+        self._full = settings.topic(topic)
+        self._consumer = consumer
+
+    async def park(self, body: bytes, record: Any, reason: str) -> None:
+        log.error("dead-lettering a message from %s: %s", self._full, reason)
+        _dead_lettered.add(1, {"topic": self._topic, "consumer": self._consumer})
+        headers = {
+            k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
+            for k, v in record.headers or ()
+        }
+        await self._broker.publish(
+            body,
+            topic=self._full + DLQ_SUFFIX,
+            key=record.key,
+            headers={**headers, "x-dlq-reason": reason[:1000], "x-dlq-consumer": self._consumer},
+        )

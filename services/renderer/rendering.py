@@ -5,22 +5,24 @@ event id as applied, in one transaction (a redelivered event renders nothing twi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from opentelemetry import metrics
+from pymongo.errors import PyMongoError
 
 from services.common import attributes as attr
-from services.common.bus import AlreadyProcessed, record_processed, was_processed
+from services.common.bus import AlreadyProcessed, processed_among, record_processed_many
 from services.common.clock import Clock, local_today, parse_iso_date
 from services.common.directory import DirectoryClient
-from services.common.errors import NotFound
+from services.common.errors import NotFound, Unavailable
 from services.common.events import (
     DLQ_SUFFIX,
     DOCUMENT_TOPIC,
@@ -34,7 +36,7 @@ from services.common.events import (
 )
 from services.common.ids import new_id
 from services.common.links import invoice_link
-from services.common.mongo import Session, in_transaction
+from services.common.mongo import Doc, Session, in_transaction
 from services.common.outbox import OUTBOX, outbox_doc
 from services.common.telemetry import traced
 from services.renderer.adapters.ledger import LedgerClient
@@ -98,6 +100,8 @@ class Renderer:
         self._portal_url = portal_url
         self._link_secret = link_secret
         self._on_commit = on_commit
+        # The ledger reads of a batch, a few at a time.
+        self._reads = asyncio.Semaphore(8)
 
     async def view(
         self, tenant_id: str, target: Target, *, language: str = "", on: date | None = None
@@ -146,90 +150,140 @@ class Renderer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._forms.one, view, form)
 
     async def on_event(self, event: Event) -> None:
-        target = target_of(event)
-        if target is None:
-            return
-        if await was_processed(self._store.db, CONSUMER, event.id):
-            return
-        with traced(
-            "renderer.render",
-            attributes={
-                attr.INVOICE_ID: target.invoice_id,
-                attr.TENANT_ID: event.tenant_id,
-                attr.EVENT_ID: event.id,
-            },
-        ):
-            view, attach_pdf, customer_id, invoice_version = await self.view(event.tenant_id, target)
-            started = time.perf_counter()
-            rendering = await asyncio.get_running_loop().run_in_executor(
-                self._executor,
-                functools.partial(self._forms.render, view, forms_for(view), attach_pdf=attach_pdf),
+        """One event (a retry of one that failed in a batch): its error is raised."""
+        failed = await self.on_batch([event])
+        if event.id in failed:
+            raise failed[event.id]
+
+    async def on_batch(self, events: list[Event]) -> dict[str, Exception]:
+        """Render a batch: the ledger read for all at once, the forms rendered in the worker threads,
+        then every document, announcement and applied event id stored in one transaction. Returns
+        the events that could not be rendered (they are retried alone, then dead-lettered); an
+        outage of the ledger or the database is raised (the batch comes again)."""
+        targets = [(event, target) for event in events if (target := target_of(event)) is not None]
+        done = await processed_among(self._store.db, CONSUMER, [event.id for event, _ in targets])
+        todo = [(event, target) for event, target in targets if event.id not in done]
+        if not todo:
+            return {}
+        failed: dict[str, Exception] = {}
+        with traced("renderer.render_batch", attributes={attr.BATCH_SIZE: len(todo)}):
+            # Each event read and rendered on its own path, so the first renders while the last are
+            # still being read from the ledger.
+            outcomes = await asyncio.gather(
+                *(self._prepare_and_render(e, t) for e, t in todo), return_exceptions=True
             )
-            RENDER_SECONDS.record(time.perf_counter() - started, {"kind": target.kind})
-            await self._store_rendering(event, view, rendering, customer_id, invoice_version)
-        for doc in rendering.documents:
-            DOCUMENTS.add(1, {"kind": target.kind, "form": doc.form, "outcome": "stored"})
-        for form in rendering.refused:
-            DOCUMENTS.add(1, {"kind": target.kind, "form": form, "outcome": "refused"})
-
-    async def _store_rendering(
-        self, event: Event, view: DocumentView, rendering: Rendering, customer_id: str, invoice_version: int
-    ) -> None:
-        rendering_id = new_id()
-        forms_available = [d.form for d in rendering.documents]
-        now = self._clock.now()
-
-        async def work(s: Session) -> None:
-            await record_processed(self._store.db, s, CONSUMER, event.id, now)
-            outbox = []
+            finished: list[tuple[_Prepared, Rendering]] = []
+            for (event, _), outcome in zip(todo, outcomes, strict=True):
+                if isinstance(outcome, Unavailable | PyMongoError | OSError):
+                    raise outcome
+                if isinstance(outcome, BaseException):
+                    failed[event.id] = (
+                        outcome if isinstance(outcome, Exception) else RuntimeError(repr(outcome))
+                    )
+                else:
+                    finished.append(outcome)
+            if finished:
+                await self._store_all(finished)
+        for item, rendering in finished:
             for doc in rendering.documents:
-                document_id = await self._store.store(
-                    s,
-                    doc,
-                    {
-                        "tenant_id": event.tenant_id,
-                        "invoice_id": view.invoice_id,
-                        "invoice_number": view.number,
-                        "customer_id": customer_id,
-                        "kind": view.kind,
-                        "language": view.language,
-                        "source_event_id": event.id,
-                        "rendering_id": rendering_id,
-                        "invoice_version": invoice_version,
-                        "profile_version": view.profile_version,
-                    },
-                    now,
+                DOCUMENTS.add(1, {"kind": item.view.kind, "form": doc.form, "outcome": "stored"})
+            for form in rendering.refused:
+                DOCUMENTS.add(1, {"kind": item.view.kind, "form": form, "outcome": "refused"})
+        return failed
+
+    async def _prepare_and_render(self, event: Event, target: Target) -> tuple[_Prepared, Rendering]:
+        async with self._reads:
+            view, attach_pdf, customer_id, invoice_version = await self.view(event.tenant_id, target)
+        item = _Prepared(event, view, attach_pdf, customer_id, invoice_version)
+        return item, await self._render(item)
+
+    async def _render(self, item: _Prepared) -> Rendering:
+        started = time.perf_counter()
+        rendering = await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            functools.partial(
+                self._forms.render, item.view, forms_for(item.view), attach_pdf=item.attach_pdf
+            ),
+        )
+        RENDER_SECONDS.record(time.perf_counter() - started, {"kind": item.view.kind})
+        return rendering
+
+    async def _store_all(self, finished: list[tuple[_Prepared, Rendering]]) -> None:
+        """One transaction for the batch; when another replica applied one of its events meanwhile (a
+        rebalance), each is stored on its own and the one applied before is skipped."""
+        now = self._clock.now()
+        try:
+            await in_transaction(self._store.client, lambda s: self._write(s, finished, now))
+        except AlreadyProcessed:
+            for one in finished:
+                with contextlib.suppress(AlreadyProcessed):
+                    await in_transaction(self._store.client, lambda s, one=one: self._write(s, [one], now))  # type: ignore[misc]
+        self._on_commit()
+
+    async def _write(self, s: Session, finished: list[tuple[_Prepared, Rendering]], now: datetime) -> None:
+        """Every document of the batch, their announcements, the event ids as applied: a few writes."""
+        await record_processed_many(self._store.db, s, CONSUMER, [item.event.id for item, _ in finished], now)
+        documents: list[tuple[Rendered, Doc]] = []
+        owners: list[tuple[_Prepared, Rendered, str, list[str]]] = []
+        for item, rendering in finished:
+            view = item.view
+            rendering_id = new_id()
+            forms_available = [d.form for d in rendering.documents]
+            for doc in rendering.documents:
+                documents.append(
+                    (
+                        doc,
+                        {
+                            "tenant_id": item.event.tenant_id,
+                            "invoice_id": view.invoice_id,
+                            "invoice_number": view.number,
+                            "customer_id": item.customer_id,
+                            "kind": view.kind,
+                            "language": view.language,
+                            "source_event_id": item.event.id,
+                            "rendering_id": rendering_id,
+                            "invoice_version": item.invoice_version,
+                            "profile_version": view.profile_version,
+                        },
+                    )
                 )
-                rendered = DocumentRendered(
-                    tenant_id=event.tenant_id,
-                    subject=view.invoice_id,
-                    occurred_at=now,
-                    data=DocumentRenderedData(
-                        invoice_id=view.invoice_id,
-                        invoice_number=view.number,
-                        customer_id=customer_id,
-                        document_id=document_id,
-                        rendering_id=rendering_id,
-                        kind=view.kind,
-                        form=doc.form,
-                        language=view.language,
-                        media_type=doc.media_type,
-                        sha256=doc.sha256,
-                        size=len(doc.content),
-                        forms_available=forms_available,
-                        invoice_version=invoice_version,
-                        source_event_id=event.id,
-                    ),
-                )
-                outbox.append(outbox_doc(rendered, DOCUMENT_TOPIC))
+                owners.append((item, doc, rendering_id, forms_available))
+        ids = await self._store.store(s, documents, now)
+        outbox: list[Doc] = []
+        for (item, doc, rendering_id, forms_available), document_id in zip(owners, ids, strict=True):
+            view = item.view
+            announced = DocumentRendered(
+                tenant_id=item.event.tenant_id,
+                subject=view.invoice_id,
+                occurred_at=now,
+                data=DocumentRenderedData(
+                    invoice_id=view.invoice_id,
+                    invoice_number=view.number,
+                    customer_id=item.customer_id,
+                    document_id=document_id,
+                    rendering_id=rendering_id,
+                    kind=view.kind,
+                    form=doc.form,
+                    language=view.language,
+                    media_type=doc.media_type,
+                    sha256=doc.sha256,
+                    size=len(doc.content),
+                    forms_available=forms_available,
+                    invoice_version=item.invoice_version,
+                    source_event_id=item.event.id,
+                ),
+            )
+            outbox.append(outbox_doc(announced, DOCUMENT_TOPIC))
+        for item, rendering in finished:
             for form, reason in rendering.refused.items():
-                # The event, parked with the reason that form was not stored (the other forms were).
+                # The event, parked with the reason this form was not stored (the other forms were).
+                view = item.view
                 log.error(
                     "renderer: the %s of %s %s was not stored: %s", form, view.kind, view.number, reason[:500]
                 )
                 outbox.append(
                     outbox_doc(
-                        event,
+                        item.event,
                         INVOICE_TOPIC + DLQ_SUFFIX,
                         headers={
                             "x-dlq-consumer": CONSUMER,
@@ -237,11 +291,14 @@ class Renderer:
                         },
                     )
                 )
-            if outbox:
-                await self._store.db[OUTBOX].insert_many(outbox, session=s)
+        if outbox:
+            await self._store.db[OUTBOX].insert_many(outbox, session=s)
 
-        try:
-            await in_transaction(self._store.client, work)
-        except AlreadyProcessed:
-            return
-        self._on_commit()
+
+@dataclass(frozen=True)
+class _Prepared:
+    event: Event
+    view: DocumentView
+    attach_pdf: bool
+    customer_id: str
+    invoice_version: int

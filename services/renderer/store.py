@@ -109,38 +109,51 @@ class RendererStore:
         await ensure_outbox_indexes(self.db)
         await ensure_processed_indexes(self.db)
 
-    async def store(self, session: Session, rendered: Rendered, metadata: Doc, at: datetime) -> str:
-        """Write one document in the caller's transaction; returns its id.
+    async def store(
+        self, session: Session, documents: Sequence[tuple[Rendered, Doc]], at: datetime
+    ) -> list[str]:
+        """Write documents (each with its metadata) in the caller's transaction; returns their ids.
 
         Written in the GridFS layout (a files document and its chunks), but by hand: PyMongo's
         GridFS refuses transactions, and a document must be stored with the events announcing it
-        and the event id it was rendered for, or not at all.
+        and the event id it was rendered for, or not at all. Two writes for any number of documents.
         """
-        document_id = new_id()
-        content = rendered.content
-        chunks = [
-            {"_id": new_id(), "files_id": document_id, "n": n, "data": content[start : start + CHUNK_BYTES]}
-            for n, start in enumerate(range(0, len(content), CHUNK_BYTES))
-        ]
+        ids: list[str] = []
+        files: list[Doc] = []
+        chunks: list[Doc] = []
+        for rendered, metadata in documents:
+            document_id = new_id()
+            ids.append(document_id)
+            content = rendered.content
+            chunks.extend(
+                {
+                    "_id": new_id(),
+                    "files_id": document_id,
+                    "n": n,
+                    "data": content[start : start + CHUNK_BYTES],
+                }
+                for n, start in enumerate(range(0, len(content), CHUNK_BYTES))
+            )
+            files.append(
+                {
+                    "_id": document_id,
+                    "length": len(content),
+                    "chunkSize": CHUNK_BYTES,
+                    "uploadDate": at,
+                    "filename": rendered.filename,
+                    "metadata": {
+                        **metadata,
+                        "form": rendered.form,
+                        "media_type": rendered.media_type,
+                        "sha256": rendered.sha256,
+                    },
+                }
+            )
         if chunks:
             await self.db[CHUNKS].insert_many(chunks, session=session)
-        await self.files.insert_one(
-            {
-                "_id": document_id,
-                "length": len(content),
-                "chunkSize": CHUNK_BYTES,
-                "uploadDate": at,
-                "filename": rendered.filename,
-                "metadata": {
-                    **metadata,
-                    "form": rendered.form,
-                    "media_type": rendered.media_type,
-                    "sha256": rendered.sha256,
-                },
-            },
-            session=session,
-        )
-        return document_id
+        if files:
+            await self.files.insert_many(files, session=session)
+        return ids
 
     async def documents_of(
         self, tenant_id: str, *, invoice_id: str = "", invoice_number: str = ""

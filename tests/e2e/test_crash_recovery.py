@@ -138,3 +138,68 @@ async def test_sigkill_in_the_middle_of_an_import(stack: dict[str, Any], tmp_pat
     assert all(len(v) == 1 for v in values.values())
     assert client["fordring_ledger"]["outbox"].count_documents({"sent": False}) == 0
     client.close()
+
+
+RENDER_COUNT = 150
+
+
+async def test_sigkill_the_renderer_while_it_renders(stack: dict[str, Any], tmp_path: Path) -> None:
+    """The renderer dies mid-batch and is restarted: every invoice gets each of its documents exactly
+    once (nothing lost, nothing twice), each announced once."""
+    home: Path = stack["home"]
+    batch = tmp_path / "render.jsonl"
+    records = generate_invoices(RENDER_COUNT, seed=11, today=date.today())
+    batch.write_text("".join(json.dumps(r) + "\n" for r in records))
+    imported = fordring(home, "invoices", "import", str(batch), "--concurrency", "16", timeout=240)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+
+    client: MongoClient[dict[str, Any]] = MongoClient(stack["mongo"], tz_aware=True)
+    files = client["fordring_renderer"]["hotel.files"]
+    pdfs = {"metadata.form": "pdf"}
+    deadline = time.monotonic() + 120
+    while files.count_documents(pdfs) < RENDER_COUNT // 5:
+        assert time.monotonic() < deadline, "the renderer did not get going"
+        time.sleep(0.05)
+    killed = stack_pids(home)["renderer"]
+    os.kill(killed, signal.SIGKILL)
+    assert files.count_documents(pdfs) < RENDER_COUNT, "killed too late to test anything"
+
+    deadline = time.monotonic() + 240
+    while files.count_documents(pdfs) < RENDER_COUNT:
+        assert time.monotonic() < deadline, f"only {files.count_documents(pdfs)} PDFs after the restart"
+        time.sleep(0.5)
+    assert stack_pids(home)["renderer"] != killed, "the supervisor did not restart the renderer"
+    time.sleep(2)  # anything rendered twice would show up by now
+
+    invoice_ids = {
+        str(d["_id"]) for d in client["fordring_ledger"]["invoices"].find({"kind": "invoice"}, {"_id": 1})
+    }
+    per_form: dict[tuple[str, str], int] = defaultdict(int)
+    for doc in files.find({"metadata.kind": "invoice"}, {"metadata": 1}):
+        per_form[(doc["metadata"]["invoice_id"], doc["metadata"]["form"])] += 1
+    assert {invoice for invoice, form in per_form if form == "pdf"} == invoice_ids
+    assert all(count == 1 for count in per_form.values()), [k for k, v in per_form.items() if v > 1]
+    # Every stored chunk belongs to a stored document (a crash mid-write left nothing half-written).
+    chunk_owners = set(client["fordring_renderer"]["hotel.chunks"].distinct("files_id"))
+    assert chunk_owners <= {d["_id"] for d in files.find({}, {"_id": 1})}
+
+    reader = TopicReader(stack["kafka"], "fordring.renderer.document.v1")
+    await reader.start()
+    try:
+
+        def announced() -> dict[str, int] | None:
+            seen: dict[str, set[str]] = defaultdict(set)
+            for record in reader.records:
+                envelope = record.envelope()
+                if envelope and envelope["type"] == "DocumentRendered":
+                    seen[envelope["data"]["document_id"]].add(envelope["id"])
+            counts = {doc_id: len(ids) for doc_id, ids in seen.items()}
+            return counts if len(counts) >= sum(per_form.values()) else None
+
+        counts = await reader.wait_for(announced, timeout=60, what="a DocumentRendered per document")
+    finally:
+        await reader.stop()
+    stored = {d["_id"] for d in files.find({"metadata.kind": "invoice"}, {"_id": 1})}
+    assert stored <= set(counts)
+    assert all(counts[doc_id] == 1 for doc_id in stored)
+    client.close()
