@@ -7,11 +7,11 @@ is rendered in a worker thread, so the event loop keeps serving calls meanwhile.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.policy import SMTP
 
-from services.renderer.adapters.ehf import render_ehf
+from services.renderer.adapters.ehf import ORG_NUMBER_SCHEMES, EhfNotPossible, render_ehf
 from services.renderer.adapters.html import render_email_html, render_page
 from services.renderer.adapters.pdf import PdfRenderer
 from services.renderer.adapters.peppol import PeppolValidator
@@ -42,17 +42,27 @@ class InvalidEhf(Exception):
 @dataclass(frozen=True)
 class Rendering:
     documents: tuple[Rendered, ...]
-    # Why a form was left out (an EHF that fails the rules), for the dead-letter topic.
+    # Why a form was left out although it was due (an EHF that breaks Peppol rules): a defect in the
+    # invoice or the creditor's profile, sent to the dead-letter topic for an operator.
     refused: dict[str, str]
+    # Why a form does not apply to this document (a buyer Peppol cannot address): nothing is wrong.
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def forms_for(view: DocumentView) -> tuple[Form, ...]:
-    """Which forms a document gets: EHF only for invoices and credit notes to a business with an
-    organisation number; SMS not for credit notes (nothing to pay)."""
+    """Which forms a document gets: EHF only for invoices and credit notes to a Norwegian or Swedish
+    business with an organisation number (whom Peppol can address); SMS not for credit notes
+    (nothing to pay)."""
     forms: list[Form] = ["pdf", "html", "email"]
     if view.kind != "credit_note":
         forms.append("sms")
-    if view.kind in ("invoice", "credit_note") and view.buyer.kind == "business" and view.buyer.org_number:
+    buyer = view.buyer
+    if (
+        view.kind in ("invoice", "credit_note")
+        and buyer.kind == "business"
+        and buyer.org_number.strip()
+        and buyer.address.country in ORG_NUMBER_SCHEMES
+    ):
         forms.append("ehf")
     return tuple(forms)
 
@@ -75,6 +85,7 @@ class Forms:
     def render(self, view: DocumentView, forms: tuple[Form, ...], *, attach_pdf: bool) -> Rendering:
         out: list[Rendered] = []
         refused: dict[str, str] = {}
+        skipped: dict[str, str] = {}
         pdf = self._pdf.render(view) if "pdf" in forms or ("ehf" in forms and attach_pdf) else b""
         for form in forms:
             if form == "pdf":
@@ -88,11 +99,15 @@ class Forms:
             else:
                 try:
                     content = self.ehf(view, pdf if attach_pdf else None)
+                except EhfNotPossible as exc:
+                    # Not a fault: the document goes by the other forms.
+                    skipped[form] = str(exc)
+                    continue
                 except (InvalidEhf, ValueError) as exc:
                     refused[form] = str(exc)
                     continue
             out.append(Rendered(form, content, MEDIA_TYPES[form], filename(view, form)))
-        return Rendering(tuple(out), refused)
+        return Rendering(tuple(out), refused, skipped)
 
     def one(self, view: DocumentView, form: Form) -> Rendered:
         """One form, for a preview (an invalid EHF raises InvalidEhf)."""

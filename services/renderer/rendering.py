@@ -189,6 +189,9 @@ class Renderer:
                 DOCUMENTS.add(1, {"kind": item.view.kind, "form": doc.form, "outcome": "stored"})
             for form in rendering.refused:
                 DOCUMENTS.add(1, {"kind": item.view.kind, "form": form, "outcome": "refused"})
+            for form, why in rendering.skipped.items():
+                DOCUMENTS.add(1, {"kind": item.view.kind, "form": form, "outcome": "not_applicable"})
+                log.info("renderer: no %s for %s %s: %s", form, item.view.kind, item.view.number, why)
         return failed
 
     async def _prepare_and_render(self, event: Event, target: Target) -> tuple[_Prepared, Rendering]:

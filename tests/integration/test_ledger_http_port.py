@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import urllib.request
 
 import pytest
 
 from services.ledger.app import LedgerApp
 from tests.support.ledger import TenantClient, eventually, invoice_request
+from tests.support.metrics import sample
 
 pytestmark = pytest.mark.integration
 
@@ -20,17 +20,6 @@ async def get(app: LedgerApp, path: str) -> tuple[int, str]:
             return reply.status, reply.read().decode()
 
     return await asyncio.to_thread(fetch)
-
-
-def sample(text: str, name: str, default: float | None = None, **labels: str) -> float:
-    """The value of one Prometheus sample, matched by name and a subset of its labels."""
-    for line in text.splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
-            return float(match.group(2))
-    if default is not None:
-        return default
-    raise AssertionError(f"no sample {name} {labels} in /metrics")
 
 
 async def test_health_readiness_and_metrics(ledger_app: LedgerApp, tenant: TenantClient) -> None:

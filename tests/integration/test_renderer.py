@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import email
+import re
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -30,6 +32,7 @@ from services.common.events import (
 )
 from services.common.links import invoice_from_token
 from services.ledger.profiles import change_profile
+from services.renderer.adapters.ehf import render_ehf as real_render
 from tests.support.backends import Backend
 from tests.support.clock import MovableClock
 from tests.support.kafka import TopicReader, publish
@@ -41,6 +44,7 @@ from tests.support.ledger import (
     line,
     today,
 )
+from tests.support.metrics import sample
 from tests.support.renderer import FORMS, RenderWorld, by_form, documents_of, pdf_text, read_document
 
 if TYPE_CHECKING:
@@ -304,6 +308,54 @@ async def test_an_event_that_cannot_be_rendered_is_dead_lettered_and_the_rest_fl
     assert len(await documents_of(renderer_stub, tenant, real.id, at_least=5)) == 5
 
 
+async def test_an_ehf_that_breaks_peppol_rules_is_dead_lettered_with_the_rules_and_the_rest_stored(
+    render_world: RenderWorld, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A defect in the EHF writer (here: the buyer reference dropped for one invoice) must not reach
+    the buyer's access point: the real validator refuses it, the other forms are stored, and the event
+    goes to the dead-letter topic with the rule it broke."""
+    w = render_world
+    tenant = await w.tenant()
+
+    def render_ehf(view: Any, *, pdf: bytes | None = None) -> bytes:
+        xml = real_render(view, pdf=pdf)
+        if view.kind != "credit_note":
+            return xml
+        return re.sub(rb"<cbc:BuyerReference>.*?</cbc:BuyerReference>", b"", xml, flags=re.S)
+
+    monkeypatch.setattr("services.renderer.forms.render_ehf", render_ehf)
+    credited = await tenant.issue(invoice_request())
+    faulty = (await tenant.credit(credited, reason="Feil pris")).credit_note
+    after = await tenant.issue(invoice_request())
+
+    dlq = TopicReader(backend.kafka_bootstrap, w.topics[INVOICE_TOPIC + DLQ_SUFFIX])
+    await dlq.start()
+    try:
+        parked = await dlq.wait_for(
+            lambda: next(
+                (
+                    r
+                    for r in dlq.records
+                    if (e := r.envelope())
+                    and e["type"] == "CreditNoteIssued"
+                    and e["data"]["credit_note"]["invoice_id"] == faulty.id
+                ),
+                None,
+            ),
+            timeout=60,
+            what="the credit note on the DLQ",
+        )
+    finally:
+        await dlq.stop()
+    reason = parked.headers["x-dlq-reason"].decode()
+    assert reason.startswith("ehf refused:")
+    assert "PEPPOL-EN16931-R003" in reason
+    assert parked.headers["x-dlq-consumer"] == b"renderer"
+    stored = by_form(await documents_of(w.stub, tenant, faulty.id, at_least=3), rpb.DOCUMENT_KIND_CREDIT_NOTE)
+    assert set(stored) == {"pdf", "html", "email"}
+    assert set(by_form(await documents_of(w.stub, tenant, after.id, at_least=5))) == set(FORMS)
+
+
 async def test_every_rpc_keeps_tenants_apart(render_world: RenderWorld) -> None:
     w = render_world
     renderer_stub = w.stub
@@ -421,3 +473,35 @@ async def test_retention_keeps_documents_their_time_and_not_longer(
         rpb.ListDocumentsRequest(invoice_id=invoice.id), metadata=tenant.metadata
     )
     assert list(listed.documents) == []
+
+
+async def test_the_renderer_reports_health_readiness_and_what_it_rendered(render_world: RenderWorld) -> None:
+    w = render_world
+    port = w.renderer.runtime.http.port
+
+    async def get(path: str) -> tuple[int, str]:
+        def fetch() -> tuple[int, str]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+                return reply.status, reply.read().decode()
+
+        return await asyncio.to_thread(fetch)
+
+    assert await get("/healthz") == (200, "ok\n")
+    status, readiness = await get("/readyz")
+    assert status == 200
+    assert {line.split(":")[0] for line in readiness.splitlines()} >= {"mongodb", "kafka", "outbox"}
+
+    def stored(text: str) -> float:
+        return sample(text, "fordring_documents_rendered_total", 0.0, form="pdf", outcome="stored")
+
+    before = stored((await get("/metrics"))[1])
+    tenant = await w.tenant()
+    invoice = await tenant.issue(invoice_request())
+    await documents_of(w.stub, tenant, invoice.id, at_least=5)
+
+    async def metrics() -> str:
+        return (await get("/metrics"))[1]
+
+    text = await eventually(metrics, lambda t: stored(t) >= before + 1, what="the PDF counted")
+    assert sample(text, "fordring_render_seconds_count", kind="invoice") >= 1
+    assert sample(text, "fordring_events_published_total", type="DocumentRendered") >= 5

@@ -57,9 +57,21 @@ class RenderWorld:
     invoice_events: TopicReader
     document_events: TopicReader
 
-    async def tenant(self, *, legal_name: str = "Fjordlys Energi AS", **changes: Any) -> TenantClient:
-        """A fresh tenant whose creditor profile is a realistic Norwegian AS (with `changes`)."""
-        tenant = Tenant(id=f"tenant-{uuid.uuid4()}", name=legal_name, org_number=SELLER_ORG)
+    async def tenant(
+        self,
+        *,
+        legal_name: str = "Fjordlys Energi AS",
+        settings: dict[str, Any] | None = None,
+        **changes: Any,
+    ) -> TenantClient:
+        """A fresh tenant (with `settings`, e.g. a Swedish jurisdiction) whose creditor profile is a
+        realistic Norwegian AS (with `changes`)."""
+        tenant = Tenant(
+            id=f"tenant-{uuid.uuid4()}",
+            name=legal_name,
+            org_number=changes.get("org_number", SELLER_ORG),
+            **(settings or {}),
+        )
         api_key = secrets.token_urlsafe(24)
         store, now = self.ledger.store, self.ledger.clock.now()
         await store.ensure_tenant(tenant, api_key, key_name="erp-test", now=now)

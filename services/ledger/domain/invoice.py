@@ -210,6 +210,16 @@ def check_lines(
                     vat_exemption_reason=line.vat_exemption_reason.strip(),
                 )
             )
+    categories = {line.vat_category for line in checked}
+    if "O" in categories and len(categories) > 1:
+        # EN 16931 BR-O-11..14: a document outside the scope of VAT holds nothing else (outlays next to
+        # taxable work go on an invoice of their own).
+        violations.add(
+            "lines",
+            "lines outside the scope of VAT (category O) cannot share a document with lines in "
+            f"{', '.join(sorted(categories - {'O'}))} (EN 16931 BR-O-11): "
+            "issue them on an invoice of their own",
+        )
     return tuple(checked)
 
 

@@ -70,7 +70,8 @@ def test_without_a_category_a_line_is_standard_or_zero_rated() -> None:
 
 @pytest.mark.parametrize("category", ["E", "AE", "K", "G", "O"])
 def test_a_line_without_vat_for_a_reason_states_it(category: str) -> None:
-    draft = issue(line("25"), line("0", category, "  Unntatt etter mval. § 3-2  "))
+    first = line("0", "O", "Utlegg") if category == "O" else line("25")
+    draft = issue(first, line("0", category, "  Unntatt etter mval. § 3-2  "))
 
     assert draft.lines[1].vat_category == category
     assert draft.lines[1].vat_exemption_reason == "Unntatt etter mval. § 3-2"
@@ -272,3 +273,15 @@ def test_crediting_the_rest_takes_the_category_of_the_largest_line_at_each_rate(
         (D("25"), "S", ""),
         (D("0"), "E", "Unntatt: helsetjenester"),
     ]
+
+
+@pytest.mark.parametrize("other", [("25", ""), ("0", "Z"), ("0", "E")])
+def test_lines_outside_the_scope_of_vat_stand_on_an_invoice_of_their_own(other: tuple[str, str]) -> None:
+    outlay = line("0", "O", "Utlegg, rettsgebyr")
+    rate, category = other
+    taxable = line(rate, category, "Helsetjenester, mval. § 3-2" if category == "E" else "")
+
+    found = wrong(taxable, outlay)
+
+    assert "BR-O-11" in found["lines"]
+    assert [ln.vat_category for ln in issue(outlay, line("0", "O", "Utlegg, tinglysing")).lines] == ["O", "O"]
