@@ -89,8 +89,11 @@ def to_request(data: object) -> ledger_pb2.IssueInvoiceRequest:
     request = ledger_pb2.IssueInvoiceRequest(
         idempotency_key=external_id,
         issue_date=invoice.date("issue_date"),
-        due_date=invoice.date("due_date"),
+        # Neither a due date nor terms: the creditor's default terms.
+        due_date=invoice.date("due_date", required=False),
+        payment_terms_days=invoice.integer("payment_terms_days", required=False, unit="days"),
         currency=invoice.currency("currency"),
+        language=invoice.text("language", required=False),
         buyer_reference=invoice.text("buyer_reference", required=False),
         order_reference=invoice.text("order_reference", required=False),
         contract_reference=invoice.text("contract_reference", required=False),
@@ -119,7 +122,7 @@ def _customer(fields: _Fields | None) -> ledger_pb2.CustomerInput | None:
         email=fields.text("email", required=False),
         phone=fields.text("phone", required=False),
         address=_address(fields.record("address")),
-        language=fields.text("language"),
+        language=fields.text("language", required=False),
         bank_accounts=[bank_account] if bank_account else [],
     )
 
@@ -149,8 +152,9 @@ def _invoice_line(fields: _Fields) -> ledger_pb2.InvoiceLineInput:
 
 _INVOICE_FIELDS = frozenset(
     {
-        "external_id", "invoice_number", "kid", "customer", "issue_date", "due_date", "currency",
-        "buyer_reference", "order_reference", "contract_reference", "lines",
+        "external_id", "invoice_number", "kid", "customer", "issue_date", "due_date",
+        "payment_terms_days", "currency", "language", "buyer_reference", "order_reference",
+        "contract_reference", "lines",
     }
 )  # fmt: skip
 _CUSTOMER_FIELDS = frozenset(
@@ -230,8 +234,8 @@ class _Fields:
             return []
         return value
 
-    def date(self, name: str) -> str:
-        value = self.text(name)
+    def date(self, name: str, *, required: bool = True) -> str:
+        value = self.text(name, required=required)
         if value and not _is_iso_date(value):
             self._problem(name, f"must be a date as YYYY-MM-DD, got {value!r}")
         return value
@@ -260,12 +264,12 @@ class _Fields:
             return ""
         return text
 
-    def integer(self, name: str) -> int:
-        value = self._get(name, required=True)
+    def integer(self, name: str, *, required: bool = True, unit: str = "minor units (øre)") -> int:
+        value = self._get(name, required=required)
         if value is None:
             return 0
         if isinstance(value, bool) or not isinstance(value, int):
-            self._problem(name, f"must be a whole number of minor units (øre), got {value!r}")
+            self._problem(name, f"must be a whole number of {unit}, got {value!r}")
             return 0
         return value
 

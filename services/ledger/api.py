@@ -38,7 +38,7 @@ from services.ledger.customers import upsert_customer
 from services.ledger.documents import Ctx
 from services.ledger.domain.aging import aging
 from services.ledger.domain.invoice import IssueCreditNote, check_issue_invoice
-from services.ledger.issuing import Issuer
+from services.ledger.issuing import Issuer, with_default_terms
 from services.ledger.lifecycle import write_off
 from services.ledger.listing import InvoiceFilter, decode_page_token, encode_page_token, list_invoices
 from services.ledger.metrics import (
@@ -119,9 +119,8 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
     ) -> pb.IssueInvoiceResponse:
         if request.validate_only:
             tenant = current_tenant()
-            check_issue_invoice(
-                issue_invoice_from_pb(request), jurisdiction=tenant.jurisdiction, kid_scheme=tenant.kid_scheme
-            )
+            cmd = await with_default_terms(self._store, tenant, issue_invoice_from_pb(request))
+            check_issue_invoice(cmd, jurisdiction=tenant.jurisdiction, kid_scheme=tenant.kid_scheme)
             return pb.IssueInvoiceResponse()
         doc, created = await self._issuer.issue(self._ctx(), issue_invoice_from_pb(request))
         self._tag(doc)

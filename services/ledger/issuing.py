@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from services.common.kid import KidScheme, generate_kid
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.outbox import outbox_doc
 from services.common.telemetry import context_from_traceparent, link_to, traced
+from services.common.tenancy import Tenant
 from services.ledger.changes import invoice_event
 from services.ledger.customers import customer_upserted, updated_customer
 from services.ledger.documents import (
@@ -42,7 +44,7 @@ from services.ledger.documents import (
 )
 from services.ledger.domain import journal
 from services.ledger.domain.invoice import InvoiceDraft, IssueInvoice, check_issue_invoice
-from services.ledger.profiles import current_version
+from services.ledger.profiles import current_version, profile_at
 from services.ledger.store import ConcurrentChange, LedgerStore, customer_id_for
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,14 @@ class _Pending:
     )
 
 
+async def with_default_terms(store: LedgerStore, tenant: Tenant, cmd: IssueInvoice) -> IssueInvoice:
+    """An invoice without a due date or payment terms gets the creditor's default terms (its profile)."""
+    if cmd.due_date or cmd.payment_terms_days:
+        return cmd
+    profile = (await profile_at(store, tenant)).profile
+    return dataclasses.replace(cmd, payment_terms_days=profile.payment_terms_days)
+
+
 class Issuer:
     def __init__(
         self, store: LedgerStore, on_commit: Callable[[], None], *, max_batch: int = MAX_BATCH
@@ -79,8 +89,11 @@ class Issuer:
     async def issue(self, ctx: Ctx, cmd: IssueInvoice) -> tuple[Doc, bool]:
         """Issue one invoice; returns it and whether it was created now (False: a retry)."""
         tenant = ctx.tenant
+        # The request as the ERP sent it identifies a retry, even when the default terms changed since.
+        fingerprint = cmd.fingerprint()
+        cmd = await with_default_terms(self._store, tenant, cmd)
         draft = check_issue_invoice(cmd, jurisdiction=tenant.jurisdiction, kid_scheme=tenant.kid_scheme)
-        pending = _Pending(ctx, cmd, draft, cmd.fingerprint())
+        pending = _Pending(ctx, cmd, draft, fingerprint)
         self._queues[tenant.id].append(pending)
         worker = self._workers.get(tenant.id)
         if worker is None or worker.done():

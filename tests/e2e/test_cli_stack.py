@@ -191,3 +191,107 @@ def test_client_errors_name_the_problem(stack: Stack) -> None:
     wrong_key = stack.fordring("--api-key", "not-a-key", "invoices", "list")
     assert wrong_key.returncode == 1
     assert "UNAUTHENTICATED" in wrong_key.stderr
+
+
+VALIDATOR = Path(__file__).resolve().parents[3] / "shared" / "peppol" / "validate"
+
+
+def _business(number: str, name: str, org: str, country: str = "NO") -> dict[str, Any]:
+    address = (
+        {"lines": ["Götgatan 14"], "postal_code": "118 46", "city": "Stockholm", "country": "SE"}
+        if country == "SE"
+        else {"lines": ["Postboks 412 Sentrum"], "postal_code": "5805", "city": "Bergen", "country": "NO"}
+    )
+    return {
+        "number": number,
+        "name": name,
+        "kind": "business",
+        "org_number": org,
+        "email": "ap@example.com",
+        "address": address,
+        "language": "sv" if country == "SE" else "nb",
+    }
+
+
+def _line(description: str, quantity: str, price: int, rate: str, **more: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "quantity": quantity,
+        "unit_price_minor": price,
+        "vat_rate": rate,
+        **more,
+    }
+
+
+def test_business_invoices_imported_by_an_erp_get_valid_ehf(stack: Stack, tmp_path: Path) -> None:
+    """As an ERP would: a file of business invoices (mixed rates, zero-rated and exempt lines, EUR,
+    a Swedish buyer, long and special-character texts, an ERP's own numbers) through `invoices import`,
+    then each EHF through `invoices document --kind ehf`, all passing the official validator."""
+    today = date.today().isoformat()
+    run = os.urandom(3).hex()
+    buyers = [
+        _business(f"B-{run}-1", "Bergen Bryggeri & Mat AS", "974760673"),
+        _business(f"B-{run}-2", "Nordisk Ljusdesign AB", "5560360793", "SE"),
+        _business(f"B-{run}-3", "Tromsø Fiskeeksport AS", "923609016"),
+    ]
+    exempt = "Unntatt etter merverdiavgiftsloven § 3-5 (undervisning)"
+    invoices = [
+        ("NOK", "PO-4411", [_line("Konsulenttimer", "7.5", 125000, "25", unit_code="HUR")]),
+        (
+            "NOK",
+            "",
+            [
+                _line("Matvarer, «økologisk» <kjølt>", "12", 4990, "15", unit_code="KGM"),
+                _line("Kinobilletter & transport", "3", 15000, "12"),
+                _line("Aviser (nullsats)", "1", 29900, "0", vat_category="Z"),
+                _line("Kurs i regnskap", "1", 450000, "0", vat_category="E", vat_exemption_reason=exempt),
+            ],
+        ),
+        (
+            "EUR",
+            "Ola Innkjøper",
+            [_line("Licence, 12 months; " + "extended support " * 40, "0.333", 99999, "25")],
+        ),
+        ("SEK", "Anna Andersson", [_line("Belysning, montering", "2", 1234567, "25")]),
+        (
+            "NOK",
+            "Prosjekt 77",
+            [_line(f"Linje {n}: deler og arbeid", str(n), 1999 * n, "25") for n in range(1, 41)],
+        ),
+    ]
+    records = [
+        {
+            "external_id": f"B2B-{run}-{index}",
+            "issue_date": today,
+            "payment_terms_days": 30,
+            "currency": currency,
+            "customer": buyers[index % len(buyers)],
+            "buyer_reference": reference,
+            "order_reference": "4500012345" if index % 2 else "",
+            "lines": lines,
+        }
+        for index, (currency, reference, lines) in enumerate(invoices)
+    ]
+    path = write_jsonl(tmp_path / "b2b.jsonl", records)
+    imported = stack.fordring("invoices", "import", str(path))
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    numbers = {
+        invoice["external_id"]: invoice["invoice_number"]
+        for invoice in stack.invoices()
+        if invoice["external_id"].startswith(f"B2B-{run}-")
+    }
+    assert len(numbers) == len(records)
+
+    files = []
+    for external_id, number in sorted(numbers.items()):
+        out = tmp_path / f"{external_id}.xml"
+
+        def written(number: str = number, out: Path = out) -> list[str]:
+            done = stack.fordring("invoices", "document", number, "--kind", "ehf", "--out", str(out))
+            return [done.stderr] if done.returncode == 0 else []
+
+        assert _eventually(written), f"no EHF for {number}"
+        assert f"<cbc:ID>{number}</cbc:ID>" in out.read_text(encoding="utf-8")
+        files.append(str(out))
+    checked = subprocess.run([str(VALIDATOR), *files], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import dataclasses
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import grpc
@@ -11,6 +12,9 @@ import pytest
 from fordring.ledger.v1 import ledger_pb2 as pb
 from stdnum import luhn
 
+from services.ledger.app import LedgerApp
+from services.ledger.profiles import change_profile, ensure_profile
+from services.ledger.sandbox import sandbox_profile
 from tests.support.ledger import (
     MakeTenant,
     TenantClient,
@@ -180,3 +184,33 @@ async def test_a_retry_racing_the_original_gets_the_same_invoice(tenant: TenantC
     assert {r.invoice.id for r in responses} == {responses[0].invoice.id}
     listed = await tenant.stub.ListInvoices(pb.ListInvoicesRequest(), metadata=tenant.metadata)
     assert len(listed.invoices) == 1
+
+
+async def test_without_due_date_or_terms_the_creditors_default_terms_apply(
+    ledger_app: LedgerApp, tenant: TenantClient
+) -> None:
+    store = ledger_app.store
+    await ensure_profile(
+        store,
+        tenant.tenant.id,
+        dataclasses.replace(sandbox_profile(tenant.tenant.name), payment_terms_days=21),
+        now=ledger_app.clock.now(),
+        actor="test",
+    )
+    request = invoice_request()
+    request.ClearField("due_date")
+
+    check = pb.IssueInvoiceRequest()
+    check.CopyFrom(request)
+    check.validate_only = True
+    checked = await tenant.stub.IssueInvoice(check, metadata=tenant.metadata)
+    invoice = await tenant.issue(request)
+
+    assert checked == pb.IssueInvoiceResponse()
+    assert date.fromisoformat(invoice.due_date) == date.fromisoformat(invoice.issue_date) + timedelta(days=21)
+    # The retry is the same request, whatever the terms are by then.
+    await change_profile(
+        store, tenant.tenant.id, {"payment_terms_days": 30}, now=ledger_app.clock.now(), actor="test"
+    )
+    again = await tenant.stub.IssueInvoice(request, metadata=tenant.metadata)
+    assert (again.created, again.invoice.id, again.invoice.due_date) == (False, invoice.id, invoice.due_date)

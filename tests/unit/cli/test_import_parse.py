@@ -222,3 +222,23 @@ def test_a_file_keeps_editor_line_numbers_and_skips_blank_lines() -> None:
     assert fields(parsed[2].violations) == {"currency"}
     assert parsed[3].request is not None
     assert parsed[3].request.idempotency_key == "B"
+
+
+def test_payment_terms_stand_in_for_a_due_date_and_neither_leaves_it_to_the_creditor() -> None:
+    with_terms = record(payment_terms_days=14, language="en")
+    del with_terms["due_date"]
+    request = to_request(with_terms)
+    assert (request.due_date, request.payment_terms_days, request.language) == ("", 14, "en")
+
+    neither = record()
+    del neither["due_date"]
+    del neither["customer"]["language"]
+    request = to_request(neither)
+    assert (request.due_date, request.payment_terms_days, request.customer.language) == ("", 0, "")
+
+
+def test_payment_terms_are_a_whole_number_of_days() -> None:
+    parsed = parse_record(record(payment_terms_days="14"), 1)
+    assert [(v.field, v.description) for v in parsed.violations] == [
+        ("payment_terms_days", "must be a whole number of days, got '14'")
+    ]
