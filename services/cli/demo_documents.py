@@ -49,6 +49,8 @@ async def show_documents(
                             rpb.ListDocumentsRequest(invoice_id=invoice_id),
                             metadata=connection.metadata,
                             timeout=10,
+                            # A renderer still starting (or restarting) is waited for, not an error.
+                            wait_for_ready=True,
                         )
                         found[invoice_id] = list(reply.documents)
                     done = sum(

@@ -70,10 +70,12 @@ class ServiceRuntime:
         self.consumers_ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._serving = False
         self._checks: dict[str, ReadinessCheck] = {
             "mongodb": lambda: ping(self.mongo),
             "kafka": self.link.check,
             "outbox": self._outbox_ready,
+            "grpc": self._grpc_ready,
         }
         self.http = HttpPort(settings.http_host, settings.http_port, self._checks, alive=self._alive)
 
@@ -85,6 +87,21 @@ class ServiceRuntime:
             service_token=self.settings.service_token,
             internal=internal,
         )
+
+    async def serve(self, server: GrpcServer) -> None:
+        """Start the gRPC API; from now on the replica is ready (its /readyz said "starting" until
+        the database was prepared and the API served)."""
+        await server.start()
+        self._serving = True
+
+    async def stop_serving(self, server: GrpcServer) -> None:
+        """Not ready any more (the load balancer stops sending), then finish the calls in flight."""
+        self._serving = False
+        await server.stop(self.settings.shutdown_grace)
+
+    async def _grpc_ready(self) -> None:
+        if not self._serving:
+            raise RuntimeError("not serving (starting or stopping)")
 
     def add_check(self, name: str, check: ReadinessCheck) -> None:
         self._checks[name] = check
@@ -133,6 +150,7 @@ class ServiceRuntime:
         """Let the tasks finish (within the grace), publish what is committed, close. The service
         stops its gRPC server (and whatever feeds its outbox) before calling this."""
         grace = self.settings.shutdown_grace
+        self._serving = False
         self.stopping.set()
         for task in self._tasks:
             if task.get_name() in _IDLE_AT_STOP and not task.done():

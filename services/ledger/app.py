@@ -116,14 +116,14 @@ class LedgerApp:
         # broker is there. Consumer groups take seconds to join, so they start in the background.
         await self.runtime.start()
         self.runtime.spawn(self._sweep_overdue_forever(), "overdue-sweep")
-        await self.grpc.start()
+        await self.runtime.serve(self.grpc)
         log.info("ledger ready: gRPC on %s, HTTP on %s", self.grpc.port, self.http.port)
 
     async def stop(self) -> None:
         """Stop taking calls, finish what is in flight, publish what is committed, close."""
         # Open WatchInvoice calls end now, cleanly, rather than hold the server for the whole grace.
         await self.watch_hub.close()
-        await self.grpc.stop(self.settings.shutdown_grace)
+        await self.runtime.stop_serving(self.grpc)
         await self.issuer.stop()
         await self.runtime.stop()
 

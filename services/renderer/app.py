@@ -66,11 +66,11 @@ class RendererApp:
         await self.runtime.start()
         await self.store.ensure_indexes()
         self.runtime.spawn(self._sweep_documents_forever(), "document-retention")
-        await self.grpc.start()
+        await self.runtime.serve(self.grpc)
         log.info("renderer ready: gRPC on %s, HTTP on %s", self.grpc.port, self.runtime.http.port)
 
     async def stop(self) -> None:
-        await self.grpc.stop(self.settings.shutdown_grace)
+        await self.runtime.stop_serving(self.grpc)
 
         async def close_clients() -> None:
             await self.directory.close()

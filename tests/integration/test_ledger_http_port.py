@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 
 from services.ledger.app import LedgerApp
-from tests.support.ledger import TenantClient, eventually, invoice_request
+from tests.support.backends import Backend
+from tests.support.ledger import TenantClient, eventually, invoice_request, replica_settings
 from tests.support.metrics import sample
 
 pytestmark = pytest.mark.integration
@@ -16,8 +19,11 @@ pytestmark = pytest.mark.integration
 
 async def get(app: LedgerApp, path: str) -> tuple[int, str]:
     def fetch() -> tuple[int, str]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{app.http.port}{path}", timeout=5) as reply:
-            return reply.status, reply.read().decode()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{app.http.port}{path}", timeout=5) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as refused:
+            return refused.code, refused.read().decode()
 
     return await asyncio.to_thread(fetch)
 
@@ -26,7 +32,7 @@ async def test_health_readiness_and_metrics(ledger_app: LedgerApp, tenant: Tenan
     assert await get(ledger_app, "/healthz") == (200, "ok\n")
     status, readiness = await get(ledger_app, "/readyz")
     assert status == 200
-    assert readiness.splitlines() == ["mongodb: ok", "kafka: ok", "outbox: ok"]
+    assert readiness.splitlines() == ["mongodb: ok", "kafka: ok", "outbox: ok", "grpc: ok"]
 
     _, before = await get(ledger_app, "/metrics")
     issued_before = (
@@ -44,3 +50,22 @@ async def test_health_readiness_and_metrics(ledger_app: LedgerApp, tenant: Tenan
     assert sample(text, "fordring_events_published_total", type="InvoiceIssued") >= 1
     assert sample(text, "fordring_outbox_unsent") >= 0
     assert sample(text, "fordring_outbox_oldest_unsent_seconds") >= 0
+
+
+async def test_a_replica_is_not_ready_before_its_api_serves_nor_while_it_stops(backend: Backend) -> None:
+    """A load balancer (or `fordring up`) must not send calls to a replica still preparing its
+    database, nor to one finishing its last calls."""
+    app = LedgerApp(replica_settings(backend.kafka_bootstrap, backend.mongo_uri, f"r{uuid.uuid4().hex[:8]}."))
+    await app.runtime.http.start()
+    try:
+        status, text = await get(app, "/readyz")
+        assert status == 503
+        assert "grpc: RuntimeError: not serving (starting or stopping)" in text.splitlines()
+        await app.runtime.serve(app.grpc)
+        status, text = await get(app, "/readyz?exclude=kafka&exclude=outbox")
+        assert (status, text) == (200, "mongodb: ok\ngrpc: ok\n")
+        await app.runtime.stop_serving(app.grpc)
+        assert (await get(app, "/readyz?exclude=kafka&exclude=outbox"))[0] == 503
+    finally:
+        await app.runtime.http.stop()
+        await app.runtime.mongo.close()

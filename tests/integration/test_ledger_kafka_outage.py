@@ -105,7 +105,10 @@ async def test_the_ledger_serves_without_kafka_and_loses_nothing_when_it_restart
             assert "kafka: ConnectionError: not connected to Kafka" in text
             assert "outbox: RuntimeError: cannot publish for" in text
             # What Kubernetes asks: can the API take calls? Yes: Kafka's absence is ridden out.
-            assert await http_get(app, "/readyz?exclude=kafka&exclude=outbox") == (200, "mongodb: ok\n")
+            assert await http_get(app, "/readyz?exclude=kafka&exclude=outbox") == (
+                200,
+                "mongodb: ok\ngrpc: ok\n",
+            )
 
             broker.start()
             topics = [prefix + t for t in (INVOICE_TOPIC, PAYMENT_TOPIC, DUNNING_TOPIC)]
