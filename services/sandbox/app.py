@@ -1,0 +1,79 @@
+"""The sandbox: every outside provider the dispatcher talks to, in one local process.
+
+Each provider lives in `services/sandbox/providers/<name>.py` and exposes
+`setup(app: aiohttp.web.Application, ctx: SandboxContext, settings: SandboxSettings) -> None`, which
+adds its routes (and, with `app.on_startup` / `app.on_cleanup`, anything it runs: the SMTP server, a
+directory watcher). The control API (`/control/...`, services/sandbox/control.py) lets a person or a
+test make the next sends fail, bounce, be rejected or returned, be delayed, or go unopened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from types import ModuleType
+
+from aiohttp import web
+
+from services.sandbox.context import Callbacks, Faults, SandboxContext
+from services.sandbox.settings import SandboxSettings
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = ("control", "email", "sms", "vipps", "efaktura", "peppol", "print", "avtalegiro")
+CONTEXT: web.AppKey[SandboxContext] = web.AppKey("sandbox", SandboxContext)
+
+
+def _module(name: str) -> ModuleType | None:
+    path = "services.sandbox.control" if name == "control" else f"services.sandbox.providers.{name}"
+    try:
+        return importlib.import_module(path)
+    except ModuleNotFoundError as missing:
+        if missing.name != path:
+            raise
+        return None
+
+
+def make_app(settings: SandboxSettings) -> web.Application:
+    settings.root.mkdir(parents=True, exist_ok=True)
+    ctx = SandboxContext(
+        root=settings.root,
+        faults=Faults(),
+        callbacks=Callbacks(settings.webhook_url, settings.secrets()),
+        open_links=settings.open_after > 0,
+        open_after=settings.open_after,
+    )
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[CONTEXT] = ctx
+    app.router.add_get("/healthz", _healthz)
+    for name in PROVIDERS:
+        module = _module(name)
+        if module is not None:
+            module.setup(app, ctx, settings)
+
+    async def close_callbacks(_: web.Application) -> None:
+        await ctx.callbacks.close()
+
+    app.on_cleanup.append(close_callbacks)
+    return app
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def serve(settings: SandboxSettings) -> None:
+    """Run until cancelled (SIGTERM/SIGINT end `web.run_app`'s loop)."""
+    app = make_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.http_port)
+    await site.start()
+    log.info(
+        "sandbox providers on http://%s:%s (SMTP %s)", settings.host, settings.http_port, settings.smtp_port
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
