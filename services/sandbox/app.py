@@ -41,7 +41,6 @@ def make_app(settings: SandboxSettings) -> web.Application:
         root=settings.root,
         faults=Faults(),
         callbacks=Callbacks(settings.webhook_url, settings.secrets()),
-        open_links=settings.open_after > 0,
         open_after=settings.open_after,
     )
     app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -52,10 +51,10 @@ def make_app(settings: SandboxSettings) -> web.Application:
         if module is not None:
             module.setup(app, ctx, settings)
 
-    async def close_callbacks(_: web.Application) -> None:
-        await ctx.callbacks.close()
+    async def close(_: web.Application) -> None:
+        await ctx.close()
 
-    app.on_cleanup.append(close_callbacks)
+    app.on_cleanup.append(close)
     return app
 
 

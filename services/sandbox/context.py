@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -176,18 +177,55 @@ class Inbox:
         return [json.loads(line) for line in self._log.read_text(encoding="utf-8").splitlines() if line]
 
 
+_LINK = re.compile(r"https?://[^\s<>\"']+/i/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
+
+
 @dataclass
 class SandboxContext:
     root: Path
     faults: Faults
     callbacks: Callbacks
-    # The public URL of the dispatcher's tracked links, for the simulated reader who opens e-mails.
-    open_links: bool = True
-    # How long after delivery the simulated reader follows the link (seconds).
+    # How long after delivery the simulated customer follows the invoice link (seconds; 0: never).
     open_after: float = 2.0
     inboxes: dict[str, Inbox] = field(default_factory=dict)
+    # POST /control/registry: per channel ("ehf", "efaktura"), id → reachable, over the default rule.
+    registry: dict[str, dict[str, bool]] = field(default_factory=dict)
+    opened: int = 0
+    # The SMTP server's port once it listens (the e-mail provider sets it; 0 in settings picks a free one).
+    smtp_port: int = 0
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def inbox(self, channel: str) -> Inbox:
         if channel not in self.inboxes:
             self.inboxes[channel] = Inbox(self.root, channel)
         return self.inboxes[channel]
+
+    def reachable(self, channel: str, ident: str, default: bool) -> bool:
+        """The registry's answer for `ident`: an override from /control/registry, else the default."""
+        return self.registry.get(channel, {}).get(ident, default)
+
+    def read_later(self, text: str) -> None:
+        """The simulated customer opens the message: after `open_after` seconds it follows the first
+        invoice link (`…/i/<token>`) in `text`, as a person tapping it would (a GET)."""
+        match = _LINK.search(text)
+        if match is None or self.open_after <= 0:
+            return
+        task = asyncio.create_task(self._follow(match.group(0), self.open_after))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow(self, url: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(url, timeout=aiohttp.ClientTimeout(10), allow_redirects=False) as reply,
+            ):
+                await reply.read()
+                self.opened += 1
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.callbacks.close()
