@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.common.events import (
     CUSTOMER_TOPIC,
+    DELIVERY_TOPIC,
     DLQ_SUFFIX,
     DUNNING_TOPIC,
     INVOICE_TOPIC,
@@ -92,8 +93,10 @@ def topics(topic_prefix: str) -> dict[str, str]:
         CUSTOMER_TOPIC,
         PAYMENT_TOPIC,
         DUNNING_TOPIC,
+        DELIVERY_TOPIC,
         PAYMENT_TOPIC + DLQ_SUFFIX,
         DUNNING_TOPIC + DLQ_SUFFIX,
+        DELIVERY_TOPIC + DLQ_SUFFIX,
     ]
     return {name: topic_prefix + name for name in names}
 

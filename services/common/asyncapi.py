@@ -49,6 +49,18 @@ TOPICS: dict[str, tuple[str, tuple[type[Any], ...]]] = {
         "renderer: a document (PDF, HTML, EHF, e-mail, SMS) is in the invoice hotel",
         (ev.DocumentRendered,),
     ),
+    ev.DELIVERY_TOPIC: (
+        "dispatcher: each delivery's life (attempted, delivered, opened, failed), fallbacks scheduled "
+        "and contacts flagged for cleaning, keyed by invoice id",
+        (
+            ev.DeliveryAttempted,
+            ev.Delivered,
+            ev.Opened,
+            ev.DeliveryFailed,
+            ev.FallbackScheduled,
+            ev.ContactFlagged,
+        ),
+    ),
 }
 
 

@@ -24,6 +24,7 @@ TENANT_TOPIC: Final = "fordring.ledger.tenant.v1"
 PAYMENT_TOPIC: Final = "fordring.matcher.payment.v1"
 DUNNING_TOPIC: Final = "fordring.dunning.action.v1"
 DOCUMENT_TOPIC: Final = "fordring.renderer.document.v1"
+DELIVERY_TOPIC: Final = "fordring.dispatcher.delivery.v1"
 DLQ_SUFFIX: Final = ".dlq"
 
 
@@ -141,6 +142,8 @@ class CustomerUpsertedData(_Model):
     email_consent: bool
     sms_consent: bool
     version: int
+    efaktura_consent: bool = False
+    avtalegiro_consent: bool = False
 
 
 class ProfileAddress(_Model):
@@ -246,6 +249,59 @@ class DocumentRenderedData(_Model):
     source_event_id: str
 
 
+# --- dispatcher: facts ------------------------------------------------------------------------
+
+DeliveryChannel = Literal["email", "sms", "ehf", "efaktura", "vipps", "print", "avtalegiro"]
+DeliveryDocumentKind = Literal["invoice", "credit_note", "reminder", "collection_notice"]
+
+
+class DeliveryData(_Model):
+    """One delivery of one document on one channel, at some point of its life. No personal data: the
+    contact used is named by kind ("email"), never by value."""
+
+    delivery_id: str
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    document_kind: DeliveryDocumentKind
+    rendering_id: str
+    channel: DeliveryChannel
+    # "primary", "fallback" (a rule fired), "resend" (customer service asked).
+    route: Literal["primary", "fallback", "resend"] = "primary"
+    attempt: int = 1
+    provider_ref: str = ""
+    # Failures: a stable code ("bounced", "rejected", "no_address", …) and a reason for people.
+    code: str = ""
+    reason: str = ""
+    # Failures: whether the dispatcher gives up on this delivery (else it retries).
+    final: bool = False
+
+
+class FallbackScheduledData(_Model):
+    """A rule will try another channel at `due_at` unless the invoice is paid or credited by then."""
+
+    delivery_id: str
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    document_kind: DeliveryDocumentKind
+    from_channel: DeliveryChannel
+    to_channel: DeliveryChannel
+    rule: str
+    due_at: datetime
+
+
+class ContactFlaggedData(_Model):
+    """A contact proved unusable (a bounced address, a dead number, mail returned): clean it."""
+
+    customer_id: str
+    invoice_id: str
+    delivery_id: str
+    contact: Literal["email", "phone", "address", "ehf", "efaktura"]
+    channel: DeliveryChannel
+    reason: str
+
+
 # --- the envelope ----------------------------------------------------------------------------
 
 
@@ -322,6 +378,36 @@ class DunningActionTaken(_Envelope):
     data: DunningActionTakenData
 
 
+class DeliveryAttempted(_Envelope):
+    type: Literal["DeliveryAttempted"] = "DeliveryAttempted"
+    data: DeliveryData
+
+
+class Delivered(_Envelope):
+    type: Literal["Delivered"] = "Delivered"
+    data: DeliveryData
+
+
+class Opened(_Envelope):
+    type: Literal["Opened"] = "Opened"
+    data: DeliveryData
+
+
+class DeliveryFailed(_Envelope):
+    type: Literal["DeliveryFailed"] = "DeliveryFailed"
+    data: DeliveryData
+
+
+class FallbackScheduled(_Envelope):
+    type: Literal["FallbackScheduled"] = "FallbackScheduled"
+    data: FallbackScheduledData
+
+
+class ContactFlagged(_Envelope):
+    type: Literal["ContactFlagged"] = "ContactFlagged"
+    data: ContactFlaggedData
+
+
 Event = Annotated[
     InvoiceIssued
     | CreditNoteIssued
@@ -335,7 +421,13 @@ Event = Annotated[
     | TenantProfileChanged
     | PaymentMatched
     | DunningActionTaken
-    | DocumentRendered,
+    | DocumentRendered
+    | DeliveryAttempted
+    | Delivered
+    | Opened
+    | DeliveryFailed
+    | FallbackScheduled
+    | ContactFlagged,
     Field(discriminator="type"),
 ]
 
@@ -354,6 +446,12 @@ _INVOICE_SUBJECT: Final = frozenset(
         "ProposalRejected",
         "DunningActionTaken",
         "DocumentRendered",
+        "DeliveryAttempted",
+        "Delivered",
+        "Opened",
+        "DeliveryFailed",
+        "FallbackScheduled",
+        "ContactFlagged",
     }
 )
 _CUSTOMER_SUBJECT: Final = frozenset({"CustomerUpserted", "CustomerCreditChanged"})

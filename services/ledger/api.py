@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator
 from datetime import date
@@ -111,6 +112,33 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         tenant = current_tenant()
         doc = await self._customer(tenant.id, request.customer_id, request.customer_number)
         return pb.GetCustomerResponse(customer=customer_to_pb(doc, tenant.default_currency))
+
+    async def ListFlaggedCustomers(
+        self, request: pb.ListFlaggedCustomersRequest, context: Context
+    ) -> pb.ListFlaggedCustomersResponse:
+        tenant = current_tenant()
+        v = Violations()
+        size = request.page.page_size or DEFAULT_PAGE
+        if not 0 < size <= MAX_PAGE:
+            v.add("page.page_size", f"must be 1..{MAX_PAGE}")
+        after = ""
+        if request.page.page_token:
+            try:
+                after = base64.urlsafe_b64decode(request.page.page_token.encode()).decode()
+            except (ValueError, UnicodeDecodeError):
+                v.add("page.page_token", "not a page token of this list")
+        v.raise_if_any()
+        docs = await self._store.flagged_customers(tenant.id, after_number=after, limit=size + 1)
+        shown = docs[:size]
+        token = (
+            base64.urlsafe_b64encode(shown[-1]["number"].encode()).decode()
+            if len(docs) > size and shown
+            else ""
+        )
+        return pb.ListFlaggedCustomersResponse(
+            customers=[customer_to_pb(d, tenant.default_currency) for d in shown],
+            page=common_pb2.PageResponse(next_page_token=token),
+        )
 
     # --- invoices --------------------------------------------------------------------------------
 

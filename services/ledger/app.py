@@ -25,6 +25,7 @@ from services.common.telemetry import (
 from services.common.tenancy import Tenant
 from services.ledger.api import LedgerApi
 from services.ledger.changes import Changes
+from services.ledger.deliveries import DeliveryLog
 from services.ledger.directory_api import SERVICE_NAME as DIRECTORY_SERVICE
 from services.ledger.directory_api import TenantDirectoryApi
 from services.ledger.documents import Ctx
@@ -62,10 +63,12 @@ class LedgerApp:
         self.tenants = TenantDirectory(self.store)
         self.changes = Changes(self.store, on_commit=self.relay.wake)
         self.issuer = Issuer(self.store, on_commit=self.relay.wake)
+        self.deliveries = DeliveryLog(self.store, self.clock)
         register(
             self.broker,
             settings,
             ProposalHandlers(self.changes, self.tenants, self.clock),
+            self.deliveries,
             settings.consumer_group,
         )
         # The tenant directory is for Fordring's own services only (the service credential).

@@ -69,6 +69,8 @@ def customer_from_pb(msg: pb.CustomerInput) -> CustomerData:
         channel_preferences=tuple(channel_from_pb(c) for c in msg.channel_preferences),
         email_consent=msg.consents.email,
         sms_consent=msg.consents.sms,
+        efaktura_consent=msg.consents.efaktura,
+        avtalegiro_consent=msg.consents.avtalegiro,
     )
 
 
@@ -134,6 +136,18 @@ def customer_to_pb(doc: Doc, currency: str = "NOK") -> pb.Customer:
         version=doc.get("version", 0),
         created_at=iso(doc.get("created_at")),
         updated_at=iso(doc.get("updated_at")),
+        flags=[
+            pb.ContactFlag(
+                contact=flag["contact"],
+                reason=flag.get("reason", ""),
+                flagged_at=iso(flag.get("at")),
+                invoice_id=flag.get("invoice_id", ""),
+                channel=channel_to_pb(flag.get("channel", ""))
+                if flag.get("channel")
+                else pb.CHANNEL_UNSPECIFIED,
+            )
+            for flag in doc.get("flags", [])
+        ],
     )
 
 
@@ -199,6 +213,19 @@ def invoice_to_pb(doc: Doc) -> pb.Invoice:
         origin_trace_id=doc.get("origin_trace_id", ""),
         profile_version=doc.get("profile_version", 0),
         reason=doc.get("reason", ""),
+        delivery=delivery_to_pb(doc["delivery"]) if doc.get("delivery") else None,
+    )
+
+
+def delivery_to_pb(doc: Doc) -> pb.Delivery:
+    return pb.Delivery(
+        channel=channel_to_pb(doc["channel"]) if doc.get("channel") else pb.CHANNEL_UNSPECIFIED,
+        status=doc.get("status", ""),
+        sent_at=iso(doc.get("sent_at")),
+        delivered_at=iso(doc.get("delivered_at")),
+        opened_at=iso(doc.get("opened_at")),
+        failed_reason=doc.get("failed_reason", ""),
+        deliveries=doc.get("deliveries", 0),
     )
 
 

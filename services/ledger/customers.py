@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 from services.common.errors import Violations
 from services.common.events import CustomerUpserted, CustomerUpsertedData, Event
@@ -12,15 +13,34 @@ from services.ledger.documents import Ctx, customer_fields
 from services.ledger.domain.customer import CustomerData, validate_customer
 from services.ledger.store import customer_id_for
 
+# Which fields hold each contact the dispatcher can flag: a new value clears the flag.
+FLAGGED_BY: Final = {
+    "email": ("email",),
+    "phone": ("phone",),
+    "address": ("address", "name"),
+    "ehf": ("org_number",),
+    "efaktura": ("phone", "email", "name", "consents"),
+}
+
 
 def updated_customer(
     current: Doc | None, fields: Doc, *, customer_id: str, tenant_id: str, now: datetime
 ) -> Doc | None:
-    """The customer with the ERP's fields, as its next version; None when nothing changes."""
+    """The customer with the ERP's fields, as its next version; None when nothing changes. A flag on
+    a contact whose value the ERP changed is cleared (it was cleaned)."""
     if current is not None and all(current.get(k) == v for k, v in fields.items()):
         return None
     base = current or {"_id": customer_id, "tenant_id": tenant_id, "created_at": now, "credit_balances": {}}
-    return {**base, **fields, "version": base.get("version", 0) + 1, "updated_at": now}
+    changed = {k for k, v in fields.items() if base.get(k) != v}
+    flags = [f for f in base.get("flags", []) if not changed & set(FLAGGED_BY.get(f["contact"], ()))]
+    return {
+        **base,
+        **fields,
+        "flags": flags,
+        "flagged": bool(flags),
+        "version": base.get("version", 0) + 1,
+        "updated_at": now,
+    }
 
 
 def customer_upserted(ctx: Ctx, customer: Doc) -> tuple[Event, str]:
@@ -32,6 +52,8 @@ def customer_upserted(ctx: Ctx, customer: Doc) -> tuple[Event, str]:
         channel_preferences=customer["channel_preferences"],
         email_consent=customer["consents"]["email"],
         sms_consent=customer["consents"]["sms"],
+        efaktura_consent=customer["consents"].get("efaktura", False),
+        avtalegiro_consent=customer["consents"].get("avtalegiro", False),
         version=customer["version"],
     )
     return customer_event(ctx, customer["_id"], CustomerUpserted, data)

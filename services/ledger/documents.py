@@ -227,7 +227,12 @@ def customer_fields(data: CustomerData) -> Doc:
         "language": data.language,
         "bank_accounts": list(data.bank_accounts),
         "channel_preferences": list(data.channel_preferences),
-        "consents": {"email": data.email_consent, "sms": data.sms_consent},
+        "consents": {
+            "email": data.email_consent,
+            "sms": data.sms_consent,
+            "efaktura": data.efaktura_consent,
+            "avtalegiro": data.avtalegiro_consent,
+        },
     }
 
 

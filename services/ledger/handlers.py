@@ -1,4 +1,5 @@
-"""What the ledger consumes: proposals from the matcher (PaymentMatched) and dunning (DunningActionTaken)."""
+"""What the ledger consumes: proposals from the matcher (PaymentMatched) and dunning (DunningActionTaken),
+and the dispatcher's delivery reports."""
 
 from __future__ import annotations
 
@@ -7,13 +8,21 @@ from zoneinfo import ZoneInfo
 
 from faststream.kafka import KafkaBroker
 
-from services.common.bus import subscribe
+from services.common.bus import subscribe, subscribe_batch
 from services.common.clock import Clock, local_today
 from services.common.errors import NotFound
-from services.common.events import DUNNING_TOPIC, PAYMENT_TOPIC, DunningActionTaken, Event, PaymentMatched
+from services.common.events import (
+    DELIVERY_TOPIC,
+    DUNNING_TOPIC,
+    PAYMENT_TOPIC,
+    DunningActionTaken,
+    Event,
+    PaymentMatched,
+)
 from services.common.settings import CommonSettings
 from services.common.telemetry import current_trace_id, current_traceparent
 from services.ledger.changes import Changes
+from services.ledger.deliveries import DELIVERIES_CONSUMER, DeliveryLog
 from services.ledger.documents import Ctx
 from services.ledger.proposals import PROPOSALS_CONSUMER, apply_dunning_action, apply_payment_matched
 from services.ledger.tenants import TenantDirectory
@@ -54,7 +63,11 @@ class ProposalHandlers:
 
 
 def register(
-    broker: KafkaBroker, settings: CommonSettings, handlers: ProposalHandlers, group_id: str
+    broker: KafkaBroker,
+    settings: CommonSettings,
+    handlers: ProposalHandlers,
+    deliveries: DeliveryLog,
+    group_id: str,
 ) -> None:
     subscribe(
         broker,
@@ -71,4 +84,15 @@ def register(
         group_id=group_id,
         consumer=PROPOSALS_CONSUMER,
         handler=handlers.on_dunning_event,
+    )
+    # What the dispatcher reports about deliveries: many small facts, applied a batch at a time.
+    subscribe_batch(
+        broker,
+        settings,
+        DELIVERY_TOPIC,
+        group_id=group_id,
+        consumer=DELIVERIES_CONSUMER,
+        handler=deliveries.on_batch,
+        single=deliveries.on_event,
+        max_records=64,
     )

@@ -51,6 +51,10 @@ class LedgerStore:
         await self.tenants.create_index("api_keys.hash", unique=True, sparse=True)
         await self.profiles.create_index([("tenant_id", ASCENDING), ("version", ASCENDING)], unique=True)
         await self.customers.create_index([("tenant_id", ASCENDING), ("number", ASCENDING)], unique=True)
+        # The customers to clean (ListFlaggedCustomers), in number order.
+        await self.customers.create_index(
+            [("tenant_id", ASCENDING), ("flagged", ASCENDING), ("number", ASCENDING)]
+        )
         inv = self.invoices
         await inv.create_index(
             [("tenant_id", ASCENDING), ("kind", ASCENDING), ("external_id", ASCENDING)], unique=True
@@ -166,6 +170,12 @@ class LedgerStore:
         query: Doc = {"tenant_id": tenant_id}
         query.update({"_id": customer_id} if customer_id else {"number": number})
         return await self.customers.find_one(query, session=session)
+
+    async def flagged_customers(self, tenant_id: str, *, after_number: str, limit: int) -> list[Doc]:
+        """Customers with a flagged contact, by number, after `after_number`."""
+        query: Doc = {"tenant_id": tenant_id, "flagged": True, "number": {"$gt": after_number}}
+        cursor = self.customers.find(query).sort([("number", ASCENDING)]).limit(limit)
+        return [doc async for doc in cursor]
 
     async def invoice(self, tenant_id: str, **ref: str) -> Doc | None:
         """Find by invoice_id, invoice_number, external_id (+kind) or kid."""

@@ -20,7 +20,14 @@ from fordring.renderer.v1.renderer_pb2_grpc import RendererServiceStub
 from pypdf import PdfReader
 
 from services.common.creditor import ProfileInput
-from services.common.events import DLQ_SUFFIX, DOCUMENT_TOPIC, DUNNING_TOPIC, INVOICE_TOPIC, PAYMENT_TOPIC
+from services.common.events import (
+    DELIVERY_TOPIC,
+    DLQ_SUFFIX,
+    DOCUMENT_TOPIC,
+    DUNNING_TOPIC,
+    INVOICE_TOPIC,
+    PAYMENT_TOPIC,
+)
 from services.common.tenancy import Tenant
 from services.ledger.app import LedgerApp
 from services.ledger.profiles import ensure_profile
@@ -83,7 +90,14 @@ class RenderWorld:
 @contextlib.asynccontextmanager
 async def render_world_running(backend: Backend, clock: MovableClock) -> AsyncIterator[RenderWorld]:
     prefix = f"r{uuid.uuid4().hex[:12]}."
-    names = [INVOICE_TOPIC, DOCUMENT_TOPIC, PAYMENT_TOPIC, DUNNING_TOPIC, INVOICE_TOPIC + DLQ_SUFFIX]
+    names = [
+        INVOICE_TOPIC,
+        DOCUMENT_TOPIC,
+        PAYMENT_TOPIC,
+        DUNNING_TOPIC,
+        DELIVERY_TOPIC,
+        INVOICE_TOPIC + DLQ_SUFFIX,
+    ]
     topics = {name: prefix + name for name in names}
     await create_topics(backend.kafka_bootstrap, topics.values())
     ledger = LedgerApp(

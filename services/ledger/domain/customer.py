@@ -54,6 +54,9 @@ class CustomerData:
     channel_preferences: tuple[str, ...] = ()
     email_consent: bool = False
     sms_consent: bool = False
+    # Agreements: eFaktura with the creditor, an AvtaleGiro mandate.
+    efaktura_consent: bool = False
+    avtalegiro_consent: bool = False
 
 
 def validate_customer(data: CustomerData, violations: Violations, prefix: str = "customer") -> CustomerData:
@@ -118,6 +121,8 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
         channel_preferences=data.channel_preferences,
         email_consent=data.email_consent,
         sms_consent=data.sms_consent,
+        efaktura_consent=data.efaktura_consent,
+        avtalegiro_consent=data.avtalegiro_consent,
     )
 
 
