@@ -110,7 +110,7 @@ class EfakturaAdapter:
     async def send(self, out: Outgoing) -> SendResult:
         if out.recipient.kind != "consumer":
             raise ChannelError("eFaktura is for consumers only", retryable=False, code="not_consumer")
-        claim = self._claim(out)
+        claim = self.claim_for(out)
         recipient_id = await self.registry.recipient_id(out.recipient)
         if recipient_id is None:
             raise ChannelError(
@@ -130,7 +130,8 @@ class EfakturaAdapter:
         )
 
     @staticmethod
-    def _claim(out: Outgoing) -> dict[str, Any]:
+    def claim_for(out: Outgoing) -> dict[str, Any]:
+        """The claim the bank gets (all but the recipient id), or ChannelError when `out` cannot be one."""
         payment = out.payment
         if payment is None:
             raise ChannelError(f"a {out.kind} asks for no payment", retryable=False, code="no_payment")
