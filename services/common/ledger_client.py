@@ -1,4 +1,4 @@
-"""What the renderer reads from the ledger, on behalf of a tenant (with the service credential):
+"""What a service reads from the ledger, on behalf of a tenant (with the service credential):
 the invoice, its customer, its history. Events carry no personal data; these calls do."""
 
 from __future__ import annotations

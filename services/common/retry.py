@@ -20,3 +20,9 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+    @staticmethod
+    def delay_for(failures: int, first: float = 1.0, cap: float = 300.0, factor: float = 2.0) -> float:
+        """The pause after `failures` failures, for work whose failure count is stored (timers)."""
+        delay = min(cap, first * factor ** min(failures, 32))
+        return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not a secret

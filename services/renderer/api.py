@@ -15,7 +15,7 @@ from services.common import attributes as attr
 from services.common.clock import isoformat_utc
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from services.common.tenancy import current_tenant
-from services.renderer.adapters.ledger import LedgerClient
+from services.common.ledger_client import LedgerClient
 from services.renderer.domain.model import DocumentKind, Form
 from services.renderer.forms import InvalidEhf, forms_for
 from services.renderer.rendering import Renderer, Target

@@ -14,7 +14,7 @@ from services.common.clock import Clock
 from services.common.directory import DirectoryClient
 from services.common.lease import Lease
 from services.common.runtime import ServiceRuntime, serve_until_signal
-from services.renderer.adapters.ledger import LedgerClient
+from services.common.ledger_client import LedgerClient
 from services.renderer.api import RendererApi
 from services.renderer.forms import Forms
 from services.renderer.handlers import register
