@@ -15,8 +15,9 @@ Nothing is lost or sent twice across crashes. The spool under `<nets_dir>/.spool
 Every file is written aside and renamed. A batch takes its claims by renaming them into its
 directory (a claim is in exactly one place), its file name comes from its number, and it moves to
 sent/ only after its file is in outbound/: a crash anywhere is finished by the next `close_batch`,
-which rewrites the same file rather than a second one. One process writes a `nets_dir` at a time
-(an exclusive lock on `.spool/lock` makes a second one wait).
+which rewrites the same file rather than a second one (a batch is written as it was formed: its
+claims met the deadline then). One process writes a `nets_dir` at a time (an exclusive lock on
+`.spool/lock` makes a second one wait).
 """
 
 from __future__ import annotations
@@ -407,6 +408,8 @@ class _Spool:
                     if (batch / name).exists():
                         return Claim.from_json((batch / name).read_bytes())
             _write_atomic(self.claims / name, claim.to_json())
+            # Sent again, the delivery is a claim again: an earlier refusal no longer stands.
+            (self.refused_dir / name).unlink(missing_ok=True)
         return None
 
     def unfinished(self) -> list[Path]:
