@@ -43,6 +43,7 @@ from tests.support.backends import (
     wanted_backend,
 )
 from tests.support.clock import MovableClock
+from tests.support.dispatcher import DispatchWorld, dispatch_world_running
 from tests.support.kafka import TopicReader, create_topics
 from tests.support.ledger import SERVICE_TOKEN, MakeTenant, TenantClient, replica_settings
 from tests.support.renderer import RenderWorld, render_world_running
@@ -140,6 +141,17 @@ async def render_world(backend: Backend, app_clock: MovableClock) -> AsyncIterat
     invoice event of its ledger from the beginning, and the session ledger's thousands of test
     invoices would keep it busy for minutes."""
     async with render_world_running(backend, app_clock) as world:
+        yield world
+
+
+@pytest.fixture(scope="session")
+async def dispatch_world(
+    backend: Backend, app_clock: MovableClock, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[DispatchWorld]:
+    """A ledger, a renderer, a dispatcher and the channel sandbox of their own; the rules' days are
+    seconds here ("not opened in 3 days" fires after 3 s)."""
+    root = tmp_path_factory.mktemp("dispatch")
+    async with dispatch_world_running(backend, app_clock, root, delay_scale=1 / 86400) as world:
         yield world
 
 

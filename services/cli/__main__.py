@@ -10,6 +10,7 @@ import click
 from services.cli.client import service_targets_from_env
 from services.cli.context import CliContext
 from services.cli.customers import customers
+from services.cli.deliveries import deliveries
 from services.cli.demo import demo
 from services.cli.down import down
 from services.cli.home import Home
@@ -70,7 +71,7 @@ def cli(
     )
 
 
-for command in (up, status, down, demo, invoices, customers):
+for command in (up, status, down, demo, invoices, customers, deliveries):
     cli.add_command(command)
 
 

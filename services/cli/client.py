@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
+from fordring.dispatcher.v1 import dispatcher_pb2_grpc
 from fordring.ledger.v1 import ledger_pb2_grpc
 from fordring.renderer.v1 import renderer_pb2_grpc
 
@@ -115,6 +116,17 @@ async def renderer_stub(connection: Connection) -> AsyncIterator[renderer_pb2_gr
     channel = open_channel(connection, "renderer")
     try:
         yield renderer_pb2_grpc.RendererServiceStub(channel)
+    finally:
+        await channel.close(grace=None)
+
+
+@asynccontextmanager
+async def dispatcher_stub(
+    connection: Connection,
+) -> AsyncIterator[dispatcher_pb2_grpc.DispatcherServiceAsyncStub]:
+    channel = open_channel(connection, "dispatcher")
+    try:
+        yield dispatcher_pb2_grpc.DispatcherServiceStub(channel)
     finally:
         await channel.close(grace=None)
 

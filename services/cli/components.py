@@ -26,12 +26,23 @@ class ServiceSpec:
     module: str
     grpc_port: int
     http_port: int
+    # A port the outside world reaches (provider webhooks, invoice links); 0: none.
+    public_port: int = 0
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(name="ledger", module="services.ledger", grpc_port=50051, http_port=8081),
     ServiceSpec(name="renderer", module="services.renderer", grpc_port=50052, http_port=8082),
+    ServiceSpec(
+        name="dispatcher", module="services.dispatcher", grpc_port=50053, http_port=8083, public_port=8084
+    ),
 )
+# The sandbox providers (SMTP, SMS, Peppol, eFaktura, Vipps, print house, Nets) beside the services.
+SANDBOX_HTTP_PORT = 8099
+SANDBOX_SMTP_PORT = 2525
+SANDBOX_PROVIDERS = ("email", "sms", "peppol", "efaktura", "vipps", "print", "avtalegiro")
+# The embedded stack turns the rules' days into seconds ("not opened in 3 days" → about 10 s).
+EMBEDDED_DELAY_SCALE = 10 / (3 * 86400)
 
 
 class Tier(enum.IntEnum):
@@ -67,9 +78,23 @@ class PortChoice:
         grpc_shift = self.grpc - SERVICES[0].grpc_port
         http_shift = self.http - SERVICES[0].http_port
         return tuple(
-            ServiceSpec(spec.name, spec.module, spec.grpc_port + grpc_shift, spec.http_port + http_shift)
+            ServiceSpec(
+                spec.name,
+                spec.module,
+                spec.grpc_port + grpc_shift,
+                spec.http_port + http_shift,
+                spec.public_port + http_shift if spec.public_port else 0,
+            )
             for spec in SERVICES
         )
+
+    @property
+    def sandbox_http(self) -> int:
+        return SANDBOX_HTTP_PORT + self.http - SERVICES[0].http_port
+
+    @property
+    def sandbox_smtp(self) -> int:
+        return SANDBOX_SMTP_PORT + self.http - SERVICES[0].http_port
 
 
 @dataclass(frozen=True)
@@ -80,12 +105,23 @@ class StackPlan:
     mongo_uri: str
     services: tuple[ServiceSpec, ...]
     components: tuple[Component, ...]
+    sandbox_url: str = ""
 
     def record(self, pids: Mapping[str, int], started_at: str) -> dict[str, Any]:
         """The content of stack.json: how clients and `fordring status` find this stack."""
         return {
             "grpc": {spec.name: f"{HOST}:{spec.grpc_port}" for spec in self.services},
             "http": {spec.name: f"http://{HOST}:{spec.http_port}" for spec in self.services},
+            "public": {
+                spec.name: f"http://{HOST}:{spec.public_port}" for spec in self.services if spec.public_port
+            },
+            "sandbox": {
+                "url": self.sandbox_url,
+                "mail": str(self.home.sandbox / "email"),
+                "print_drop": str(self.home.sandbox / "print-drop"),
+                "nets": str(self.home.sandbox / "nets"),
+                "records": str(self.home.sandbox),
+            },
             "kafka": self.kafka_bootstrap,
             "mongo": self.mongo_uri,
             "api_key": self.api_key,
@@ -176,13 +212,68 @@ def plan_stack(home: Home, ports: PortChoice, api_key: str, broker_binary: str) 
         stop_grace=20.0,
         health_timeout=60.0,
     )
+    by_name = {spec.name: spec for spec in services}
     shared = {
         "FORDRING_SERVICE_TOKEN": home.secret("service"),
         "FORDRING_LINK_SECRET": home.secret("links"),
-        "FORDRING_LEDGER_TARGET": f"{HOST}:{services[0].grpc_port}",
+        "FORDRING_LEDGER_TARGET": f"{HOST}:{by_name['ledger'].grpc_port}",
+        "FORDRING_RENDERER_TARGET": f"{HOST}:{by_name['renderer'].grpc_port}",
     }
+    dispatcher_public = f"http://{HOST}:{by_name['dispatcher'].public_port}"
+    sandbox_url = f"http://{HOST}:{ports.sandbox_http}"
+    secrets = ",".join(f"{name}={home.secret('webhook-' + name)}" for name in SANDBOX_PROVIDERS)
+    sandbox_root = home.sandbox
+    own_env: dict[str, dict[str, str]] = {
+        # The invoice links on documents lead to the dispatcher's public port (it records the open)
+        # until the portal serves them.
+        "renderer": {"FORDRING_PORTAL_URL": dispatcher_public},
+        "dispatcher": {
+            "FORDRING_PUBLIC_HOST": HOST,
+            "FORDRING_PUBLIC_PORT": str(by_name["dispatcher"].public_port),
+            "FORDRING_PUBLIC_URL": dispatcher_public,
+            "FORDRING_WEBHOOK_SECRETS": secrets,
+            "FORDRING_SMTP_HOST": HOST,
+            "FORDRING_SMTP_PORT": str(ports.sandbox_smtp),
+            "FORDRING_SMS_URL": sandbox_url,
+            "FORDRING_PEPPOL_URL": sandbox_url,
+            "FORDRING_EFAKTURA_URL": sandbox_url,
+            "FORDRING_VIPPS_URL": sandbox_url,
+            "FORDRING_PRINT_DROP": str(sandbox_root / "print-drop"),
+            "FORDRING_NETS_DIR": str(sandbox_root / "nets"),
+            "FORDRING_DELAY_SCALE": repr(EMBEDDED_DELAY_SCALE),
+            "FORDRING_BATCH_EVERY_SECONDS": "5",
+            "FORDRING_RETRY_FIRST_SECONDS": "2",
+            "FORDRING_RETRY_CAP_SECONDS": "30",
+        },
+    }
+    sandbox = Component(
+        name="sandbox",
+        label="channel sandbox",
+        tier=Tier.INFRA,
+        argv=(sys.executable, "-m", "services.sandbox"),
+        env={
+            "FORDRING_SANDBOX_HOST": HOST,
+            "FORDRING_SANDBOX_HTTP_PORT": str(ports.sandbox_http),
+            "FORDRING_SANDBOX_SMTP_PORT": str(ports.sandbox_smtp),
+            "FORDRING_SANDBOX_ROOT": str(sandbox_root),
+            "FORDRING_SANDBOX_PRINT_DROP": str(sandbox_root / "print-drop"),
+            "FORDRING_SANDBOX_NETS_DIR": str(sandbox_root / "nets"),
+            "FORDRING_SANDBOX_WEBHOOK_URL": dispatcher_public,
+            "FORDRING_SANDBOX_WEBHOOK_SECRETS": secrets,
+            "FORDRING_SANDBOX_OPEN_AFTER": "2",
+        },
+        ports=(
+            PortClaim(ports.sandbox_http, "sandbox HTTP", "--http-port (the sandbox follows it)"),
+            PortClaim(ports.sandbox_smtp, "sandbox SMTP", "--http-port (the sandbox follows it)"),
+        ),
+        probe=HttpProbe(HOST, ports.sandbox_http),
+        stop_grace=10.0,
+        health_timeout=30.0,
+    )
     service_components = tuple(
-        _service_component(spec, kafka_bootstrap, uri, api_key, shared, first=index == 0)
+        _service_component(
+            spec, kafka_bootstrap, uri, api_key, {**shared, **own_env.get(spec.name, {})}, first=index == 0
+        )
         for index, spec in enumerate(services)
     )
     return StackPlan(
@@ -191,7 +282,8 @@ def plan_stack(home: Home, ports: PortChoice, api_key: str, broker_binary: str) 
         kafka_bootstrap=kafka_bootstrap,
         mongo_uri=uri,
         services=services,
-        components=(kafka, mongo, *service_components),
+        components=(kafka, mongo, sandbox, *service_components),
+        sandbox_url=sandbox_url,
     )
 
 
@@ -220,6 +312,11 @@ def _service_component(
         ports=(
             PortClaim(spec.grpc_port, f"{spec.name} gRPC", grpc_flag),
             PortClaim(spec.http_port, f"{spec.name} HTTP", http_flag),
+            *(
+                (PortClaim(spec.public_port, f"{spec.name} public HTTP", http_flag),)
+                if spec.public_port
+                else ()
+            ),
         ),
         probe=HttpProbe(HOST, spec.http_port),
         stop_grace=15.0,

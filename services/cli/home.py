@@ -29,6 +29,11 @@ class Home:
         return self.root / "mongo"
 
     @property
+    def sandbox(self) -> Path:
+        """What the channel sandbox received: mail (.eml), print drop, Nets files, records."""
+        return self.root / "sandbox"
+
+    @property
     def stack_file(self) -> Path:
         return self.root / "stack.json"
 

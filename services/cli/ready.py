@@ -18,10 +18,22 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
     for spec in plan.services:
         table.add_row(f"{spec.name} gRPC", f"127.0.0.1:{spec.grpc_port}")
         table.add_row(f"{spec.name} HTTP", f"http://127.0.0.1:{spec.http_port}  (/readyz, /metrics)")
+        if spec.public_port:
+            table.add_row(
+                f"{spec.name} public", f"http://127.0.0.1:{spec.public_port}  (webhooks, invoice links /i/…)"
+            )
     table.add_row("Kafka", plan.kafka_bootstrap)
     table.add_row("MongoDB", plan.mongo_uri)
     table.add_row("API key", f"{plan.api_key}  (sandbox tenant; kept in {plan.home.api_key_file})")
     table.add_row("Logs", f"{plan.home.logs}/")
+    sandbox = plan.home.sandbox
+    table.add_row(
+        "Sandbox", f"{plan.sandbox_url}  (channel providers; /control/faults, /control/records/<channel>)"
+    )
+    table.add_row("  e-mail", f"{sandbox / 'email'}/  (every mail as .eml)")
+    table.add_row("  print", f"{sandbox / 'print-drop'}/  (batches with manifest.json)")
+    table.add_row("  Nets", f"{sandbox / 'avtalegiro'}/  (AvtaleGiro claim files)")
+    table.add_row("  records", f"{sandbox}/<channel>/records.jsonl  (SMS, EHF, eFaktura, Vipps, …)")
     console.print()
     console.print("[bold green]Fordring is up.[/bold green]")
     console.print(table, highlight=False)
@@ -32,6 +44,9 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
         "demo --count 50",
         "invoices show NUMBER",
         "invoices document NUMBER --kind pdf --out invoice.pdf",
+        "deliveries list --invoice NUMBER",
+        "deliveries deviations",
+        "customers flagged",
         "status",
     ):
         console.print(f"  {prefix}fordring {command}", highlight=False)

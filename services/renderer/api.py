@@ -14,8 +14,8 @@ from opentelemetry import trace
 from services.common import attributes as attr
 from services.common.clock import isoformat_utc
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from services.common.tenancy import current_tenant
 from services.common.ledger_client import LedgerClient
+from services.common.tenancy import current_tenant
 from services.renderer.domain.model import DocumentKind, Form
 from services.renderer.forms import InvalidEhf, forms_for
 from services.renderer.rendering import Renderer, Target

@@ -13,8 +13,8 @@ from fordring.renderer.v1 import renderer_pb2, renderer_pb2_grpc
 from services.common.clock import Clock
 from services.common.directory import DirectoryClient
 from services.common.lease import Lease
-from services.common.runtime import ServiceRuntime, serve_until_signal
 from services.common.ledger_client import LedgerClient
+from services.common.runtime import ServiceRuntime, serve_until_signal
 from services.renderer.api import RendererApi
 from services.renderer.forms import Forms
 from services.renderer.handlers import register

@@ -35,11 +35,11 @@ from services.common.events import (
     InvoiceIssued,
 )
 from services.common.ids import new_id
+from services.common.ledger_client import LedgerClient
 from services.common.links import invoice_link
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.outbox import OUTBOX, outbox_doc
 from services.common.telemetry import traced
-from services.common.ledger_client import LedgerClient
 from services.renderer.domain.build import build_view
 from services.renderer.domain.model import DocumentKind, DocumentView, Form
 from services.renderer.forms import Forms, Rendering, forms_for

@@ -1,0 +1,340 @@
+"""A delivery's life, written where it happens: each step changes the delivery, announces it on
+fordring.dispatcher.delivery.v1 and (de)schedules its timers in the caller's transaction, so what
+the ledger hears, what the dispatcher did and what it will do next never disagree.
+
+queued → accepted (the provider took it; a receipt will follow) → delivered → opened
+       ↘ failed (refused, bounced, rejected, returned, retries exhausted)   ↘ cancelled (paid first)
+A step never goes back: a late "delivered" after "opened" changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from opentelemetry import metrics
+
+from services.common.events import (
+    DELIVERY_TOPIC,
+    ContactFlagged,
+    ContactFlaggedData,
+    Delivered,
+    DeliveryAttempted,
+    DeliveryData,
+    DeliveryFailed,
+    Event,
+    FallbackScheduled,
+    FallbackScheduledData,
+    Opened,
+)
+from services.common.ids import new_id
+from services.common.mongo import Doc, Session
+from services.common.outbox import OUTBOX, outbox_doc
+from services.common.timers import Timers
+from services.dispatcher.adapters.base import Contact
+from services.dispatcher.domain.rules import DeliveryRules, FallbackRule
+from services.dispatcher.store import FINAL, DispatcherStore
+
+log = logging.getLogger(__name__)
+_meter = metrics.get_meter("fordring.dispatcher")
+DELIVERIES = _meter.create_counter(
+    "fordring_deliveries",
+    description="Delivery steps by channel and result (accepted, delivered, opened, failed…)",
+)
+FALLBACKS = _meter.create_counter(
+    "fordring_fallbacks", description="Fallback rules by rule and outcome (scheduled, sent, skipped_paid, …)"
+)
+
+SEND = "send"
+FALLBACK = "fallback"
+PLAN = "plan"
+BATCH = "batch"
+# Statuses in which the delivery was handed to the provider and not given up on.
+SENT = frozenset({"accepted", "delivered", "opened"})
+_ORDER = {"queued": 0, "accepted": 1, "delivered": 2, "opened": 3}
+
+
+def fallback_timer_id(delivery_id: str, rule: str) -> str:
+    return f"fallback:{delivery_id}:{rule}"
+
+
+def send_timer_id(delivery_id: str) -> str:
+    return f"send:{delivery_id}"
+
+
+@dataclass
+class Step:
+    """What one transaction writes besides the delivery itself: announcements and deviations."""
+
+    events: list[Event] = field(default_factory=list)
+    deviations: list[Doc] = field(default_factory=list)
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        store: DispatcherStore,
+        timers: Timers,
+        *,
+        delay_scale: float,
+        rules_of: Callable[[str], DeliveryRules],
+    ) -> None:
+        self._store = store
+        self._timers = timers
+        self._scale = delay_scale
+        # The tenant's rules as last read (the caller refreshed them before the transaction).
+        self._rules_of = rules_of
+
+    def delay(self, rule: FallbackRule) -> timedelta:
+        return rule.after * self._scale
+
+    @staticmethod
+    def data(d: Doc, **over: Any) -> DeliveryData:
+        fields: dict[str, Any] = {
+            "delivery_id": d["_id"],
+            "invoice_id": d["invoice_id"],
+            "invoice_number": d["invoice_number"],
+            "customer_id": d["customer_id"],
+            "document_kind": d["kind"],
+            "rendering_id": d["rendering_id"],
+            "channel": d["channel"],
+            "route": d["route"],
+            "attempt": d.get("attempt", 1),
+            "provider_ref": d.get("provider_ref", ""),
+        }
+        fields.update(over)
+        return DeliveryData(**fields)
+
+    @staticmethod
+    def event(kind: Any, d: Doc, now: datetime, data: Any) -> Event:
+        event: Event = kind(tenant_id=d["tenant_id"], subject=d["invoice_id"], occurred_at=now, data=data)
+        return event
+
+    async def write(self, s: Session, step: Step) -> None:
+        if step.events:
+            await self._store.db[OUTBOX].insert_many(
+                [outbox_doc(e, DELIVERY_TOPIC) for e in step.events], session=s
+            )
+        for deviation in step.deviations:
+            await self._store.add_deviation(s, deviation)
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    async def queue(self, s: Session, d: Doc, now: datetime) -> None:
+        """A new delivery and the timer that sends it."""
+        await self._store.insert_delivery(s, d)
+        await self._timers.schedule(
+            send_timer_id(d["_id"]), SEND, now, {"delivery_id": d["_id"]}, tenant_id=d["tenant_id"], session=s
+        )
+
+    async def sent(
+        self, s: Session, d: Doc, now: datetime, *, state: str, provider_ref: str, detail: str, attempt: int
+    ) -> Step:
+        """The provider took it (`accepted`) or it arrived at once (`delivered`, SMTP and files)."""
+        step = Step()
+        changes: Doc = {
+            "status": state,
+            "provider_ref": provider_ref,
+            "sent_at": now,
+            "attempt": attempt,
+            "next_attempt_at": None,
+        }
+        if state == "delivered":
+            changes["delivered_at"] = now
+        record = {"number": attempt, "at": now, "result": state, "code": "", "detail": detail[:300]}
+        if not await self._store.update_delivery(
+            s, d["_id"], changes, attempt=record, when={"status": "queued"}
+        ):
+            return step
+        d = {**d, **changes}
+        step.events.append(self.event(DeliveryAttempted, d, now, self.data(d)))
+        if state == "delivered":
+            step.events.append(self.event(Delivered, d, now, self.data(d)))
+        rules = self._rules_of(d["tenant_id"])
+        watch = rules.rules_for(d["channel"], "unopened")
+        if state == "accepted":
+            watch += rules.rules_for(d["channel"], "undelivered")
+        for rule in watch:
+            await self._schedule(s, step, d, rule, now + self.delay(rule))
+        DELIVERIES.add(1, {"channel": d["channel"], "result": state})
+        return step
+
+    async def retry(
+        self, s: Session, d: Doc, now: datetime, *, attempt: int, code: str, detail: str, at: datetime
+    ) -> None:
+        record = {"number": attempt, "at": now, "result": "retry", "code": code, "detail": detail[:300]}
+        await self._store.update_delivery(
+            s,
+            d["_id"],
+            {"attempt": attempt, "next_attempt_at": at},
+            attempt=record,
+            when={"status": "queued"},
+        )
+        DELIVERIES.add(1, {"channel": d["channel"], "result": "retry"})
+
+    async def delivered(self, s: Session, d: Doc, now: datetime) -> Step:
+        step = Step()
+        if _ORDER.get(d["status"], 99) >= _ORDER["delivered"]:
+            return step
+        changes = {"status": "delivered", "delivered_at": now}
+        if await self._store.update_delivery(s, d["_id"], changes, when={"status": d["status"]}):
+            d = {**d, **changes}
+            step.events.append(self.event(Delivered, d, now, self.data(d)))
+            await self._unschedule(s, d, "undelivered")
+            DELIVERIES.add(1, {"channel": d["channel"], "result": "delivered"})
+        return step
+
+    async def opened(self, s: Session, d: Doc, now: datetime) -> Step:
+        step = Step()
+        if d["status"] not in SENT or d["status"] == "opened":
+            return step
+        changes: Doc = {"status": "opened", "opened_at": now}
+        if not d.get("delivered_at"):
+            changes["delivered_at"] = now
+        if await self._store.update_delivery(s, d["_id"], changes, when={"status": d["status"]}):
+            d = {**d, **changes}
+            if d["status"] != "delivered" and not d.get("delivered_at"):
+                step.events.append(self.event(Delivered, d, now, self.data(d)))
+            step.events.append(self.event(Opened, d, now, self.data(d)))
+            await self._unschedule(s, d, "unopened", "undelivered")
+            DELIVERIES.add(1, {"channel": d["channel"], "result": "opened"})
+        return step
+
+    async def cancelled(self, s: Session, d: Doc, now: datetime, reason: str) -> Step:
+        await self._store.update_delivery(
+            s,
+            d["_id"],
+            {"status": "cancelled", "reason": reason, "next_attempt_at": None},
+            when={"status": {"$nin": list(FINAL)}},
+        )
+        await self._unschedule(s, d, "unopened", "undelivered")
+        DELIVERIES.add(1, {"channel": d["channel"], "result": "cancelled"})
+        return Step()
+
+    async def failed(
+        self,
+        s: Session,
+        d: Doc,
+        now: datetime,
+        *,
+        code: str,
+        reason: str,
+        contact: Contact | None,
+        attempt: int | None = None,
+    ) -> Step:
+        """Given up on this channel: announced, the contact flagged when it proved bad, and the
+        tenant's "failed" rules scheduled at once (the fallback decides its channel when it fires,
+        seeing whether the invoice was paid meanwhile). Without a rule: a deviation for a person."""
+        step = Step()
+        if d["status"] in FINAL:
+            return step
+        changes: Doc = {
+            "status": "failed",
+            "failed_at": now,
+            "code": code,
+            "reason": reason[:500],
+            "next_attempt_at": None,
+        }
+        record = None
+        if attempt is not None:
+            changes["attempt"] = attempt
+            record = {"number": attempt, "at": now, "result": "failed", "code": code, "detail": reason[:300]}
+        if not await self._store.update_delivery(
+            s, d["_id"], changes, attempt=record, when={"status": d["status"]}
+        ):
+            return step
+        d = {**d, **changes}
+        step.events.append(
+            self.event(DeliveryFailed, d, now, self.data(d, code=code, reason=reason[:500], final=True))
+        )
+        if contact is not None:
+            step.events.append(
+                self.event(
+                    ContactFlagged,
+                    d,
+                    now,
+                    ContactFlaggedData(
+                        customer_id=d["customer_id"],
+                        invoice_id=d["invoice_id"],
+                        delivery_id=d["_id"],
+                        contact=contact,
+                        channel=d["channel"],
+                        reason=reason[:500],
+                    ),
+                )
+            )
+        await self._unschedule(s, d, "unopened", "undelivered")
+        rules = self._rules_of(d["tenant_id"]).rules_for(d["channel"], "failed")
+        for rule in rules[:1]:
+            await self._schedule(s, step, d, rule, now)
+        if not rules:
+            step.deviations.append(
+                deviation(
+                    d,
+                    now,
+                    kind="returned" if code == "returned" else "failed",
+                    reason=reason,
+                    action="operator task: no fallback rule",
+                )
+            )
+        DELIVERIES.add(1, {"channel": d["channel"], "result": "failed"})
+        return step
+
+    async def _schedule(self, s: Session, step: Step, d: Doc, rule: FallbackRule, due: datetime) -> None:
+        added = await self._timers.schedule(
+            fallback_timer_id(d["_id"], rule.name),
+            FALLBACK,
+            due,
+            {"delivery_id": d["_id"], "rule": rule.name},
+            tenant_id=d["tenant_id"],
+            session=s,
+        )
+        target = next((t for t in rule.then if t != "operator"), None)
+        if added and target is not None and rule.when != "undelivered":
+            step.events.append(
+                self.event(
+                    FallbackScheduled,
+                    d,
+                    due,
+                    FallbackScheduledData(
+                        delivery_id=d["_id"],
+                        invoice_id=d["invoice_id"],
+                        invoice_number=d["invoice_number"],
+                        customer_id=d["customer_id"],
+                        document_kind=d["kind"],
+                        from_channel=d["channel"],
+                        to_channel=target,
+                        rule=rule.name,
+                        due_at=due,
+                    ),
+                )
+            )
+            FALLBACKS.add(1, {"rule": rule.name, "outcome": "scheduled"})
+
+    async def _unschedule(self, s: Session, d: Doc, *conditions: str) -> None:
+        rules = self._rules_of(d["tenant_id"])
+        ids = [
+            fallback_timer_id(d["_id"], r.name)
+            for condition in conditions
+            for r in rules.rules_for(d["channel"], condition)  # type: ignore[arg-type]
+        ]
+        await self._timers.cancel(ids, session=s)
+
+
+def deviation(d: Doc, now: datetime, *, kind: str, reason: str, action: str) -> Doc:
+    return {
+        "_id": new_id(),
+        "tenant_id": d["tenant_id"],
+        "invoice_id": d["invoice_id"],
+        "invoice_number": d["invoice_number"],
+        "delivery_id": d.get("_id", ""),
+        "channel": d.get("channel", ""),
+        "document_kind": d.get("kind", ""),
+        "kind": kind,
+        "reason": reason[:500],
+        "action": action[:300],
+        "created_at": now,
+    }

@@ -1,0 +1,468 @@
+"""From a rendered document to its deliveries.
+
+The renderer announces each form of a rendering on its own; when the last one is in, a `plan` timer
+is written in the same transaction, so a crash between "all forms are here" and "the delivery is
+planned" loses nothing. The plan timer reads the customer from the ledger (contact data never
+travels in events), asks the registries, chooses the primary channel and queues the delivery with
+its send timer — one primary delivery per document, whoever plans it.
+
+Fallback timers (written by services/dispatcher/lifecycle.py) come here when they fire: the rule's
+condition is checked again (opened meanwhile? delivered meanwhile?), the invoice must still be
+unpaid and uncredited — in the projection and then in the ledger itself — and the document never
+goes out twice on one channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from fordring.ledger.v1 import ledger_pb2 as lpb
+
+from services.common.bus import AlreadyProcessed, processed_among, record_processed_many
+from services.common.clock import Clock
+from services.common.errors import NotFound, Unavailable
+from services.common.events import DocumentRendered, Event
+from services.common.ledger_client import LedgerClient
+from services.common.mongo import Doc, Session, in_transaction
+from services.common.retry import Backoff
+from services.common.timers import Timer, Timers
+from services.dispatcher.adapters.base import ChannelName, PostalAddress, Recipient
+from services.dispatcher.channels import Channels
+from services.dispatcher.domain import plan as planning
+from services.dispatcher.domain.rules import DeliveryRules, FallbackRule
+from services.dispatcher.lifecycle import FALLBACKS, PLAN, SENT, Lifecycle, Step, deviation
+from services.dispatcher.rules import RulesBook
+from services.dispatcher.store import CLOSED, DispatcherStore, delivery_id
+
+log = logging.getLogger(__name__)
+CONSUMER = "dispatcher-documents"
+
+_CHANNEL_OF_PB: dict[int, ChannelName] = {
+    lpb.CHANNEL_EMAIL: "email",
+    lpb.CHANNEL_SMS: "sms",
+    lpb.CHANNEL_EHF: "ehf",
+    lpb.CHANNEL_EFAKTURA: "efaktura",
+    lpb.CHANNEL_VIPPS: "vipps",
+    lpb.CHANNEL_PRINT: "print",
+    lpb.CHANNEL_AVTALEGIRO: "avtalegiro",
+}
+_STATUS_OF_PB = {
+    value: name.removeprefix("INVOICE_STATUS_").lower() for name, value in lpb.InvoiceStatus.items()
+}
+
+
+def recipient_of(customer: lpb.Customer) -> Recipient:
+    return Recipient(
+        customer_id=customer.id,
+        customer_number=customer.number,
+        name=customer.name,
+        kind="business" if customer.kind == lpb.CUSTOMER_KIND_BUSINESS else "consumer",
+        language=customer.language or "nb",
+        email=customer.email,
+        phone=customer.phone,
+        org_number=customer.org_number,
+        address=PostalAddress(
+            lines=tuple(customer.address.lines),
+            postal_code=customer.address.postal_code,
+            city=customer.address.city,
+            country=customer.address.country,
+        ),
+    )
+
+
+def plan_customer(customer: lpb.Customer) -> planning.Customer:
+    address = customer.address
+    return planning.Customer(
+        kind="business" if customer.kind == lpb.CUSTOMER_KIND_BUSINESS else "consumer",
+        has_email=bool(customer.email),
+        has_phone=bool(customer.phone),
+        has_address=bool(address.lines) and bool(address.postal_code or address.city),
+        has_org_number=bool(customer.org_number),
+        email_consent=customer.consents.email,
+        sms_consent=customer.consents.sms,
+        efaktura_consent=customer.consents.efaktura,
+        avtalegiro_consent=customer.consents.avtalegiro,
+        preferences=tuple(_CHANNEL_OF_PB[c] for c in customer.channel_preferences if c in _CHANNEL_OF_PB),
+        flagged=frozenset(f.contact for f in customer.flags),  # type: ignore[misc]
+    )
+
+
+def invoice_status(invoice: lpb.Invoice) -> str:
+    return _STATUS_OF_PB.get(invoice.status, "open")
+
+
+@dataclass(frozen=True)
+class Choice:
+    channel: ChannelName | None
+    passed: dict[ChannelName, str]
+
+
+class Planner:
+    def __init__(
+        self,
+        store: DispatcherStore,
+        timers: Timers,
+        lifecycle: Lifecycle,
+        channels: Channels,
+        ledger: LedgerClient,
+        rules: RulesBook,
+        clock: Clock,
+        *,
+        on_commit: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._timers = timers
+        self._life = lifecycle
+        self._channels = channels
+        self._ledger = ledger
+        self._rules = rules
+        self._clock = clock
+        self._on_commit = on_commit
+        self._reads = asyncio.Semaphore(16)
+
+    # --- the renderer's announcements --------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        await self.on_batch([event])
+
+    async def on_batch(self, events: list[Event]) -> dict[str, Exception]:
+        """Collect the announced forms (one transaction per batch); a rendering whose forms are
+        all in gets its plan timer in the same transaction."""
+        rendered = [e for e in events if isinstance(e, DocumentRendered)]
+        done = await processed_among(self._store.db, CONSUMER, [e.id for e in rendered])
+        todo = [e for e in rendered if e.id not in done]
+        if not todo:
+            return {}
+        now = self._clock.now()
+        try:
+            await in_transaction(self._store.client, lambda s: self._collect(s, todo, now))
+        except AlreadyProcessed:
+            for one in todo:
+                with contextlib.suppress(AlreadyProcessed):
+                    await in_transaction(self._store.client, lambda s, one=one: self._collect(s, [one], now))  # type: ignore[misc]
+        self._timers.wake()
+        return {}
+
+    async def _collect(self, s: Session, events: list[DocumentRendered], now: datetime) -> None:
+        await record_processed_many(self._store.db, s, CONSUMER, [e.id for e in events], now)
+        for event in events:
+            rendering = await self._store.add_form(s, event.tenant_id, event.data)
+            complete = set(rendering.get("forms_available", [])) <= set(rendering.get("forms", {}))
+            if complete and not rendering.get("planned"):
+                await self._timers.schedule(
+                    f"plan:{rendering['_id']}",
+                    PLAN,
+                    now,
+                    {"rendering_id": rendering["_id"]},
+                    tenant_id=event.tenant_id,
+                    session=s,
+                )
+
+    # --- plan timers -------------------------------------------------------------------------
+
+    async def on_plan_timers(self, timers: list[Timer]) -> None:
+        await asyncio.gather(*(self._plan_one(t) for t in timers))
+        self._on_commit()
+
+    async def _plan_one(self, timer: Timer) -> None:
+        rendering = await self._store.rendering(timer.payload["rendering_id"])
+        if rendering is None or rendering.get("planned"):
+            await self._timers.complete([timer.id])
+            return
+        tenant_id = rendering["tenant_id"]
+        try:
+            rules = await self._rules.get(tenant_id)
+            async with self._reads:
+                customer = await self._ledger.customer(tenant_id, rendering["customer_id"])
+                invoice = await self._ledger.invoice(tenant_id, rendering["invoice_id"])
+            document = planning.Document(
+                kind=rendering["kind"],
+                forms=frozenset(rendering.get("forms", {})),
+                payable=rendering["kind"] != "credit_note" and invoice.balance.minor_units > 0,
+            )
+            choice = await self.choose(rules, customer, document)
+        except (Unavailable, NotFound) as exc:
+            # NotFound: the ledger does not know it (yet); both come again with backoff, bounded.
+            await self._timers.retry(timer, Backoff.delay_for(timer.attempts, cap=600), str(exc))
+            return
+        now = self._clock.now()
+        closed = invoice_status(invoice) in CLOSED and rendering["kind"] in ("reminder", "collection_notice")
+
+        async def work(s: Session) -> None:
+            if not await self._store.mark_planned(s, rendering["_id"]):
+                await self._timers.complete([timer.id], session=s)
+                return
+            step = Step()
+            if closed:
+                log.info(
+                    "dispatcher: %s for %s not sent: the invoice is %s",
+                    rendering["kind"],
+                    rendering["invoice_number"],
+                    invoice_status(invoice),
+                )
+            elif choice.channel is None:
+                reason = "; ".join(f"{c}: {why}" for c, why in choice.passed.items()) or "no channel"
+                step.deviations.append(
+                    deviation(
+                        _as_delivery(rendering),
+                        now,
+                        kind="no_channel",
+                        reason=reason,
+                        action="operator task: no usable channel",
+                    )
+                )
+            else:
+                await self._life.queue(
+                    s, new_delivery(rendering, choice.channel, "primary", now, passed=choice.passed), now
+                )
+            await self._life.write(s, step)
+            await self._timers.complete([timer.id], session=s)
+
+        await in_transaction(self._store.client, work)
+
+    async def choose(
+        self,
+        rules: DeliveryRules,
+        customer: lpb.Customer,
+        document: planning.Document,
+        *,
+        used: set[ChannelName] | None = None,
+        only: tuple[ChannelName, ...] | None = None,
+    ) -> Choice:
+        """The first usable channel, asking the registries (cached) only for the candidates."""
+        wanted = plan_customer(customer)
+        registered: dict[ChannelName, bool | None] = {}
+        recipient = recipient_of(customer)
+        while True:
+            result = planning.plan(
+                wanted, document, rules, registered=registered, used=used or set(), only=only
+            )
+            passed = dict(result.passed)
+            for channel in result.candidates:
+                if channel not in planning.REGISTERED or channel in registered:
+                    return Choice(channel, passed)
+                key = f"{customer.id}:{customer.org_number or customer.phone or customer.email}"
+                registered[channel] = await self._channels.reachable(channel, recipient, key)
+                break
+            else:
+                return Choice(None, passed)
+
+    # --- fallback timers ---------------------------------------------------------------------
+
+    async def on_fallback_timers(self, timers: list[Timer]) -> None:
+        await asyncio.gather(*(self._fallback_one(t) for t in timers))
+        self._on_commit()
+
+    async def _fallback_one(self, timer: Timer) -> None:
+        source = await self._store.delivery(timer.payload["delivery_id"])
+        rules = await self._rules.get(timer.tenant_id)
+        rule = next((r for r in rules.fallbacks if r.name == timer.payload["rule"]), None)
+        if source is None or rule is None:
+            await self._timers.complete([timer.id])
+            return
+        skip = await self._no_longer_needed(source, rule)
+        if skip is not None:
+            FALLBACKS.add(1, {"rule": rule.name, "outcome": skip})
+            log.info("dispatcher: %s for %s not needed (%s)", rule.name, source["invoice_number"], skip)
+            await self._timers.complete([timer.id])
+            return
+        tenant_id = source["tenant_id"]
+        try:
+            closed = await self._closed(tenant_id, source)
+            if closed is not None:
+                FALLBACKS.add(1, {"rule": rule.name, "outcome": f"skipped_{closed}"})
+                log.info(
+                    "dispatcher: %s for %s not sent: the invoice is %s",
+                    rule.name,
+                    source["invoice_number"],
+                    closed,
+                )
+                await self._timers.complete([timer.id])
+                return
+            async with self._reads:
+                customer = await self._ledger.customer(tenant_id, source["customer_id"])
+            rendering = await self._store.rendering(source["rendering_id"]) or {}
+            used = await self._store.channels_used(source["rendering_id"])
+            invoice_state = await self._store.invoice_state(source["invoice_id"]) or {}
+            document = planning.Document(
+                kind=source["kind"],
+                forms=frozenset(rendering.get("forms", {})),
+                payable=source["kind"] != "credit_note" and invoice_state.get("balance_minor", 1) > 0,
+            )
+            targets = tuple(t for t in rule.then if t != "operator")
+            choice = (
+                await self.choose(rules, customer, document, used=used, only=targets)  # type: ignore[arg-type]
+                if targets
+                else Choice(None, {})
+            )
+        except (Unavailable, NotFound) as exc:
+            await self._timers.retry(timer, Backoff.delay_for(timer.attempts, cap=600), str(exc))
+            return
+        now = self._clock.now()
+        await in_transaction(
+            self._store.client, lambda s: self._fall_back(s, timer, source, rule, choice, rendering, now)
+        )
+
+    async def _fall_back(
+        self,
+        s: Session,
+        timer: Timer,
+        source: Doc,
+        rule: FallbackRule,
+        choice: Choice,
+        rendering: Doc,
+        now: datetime,
+    ) -> None:
+        step = Step()
+        kind = {
+            "failed": "returned" if source.get("code") == "returned" else "failed",
+            "undelivered": "stuck",
+        }.get(rule.when)
+        why = source.get("reason") or {"unopened": "not opened", "undelivered": "no receipt"}.get(
+            rule.when, rule.when
+        )
+        if choice.channel is not None:
+            fallback = new_delivery(
+                {**rendering, **_rendering_fields(source)},
+                choice.channel,
+                "fallback",
+                now,
+                rule=rule.name,
+                passed=choice.passed,
+            )
+            if await self._store.delivery(fallback["_id"], s) is None:
+                await self._life.queue(s, fallback, now)
+                FALLBACKS.add(1, {"rule": rule.name, "outcome": "sent"})
+            if kind is not None:
+                step.deviations.append(
+                    deviation(
+                        source,
+                        now,
+                        kind=kind,
+                        reason=why,
+                        action=f"fell back to {choice.channel} ({rule.name})",
+                    )
+                )
+        else:
+            passed = "; ".join(f"{c}: {w}" for c, w in choice.passed.items())
+            action = "operator task" + (f": no fallback channel ({passed})" if passed else "")
+            step.deviations.append(
+                deviation(source, now, kind=kind or "no_channel", reason=why, action=action)
+            )
+            FALLBACKS.add(1, {"rule": rule.name, "outcome": "operator"})
+        await self._life.write(s, step)
+        await self._timers.complete([timer.id], session=s)
+
+    async def _no_longer_needed(self, source: Doc, rule: FallbackRule) -> str | None:
+        if rule.when == "unopened":
+            if source["status"] == "opened":
+                return "opened"
+            if source["status"] not in SENT:
+                return f"delivery {source['status']}"
+            others = await self._store.of_invoice(source["tenant_id"], source["invoice_id"])
+            if any(d.get("opened_at") and d["_id"] != source["_id"] for d in others):
+                return "opened"
+        elif (rule.when == "undelivered" and source["status"] != "accepted") or (
+            rule.when == "failed" and source["status"] != "failed"
+        ):
+            return f"delivery {source['status']}"
+        return None
+
+    async def _closed(self, tenant_id: str, source: Doc) -> str | None:
+        """Paid, credited or written off by now? The projection first, then the ledger (the
+        projection may lag a payment applied a moment ago). Credit notes have nothing to pay."""
+        if source["kind"] == "credit_note":
+            return None
+        state = await self._store.invoice_state(source["invoice_id"])
+        if state is not None and state.get("status") in CLOSED:
+            return str(state["status"])
+        invoice = await self._ledger.invoice(tenant_id, source["invoice_id"])
+        status = invoice_status(invoice)
+        return status if status in CLOSED else None
+
+    # --- customer service ----------------------------------------------------------------------
+
+    async def resend(self, tenant_id: str, invoice_id: str, channel: ChannelName, request_id: str) -> Doc:
+        """The invoice's newest document again on `channel`, checked like any delivery (contact,
+        consent, form) — a person asked, so "already sent on this channel" does not stop it."""
+        rendering = await self._store.latest_rendering(tenant_id, invoice_id)
+        if rendering is None:
+            raise NotFound(f"nothing was rendered for invoice {invoice_id} yet")
+        ident = delivery_id(rendering["_id"], channel, "resend", request_id)
+        existing = await self._store.delivery(ident)
+        if existing is not None:
+            return existing
+        rules = await self._rules.get(tenant_id)
+        customer = await self._ledger.customer(tenant_id, rendering["customer_id"])
+        invoice = await self._ledger.invoice(tenant_id, invoice_id)
+        document = planning.Document(
+            kind=rendering["kind"],
+            forms=frozenset(rendering.get("forms", {})),
+            payable=rendering["kind"] != "credit_note" and invoice.balance.minor_units > 0,
+        )
+        choice = await self.choose(rules, customer, document, only=(channel,))
+        if choice.channel is None:
+            raise ValueError(f"cannot resend on {channel}: {choice.passed.get(channel, 'not usable')}")
+        now = self._clock.now()
+        delivery = new_delivery(rendering, channel, "resend", now, request_id=request_id)
+
+        async def work(s: Session) -> None:
+            if await self._store.delivery(delivery["_id"], s) is None:
+                await self._life.queue(s, delivery, now)
+
+        await in_transaction(self._store.client, work)
+        self._on_commit()
+        return await self._store.delivery(delivery["_id"]) or delivery
+
+
+def _rendering_fields(d: Doc) -> Doc:
+    return {
+        "_id": d["rendering_id"],
+        "tenant_id": d["tenant_id"],
+        "invoice_id": d["invoice_id"],
+        "invoice_number": d["invoice_number"],
+        "customer_id": d["customer_id"],
+        "kind": d["kind"],
+    }
+
+
+def _as_delivery(rendering: Doc) -> Doc:
+    return {**rendering, "_id": "", "rendering_id": rendering["_id"], "channel": ""}
+
+
+def new_delivery(
+    rendering: Doc,
+    channel: ChannelName,
+    route: str,
+    now: datetime,
+    *,
+    rule: str = "",
+    passed: Mapping[ChannelName, str] | None = None,
+    request_id: str = "",
+) -> Doc:
+    return {
+        "_id": delivery_id(rendering["_id"], channel, route, request_id),
+        "tenant_id": rendering["tenant_id"],
+        "invoice_id": rendering["invoice_id"],
+        "invoice_number": rendering["invoice_number"],
+        "customer_id": rendering["customer_id"],
+        "rendering_id": rendering["_id"],
+        "kind": rendering["kind"],
+        "channel": channel,
+        "route": route,
+        "rule": rule,
+        "status": "queued",
+        "attempt": 0,
+        "attempts": [],
+        "provider_ref": "",
+        "code": "",
+        "reason": "",
+        "passed": dict(passed or {}),
+        "created_at": now,
+        "next_attempt_at": now,
+    }
