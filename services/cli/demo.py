@@ -1,5 +1,5 @@
-"""`fordring demo`: act as an ERP against a running stack, then show what the ledger holds and the
-documents the renderer made."""
+"""`fordring demo`: act as an ERP against a running stack, then show what the ledger holds, the
+documents the renderer made and how the dispatcher delivered them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.console import Console
 from services.cli.client import Connection, ledger_stub
 from services.cli.context import CliContext
 from services.cli.demo_data import generate_invoices
+from services.cli.demo_deliveries import queue_faults, show_deliveries
 from services.cli.demo_documents import show_documents
 from services.cli.demo_lifecycle import act
 from services.cli.importer import print_report, run_import
@@ -38,23 +39,46 @@ DEFAULT_SEED = 1
     help="Same seed on the same day = the same batch (a re-run finds it all already there).",
 )
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--faults/--no-faults",
+    default=True,
+    show_default=True,
+    help="On the local stack, have the channel sandbox bounce, ignore and return a few sends, to show "
+    "the fallbacks and deviations.",
+)
 @click.pass_obj
-def demo(ctx: CliContext, count: int, seed: int, concurrency: int) -> None:
+def demo(ctx: CliContext, count: int, seed: int, concurrency: int, faults: bool) -> None:
     """Send a batch of realistic Norwegian invoices, as an ERP would, and summarise the ledger."""
+    record = ctx.home.read_stack() if ctx.target is None else None
+    sandbox_url = str(dict((record or {}).get("sandbox", {})).get("url", "")) if faults else ""
     succeeded = ctx.run(
-        demo_session(ctx.connection(), ctx.console, count=count, seed=seed, concurrency=concurrency)
+        demo_session(
+            ctx.connection(),
+            ctx.console,
+            count=count,
+            seed=seed,
+            concurrency=concurrency,
+            sandbox_url=sandbox_url,
+        )
     )
     ctx.exit(0 if succeeded else 1)
 
 
 async def demo_session(
-    connection: Connection, console: Console, *, count: int, seed: int, concurrency: int
+    connection: Connection,
+    console: Console,
+    *,
+    count: int,
+    seed: int,
+    concurrency: int,
+    sandbox_url: str = "",
 ) -> bool:
     today = local_today(SystemClock())
     console.print(
         f"[bold]Demo[/bold]: an ERP sends {count} invoices of {today} (seed {seed}) to {connection.target}",
         highlight=False,
     )
+    faults = await queue_faults(sandbox_url, console) if sandbox_url else False
     batch = generate_invoices(count, seed, today)
     parsed = [parse_record(invoice, number) for number, invoice in enumerate(batch, start=1)]
     report = await run_import(connection, parsed, console, concurrency=concurrency)
@@ -78,4 +102,6 @@ async def demo_session(
         ours = [i for i in held if i.external_id in batch_ids]
     console.print(status_summary_table(i for i in held if i.kind == ledger_pb2.INVOICE_KIND_INVOICE))
     await show_documents(connection, console, ours)
+    invoices_only = [i for i in ours if i.kind == ledger_pb2.INVOICE_KIND_INVOICE]
+    await show_deliveries(connection, console, invoices_only, watch_fallbacks=faults)
     return report.ok

@@ -306,7 +306,24 @@ def _consumer(rng: random.Random, number: str) -> dict[str, Any]:
     }
     if rng.random() < 0.5:
         person["bank_account"] = _bank_account(rng)
+    person.update(_channels(number))
     return person
+
+
+def _channels(number: str) -> dict[str, Any]:
+    """A consumer's channel choices and consents (drawn apart, so the rest of them stays as it was):
+    most accept e-mail, some SMS, a few have eFaktura or an AvtaleGiro mandate, some nothing (post)."""
+    rng = random.Random(f"fordring-demo-channels-{number}")  # noqa: S311 - demo data, not secrets
+    consents = {
+        "email": rng.random() < 0.7,
+        "sms": rng.random() < 0.4,
+        "efaktura": rng.random() < 0.15,
+        "avtalegiro": rng.random() < 0.08,
+    }
+    chosen: dict[str, Any] = {"consents": {k: v for k, v in consents.items() if v}}
+    if consents["sms"] and rng.random() < 0.15:
+        chosen["channels"] = ["sms"]
+    return chosen
 
 
 def _business(rng: random.Random, number: str) -> dict[str, Any]:

@@ -24,6 +24,18 @@ CUSTOMER_KINDS = {
     "consumer": ledger_pb2.CUSTOMER_KIND_CONSUMER,
     "business": ledger_pb2.CUSTOMER_KIND_BUSINESS,
 }
+# The customer's channel choices, best first ("channels": ["efaktura", "email"]).
+CHANNELS = {
+    "email": ledger_pb2.CHANNEL_EMAIL,
+    "sms": ledger_pb2.CHANNEL_SMS,
+    "ehf": ledger_pb2.CHANNEL_EHF,
+    "efaktura": ledger_pb2.CHANNEL_EFAKTURA,
+    "vipps": ledger_pb2.CHANNEL_VIPPS,
+    "print": ledger_pb2.CHANNEL_PRINT,
+    "avtalegiro": ledger_pb2.CHANNEL_AVTALEGIRO,
+}
+# What the customer agreed to: e-mail and SMS, an eFaktura agreement, an AvtaleGiro mandate.
+CONSENTS = ("email", "sms", "efaktura", "avtalegiro")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -124,6 +136,8 @@ def _customer(fields: _Fields | None) -> ledger_pb2.CustomerInput | None:
         address=_address(fields.record("address")),
         language=fields.text("language", required=False),
         bank_accounts=[bank_account] if bank_account else [],
+        channel_preferences=[CHANNELS[name] for name in fields.choices("channels", CHANNELS)],
+        consents=ledger_pb2.Consents(**fields.flags("consents", CONSENTS)),
     )
 
 
@@ -160,7 +174,7 @@ _INVOICE_FIELDS = frozenset(
 _CUSTOMER_FIELDS = frozenset(
     {
         "number", "name", "kind", "org_number", "national_id", "email", "phone", "address", "language",
-        "bank_account",
+        "bank_account", "channels", "consents",
     }
 )  # fmt: skip
 _ADDRESS_FIELDS = frozenset({"lines", "postal_code", "city", "country"})
@@ -279,6 +293,47 @@ class _Fields:
             self._problem(name, f"must be one of {', '.join(options)}, got {value!r}")
             return ""
         return value
+
+    def choices(self, name: str, options: Iterable[str]) -> list[str]:
+        """An optional list of distinct names from `options`, in the order given."""
+        value = self._get(name, required=False)
+        if value is None:
+            return []
+        allowed = list(options)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self._problem(name, f"must be a list of channel names ({', '.join(allowed)})")
+            return []
+        unknown = [item for item in value if item not in allowed]
+        if unknown:
+            self._problem(name, f"unknown {', '.join(map(repr, unknown))}; choose from {', '.join(allowed)}")
+            return []
+        if len(set(value)) != len(value):
+            self._problem(name, "names a channel twice")
+            return []
+        return list(value)
+
+    def flags(self, name: str, options: Iterable[str]) -> dict[str, bool]:
+        """An optional object of true/false flags, each named in `options` (absent: false)."""
+        value = self._get(name, required=False)
+        if value is None:
+            return {}
+        allowed = list(options)
+        if not isinstance(value, Mapping):
+            self._problem(name, f"must be an object of true/false flags ({', '.join(allowed)})")
+            return {}
+        flags: dict[str, bool] = {}
+        for key, flag in value.items():
+            if key not in allowed:
+                self._problems.append(
+                    FieldViolation(self._join(self._field(name), str(key)), "unknown field")
+                )
+            elif not isinstance(flag, bool):
+                self._problems.append(
+                    FieldViolation(self._join(self._field(name), key), "must be true or false")
+                )
+            else:
+                flags[key] = flag
+        return flags
 
     def record(self, name: str) -> _Fields | None:
         value = self._get(name, required=True)

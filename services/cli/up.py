@@ -122,5 +122,12 @@ def _refuse_running_stack(home: Home) -> None:
 def _run_demo_here(ctx: CliContext, plan: StackPlan, demo: DemoRequest) -> int:
     targets = {spec.name: f"127.0.0.1:{spec.grpc_port}" for spec in plan.services}
     connection = Connection(targets["ledger"], plan.api_key, targets=targets)
-    session = demo_session(connection, ctx.console, count=demo.count, seed=demo.seed, concurrency=16)
+    session = demo_session(
+        connection,
+        ctx.console,
+        count=demo.count,
+        seed=demo.seed,
+        concurrency=16,
+        sandbox_url=plan.sandbox_url,
+    )
     return 0 if ctx.run(session) else 1

@@ -100,6 +100,8 @@ def invoice_status(invoice: lpb.Invoice) -> str:
 class Choice:
     channel: ChannelName | None
     passed: dict[ChannelName, str]
+    # Why nothing is sent any more: the invoice's status ("paid", "credited", …).
+    closed: str = ""
 
 
 class Planner:
@@ -282,7 +284,17 @@ class Planner:
                     source["invoice_number"],
                     closed,
                 )
-                await self._timers.complete([timer.id])
+                if rule.when == "unopened":
+                    await self._timers.complete([timer.id])
+                else:
+                    # Nothing more to send, but a returned letter or a failed channel is still
+                    # worth a look (the contact is flagged for cleaning all the same).
+                    closed_choice = Choice(None, {}, closed=closed)
+                    now = self._clock.now()
+                    await in_transaction(
+                        self._store.client,
+                        lambda s: self._fall_back(s, timer, source, rule, closed_choice, {}, now),
+                    )
                 return
             async with self._reads:
                 customer = await self._ledger.customer(tenant_id, source["customer_id"])
@@ -348,6 +360,12 @@ class Planner:
                         action=f"fell back to {choice.channel} ({rule.name})",
                     )
                 )
+        elif choice.closed:
+            action = f"nothing sent: the invoice is {choice.closed}"
+            step.deviations.append(deviation(source, now, kind=kind or "failed", reason=why, action=action))
+        elif rule.when == "unopened":
+            # Not a failure: the e-mail arrived; there is just no second channel to remind on.
+            FALLBACKS.add(1, {"rule": rule.name, "outcome": "no_channel"})
         else:
             passed = "; ".join(f"{c}: {w}" for c, w in choice.passed.items())
             action = "operator task" + (f": no fallback channel ({passed})" if passed else "")

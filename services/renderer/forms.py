@@ -130,7 +130,8 @@ class Forms:
         """Subject, plain text and HTML; the dispatcher adds the addresses and the PDF."""
         message = EmailMessage(policy=SMTP)
         message["Subject"] = messages.email_subject(view)
-        message["Content-Language"] = view.language
         message.set_content(messages.email_text(view))
         message.add_alternative(render_email_html(view), subtype="html")
+        # After the content: set_content() clears the content headers it replaces.
+        message["Content-Language"] = view.language
         return message.as_bytes()

@@ -46,6 +46,8 @@ def make_app(settings: SandboxSettings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[CONTEXT] = ctx
     app.router.add_get("/healthz", _healthz)
+    # `fordring up` waits on /readyz like on every service: the providers are set up before it answers.
+    app.router.add_get("/readyz", _healthz)
     for name in PROVIDERS:
         module = _module(name)
         if module is not None:
@@ -65,7 +67,7 @@ async def _healthz(_: web.Request) -> web.Response:
 async def serve(settings: SandboxSettings) -> None:
     """Run until cancelled (SIGTERM/SIGINT end `web.run_app`'s loop)."""
     app = make_app(settings)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.http_port)
     await site.start()

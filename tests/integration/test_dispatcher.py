@@ -18,9 +18,11 @@ from fordring.common.v1 import common_pb2
 from fordring.dispatcher.v1 import dispatcher_pb2 as dpb
 from fordring.ledger.v1 import ledger_pb2 as pb
 
+from services.common.links import invoice_link
 from services.common.webhooks import SIGNATURE_HEADER, sign
 from tests.support.dispatcher import SECRETS, DispatchWorld, consumer
-from tests.support.ledger import TenantClient, customer_input, eventually, invoice_request
+from tests.support.ledger import LINK_SECRET, TenantClient, customer_input, eventually, invoice_request
+from tests.support.metrics import sample
 
 pytestmark = pytest.mark.integration
 
@@ -268,3 +270,40 @@ async def test_customer_service_resends_on_another_channel(dispatch_world: Dispa
     by_channel = {s.channel: s for s in stats.channels}
     assert by_channel["email"].deliveries == 1
     assert by_channel["sms"].deliveries == 1
+
+
+async def test_health_readiness_and_metrics(dispatch_world: DispatchWorld) -> None:
+    world = dispatch_world
+    port = world.dispatcher.runtime.http.port
+
+    async def get(path: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}{path}") as reply:
+            return reply.status, await reply.text()
+
+    assert await get("/healthz") == (200, "ok\n")
+    status, readiness = await get("/readyz")
+    assert status == 200, readiness
+    assert {line.split(":")[0] for line in readiness.splitlines()} >= {"mongodb", "kafka", "outbox", "grpc"}
+    tenant = await world.tenant()
+    invoice = await issue(tenant, consumer("C-METRICS", consents=pb.Consents(email=True)))
+    await world.wait_deliveries(tenant, invoice.id, sent("email"))
+
+    async def metrics() -> str:
+        return (await get("/metrics"))[1]
+
+    text = await eventually(
+        metrics,
+        lambda t: sample(t, "fordring_deliveries_total", 0.0, channel="email", result="delivered") >= 1,
+    )
+    assert sample(text, "fordring_provider_seconds_count", channel="email") >= 1
+    assert sample(text, "fordring_timers_fired_total", kind="send") >= 1
+    assert sample(text, "fordring_dispatcher_timer_backlog", 0.0) >= 0
+    # The invoice link the customer got: an unknown token is a plain 404, a valid one the invoice page.
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{world.public_url}/i/AAAAAAAAAAAAAAAAAAAAAA.forged") as reply:
+            assert reply.status == 404
+        link = invoice_link(world.public_url, invoice.id, LINK_SECRET)
+        async with session.get(link) as reply:
+            assert reply.status == 200
+            page = await reply.text()
+    assert invoice.invoice_number in page

@@ -242,3 +242,40 @@ def test_payment_terms_are_a_whole_number_of_days() -> None:
     assert [(v.field, v.description) for v in parsed.violations] == [
         ("payment_terms_days", "must be a whole number of days, got '14'")
     ]
+
+
+def test_the_customer_carries_channel_choices_and_consents() -> None:
+    customer = {
+        **RECORD["customer"],
+        "channels": ["efaktura", "email"],
+        "consents": {"email": True, "sms": False, "efaktura": True},
+    }
+    request = to_request(record(customer=customer))
+    assert list(request.customer.channel_preferences) == [
+        ledger_pb2.CHANNEL_EFAKTURA,
+        ledger_pb2.CHANNEL_EMAIL,
+    ]
+    consents = request.customer.consents
+    assert (consents.email, consents.sms, consents.efaktura, consents.avtalegiro) == (
+        True,
+        False,
+        True,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"channels": ["fax"]}, "customer.channels"),
+        ({"channels": "email"}, "customer.channels"),
+        ({"channels": ["sms", "sms"]}, "customer.channels"),
+        ({"consents": ["email"]}, "customer.consents"),
+        ({"consents": {"email": "yes"}}, "customer.consents.email"),
+        ({"consents": {"telepathy": True}}, "customer.consents.telepathy"),
+    ],
+)
+def test_bad_channel_choices_and_consents_are_named(changes: dict[str, Any], field: str) -> None:
+    parsed = parse_record(record(customer={**RECORD["customer"], **changes}), 1)
+    assert parsed.request is None
+    assert field in fields(parsed.violations)

@@ -67,3 +67,12 @@ def test_an_ehf_that_breaks_the_rules_is_refused_with_the_rule(
     assert {d.form for d in rendering.documents} == {"pdf", "html", "email", "sms"}
     assert "PEPPOL-EN16931-R003" in rendering.refused["ehf"]
     assert rendering.skipped == {}
+
+
+def test_the_email_says_its_language() -> None:
+    import email
+    from email.policy import default
+
+    message = email.message_from_bytes(Forms.email(view(consumer=True)), policy=default)
+    assert message["Content-Language"] == "nb"
+    assert message.get_content_type() == "multipart/alternative"
