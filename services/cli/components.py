@@ -332,7 +332,8 @@ def probes_from_record(record: Mapping[str, Any]) -> dict[str, Probe]:
         probes["kafka"] = TcpProbe(host, int(port))
     if record.get("mongo"):
         probes["mongo"] = MongoProbe(str(record["mongo"]))
-    for name, url in dict(record.get("http", {})).items():
+    sandbox = str(dict(record.get("sandbox", {})).get("url", ""))
+    for name, url in [*dict(record.get("http", {})).items(), *([("sandbox", sandbox)] if sandbox else [])]:
         address = str(url).removeprefix("http://").rstrip("/")
         host, _, port = address.rpartition(":")
         if port.isdigit():

@@ -31,7 +31,7 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
         "Sandbox", f"{plan.sandbox_url}  (channel providers; /control/faults, /control/records/<channel>)"
     )
     table.add_row("  e-mail", f"{sandbox / 'email'}/  (every mail as .eml)")
-    table.add_row("  print", f"{sandbox / 'print-drop'}/  (batches with manifest.json)")
+    table.add_row("  print", f"{sandbox / 'print'}/  (letters the print house took from the drop)")
     table.add_row("  Nets", f"{sandbox / 'avtalegiro'}/  (AvtaleGiro claim files)")
     table.add_row("  records", f"{sandbox}/<channel>/records.jsonl  (SMS, EHF, eFaktura, Vipps, …)")
     console.print()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from services.common.mongo import Database
 from services.common.outbox import outbox_status, replay, unpark
+from services.common.settings import CommonSettings
 
 
 def add_outbox_commands(areas: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,3 +65,27 @@ async def run_outbox_command(args: argparse.Namespace, db: Database) -> int:
         return 0
     print("outbox: give status, unpark or replay")
     return 2
+
+
+def outbox_main(argv: list[str], settings: CommonSettings) -> int:
+    """`python -m services.<service> outbox …` for a service with no other admin commands."""
+    import asyncio
+
+    from services.common.mongo import create_mongo_client
+
+    root = argparse.ArgumentParser(
+        prog=f"python -m services.{settings.service_name}",
+        description=f"Operate the {settings.service_name}.",
+    )
+    areas = root.add_subparsers(dest="area", required=True)
+    add_outbox_commands(areas)
+    args = root.parse_args(argv)
+
+    async def run() -> int:
+        client = create_mongo_client(settings.mongo_uri, app_name=f"fordring-{settings.service_name}-admin")
+        try:
+            return await run_outbox_command(args, client[settings.mongo_database])
+        finally:
+            await client.close()
+
+    return asyncio.run(run())

@@ -16,8 +16,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.propagate import extract, inject
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
@@ -61,12 +62,22 @@ def setup_telemetry(service_name: str, *, span_exporter: SpanExporter | None = N
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, views=[_SECONDS_VIEW])
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     _instrument_pymongo()
     _configured = Telemetry(tracer_provider, meter_provider)
     return _configured
+
+
+# Durations in seconds (renders, provider calls): OpenTelemetry's default buckets are made for
+# milliseconds and would put every call under 5 s in one bucket.
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_SECONDS_VIEW = View(
+    instrument_type=Histogram,
+    instrument_name="*_seconds",
+    aggregation=ExplicitBucketHistogramAggregation(SECONDS_BUCKETS),
+)
 
 
 def _instrument_pymongo() -> None:

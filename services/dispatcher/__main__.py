@@ -1,10 +1,13 @@
-"""`python -m services.dispatcher`: run one dispatcher replica (configured by FORDRING_* variables)."""
+"""`python -m services.dispatcher`: run one dispatcher replica (configured by FORDRING_* variables);
+`python -m services.dispatcher outbox status|unpark|replay`: its outbox (services/common/outbox_admin.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from services.common.logs import setup_logging
+from services.common.outbox_admin import outbox_main
 from services.common.settings import load
 from services.dispatcher.app import serve
 from services.dispatcher.settings import DispatcherSettings
@@ -12,6 +15,8 @@ from services.dispatcher.settings import DispatcherSettings
 
 def main() -> None:
     settings = load(DispatcherSettings)
+    if len(sys.argv) > 1:
+        raise SystemExit(outbox_main(sys.argv[1:], settings))
     setup_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     asyncio.run(serve(settings))
 

@@ -195,8 +195,10 @@ class Lifecycle:
         if not d.get("delivered_at"):
             changes["delivered_at"] = now
         if await self._store.update_delivery(s, d["_id"], changes, when={"status": d["status"]}):
+            # Opened before a receipt said delivered (an SMS tapped at once): it was delivered too.
+            announce_delivered = not d.get("delivered_at")
             d = {**d, **changes}
-            if d["status"] != "delivered" and not d.get("delivered_at"):
+            if announce_delivered:
                 step.events.append(self.event(Delivered, d, now, self.data(d)))
             step.events.append(self.event(Opened, d, now, self.data(d)))
             await self._unschedule(s, d, "unopened", "undelivered")

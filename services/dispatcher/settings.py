@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.common.settings import CommonSettings
+
+# Providers that post receipts to the public port (each with its own HMAC secret).
+WEBHOOK_PROVIDERS = ("email", "sms", "peppol", "efaktura", "vipps", "print", "avtalegiro")
 
 
 class DispatcherSettings(CommonSettings):
@@ -67,6 +70,29 @@ class DispatcherSettings(CommonSettings):
     avtalegiro_data_transmitter: str = "12345678"
     avtalegiro_data_recipient: str = "00008080"
     provider_timeout: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_sandbox_in_production(self) -> DispatcherSettings:
+        """Production refuses what only the sandbox accepts: a sandbox key or a provider on the
+        sandbox's address would fail every delivery on that channel (and fall back) at run time."""
+        if self.environment != "production":
+            return self
+        problems = []
+        if not self.link_secret:
+            problems.append("link_secret is required (invoice links must be signed)")
+        missing = [p for p in WEBHOOK_PROVIDERS if not self.secrets().get(p)]
+        if missing:
+            problems.append(f"webhook_secrets has no secret for {', '.join(missing)}")
+        for name in ("sms", "peppol", "efaktura", "vipps"):
+            if getattr(self, f"{name}_api_key") == "sandbox":
+                problems.append(f"{name}_api_key is the sandbox's")
+            if "127.0.0.1:8099" in getattr(self, f"{name}_url"):
+                problems.append(f"{name}_url is the local sandbox")
+        if self.public_url.startswith("http://127.0.0.1"):
+            problems.append("public_url must be where customers reach the public port")
+        if problems:
+            raise ValueError("in production: " + "; ".join(problems))
+        return self
 
     def secrets(self) -> dict[str, str]:
         pairs = (item.partition("=") for item in self.webhook_secrets.split(",") if item.strip())
