@@ -307,3 +307,27 @@ async def test_health_readiness_and_metrics(dispatch_world: DispatchWorld) -> No
             assert reply.status == 200
             page = await reply.text()
     assert invoice.invoice_number in page
+
+
+async def test_provider_errors_are_retried_with_backoff_then_given_up(dispatch_world: DispatchWorld) -> None:
+    world = dispatch_world
+    tenant = await world.tenant()
+    await world.quiet()
+    await world.sandbox.fault("email", "error", count=2)
+    invoice = await issue(tenant, consumer("C-RETRY", consents=pb.Consents(email=True)))
+    found = await world.wait_deliveries(tenant, invoice.id, sent("email"), what="the e-mail after two errors")
+    attempts = found[0].attempts
+    assert [a.result for a in attempts][:2] == ["retry", "retry"], attempts
+    assert attempts[2].result in ("delivered", "opened")
+    assert len([p for p in world.sandbox.mails() if p.stem == found[0].id]) == 1
+    # A provider that keeps failing: after max_attempts the delivery fails and the rules fall back.
+    await world.quiet()
+    await world.sandbox.fault("email", "error", count=world.settings.max_attempts)
+    second = await issue(tenant, consumer("C-GIVEUP", consents=pb.Consents(email=True)))
+    given_up = await world.wait_deliveries(
+        tenant, second.id, sent("print", "fallback"), timeout=60, what="the fallback after the retries"
+    )
+    email_delivery = next(d for d in given_up if d.channel == "email")
+    assert email_delivery.status == "failed"
+    assert len(email_delivery.attempts) == world.settings.max_attempts
+    assert email_delivery.reason.startswith(f"gave up after {world.settings.max_attempts} attempts")
