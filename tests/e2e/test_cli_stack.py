@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,11 @@ from typing import Any
 import pytest
 
 from services.cli.demo_data import generate_invoices
+from tests.support.stack_ports import stack_flags
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SUMMARY = re.compile(r"(\d+) created · (\d+) already there · (\d+) failed")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -75,9 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for name in ("FORDRING_TARGET", "FORDRING_API_KEY"):
         env.pop(name, None)
     running = Stack(home, env)
-    ports = ("--kafka-port", "--mongo-port", "--grpc-port", "--http-port")
-    flags = [item for flag in ports for item in (flag, str(free_port()))]
-    started = running.fordring("up", "--detach", *flags, timeout=400)
+    started = running.fordring("up", "--detach", *stack_flags(), timeout=400)
     assert started.returncode == 0, started.stdout + started.stderr
     try:
         yield running
@@ -97,12 +89,21 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 def test_status_sees_every_component_healthy(stack: Stack) -> None:
     status = stack.fordring("status")
     assert status.returncode == 0, status.stdout
-    for name in ("supervisor", "kafka", "mongo", "ledger", "renderer"):
-        assert name in status.stdout
+    components = {"supervisor", "kafka", "mongo", "sandbox", "ledger", "renderer", "dispatcher"}
+    rows = status.stdout.splitlines()
+    for name in components:
+        assert any(name in row for row in rows), status.stdout
+    for name in components - {"supervisor"}:
+        assert any(name in row and "healthy" in row for row in rows), status.stdout
     record = stack.record()
     assert record["api_key"] == (stack.home / "sandbox.key").read_text().strip()
-    assert set(record["pids"]) == {"supervisor", "kafka", "mongo", "ledger", "renderer"}
-    assert set(record["grpc"]) == {"ledger", "renderer"}
+    assert set(record["pids"]) == components
+    assert set(record["grpc"]) == {"ledger", "renderer", "dispatcher"}
+    # Where the channel providers are and what they keep: the sandbox's section.
+    sandbox = record["sandbox"]
+    assert set(sandbox) >= {"url", "mail", "print_drop", "nets", "records"}
+    assert Path(sandbox["mail"]).parent == Path(sandbox["records"])
+    assert set(record["public"]) == {"dispatcher"}
 
 
 def test_a_second_up_is_refused(stack: Stack) -> None:
