@@ -141,6 +141,19 @@ class Timers:
                 {"_id": {"$in": list(timer_ids)}, "owner": self.owner}, session=session
             )
 
+    async def extend(self, timer_ids: Sequence[str]) -> None:
+        """Keep the lease on timers still being worked on (a long batch of slow sends): a lease that
+        ran out would let another replica do them again."""
+        if timer_ids:
+            await self._timers.update_many(
+                {"_id": {"$in": list(timer_ids)}, "owner": self.owner},
+                {"$set": {"lease_until": self._clock.now() + self._lease}},
+            )
+
+    @property
+    def lease_seconds(self) -> float:
+        return self._lease.total_seconds()
+
     async def retry(self, timer: Timer, after: float, error: str, *, session: Session | None = None) -> None:
         """Put a timer back, due `after` seconds from now, with why it did not work."""
         await self._timers.update_one(

@@ -12,6 +12,7 @@ the tenant's fallback rules take over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -55,6 +56,11 @@ NEEDED: dict[str, tuple[str, ...]] = {
     "print": ("pdf",),
     "avtalegiro": (),
 }
+
+
+# Send outcomes are recorded at least this often (count, seconds) while a batch is sent.
+RECORD_EVERY = 16
+RECORD_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -108,16 +114,48 @@ class Sender:
     async def on_send_timers(self, timers: list[Timer]) -> None:
         deliveries = await self._store.deliveries_by_id([t.payload["delivery_id"] for t in timers])
         cache: dict[str, Awaitable[Any]] = {}
+        for tenant_id in {d["tenant_id"] for d in deliveries.values()}:
+            await self._rules.get(tenant_id)
         with traced("dispatcher.send_batch", attributes={attr.BATCH_SIZE: len(timers)}):
-            outcomes = await asyncio.gather(
-                *(self._attempt(t, deliveries.get(t.payload["delivery_id"]), cache) for t in timers)
-            )
-            for tenant_id in {o.delivery.get("tenant_id", "") for o in outcomes if o.delivery}:
-                await self._rules.get(tenant_id)
-            now = self._clock.now()
-            await in_transaction(self._store.client, lambda s: self._record(s, outcomes, now))
-        self._on_commit()
+            attempts = [
+                asyncio.ensure_future(self._attempt(t, deliveries.get(t.payload["delivery_id"]), cache))
+                for t in timers
+            ]
+            # Outcomes are written as they come, a few at a time: what a crash leaves unrecorded
+            # (and sends again, under the same idempotency key) is the sends of the last moment,
+            # not the whole batch.
+            done: list[Outcome] = []
+            recorded: set[str] = set()
+            keep = asyncio.create_task(self._keep_leases(timers, recorded))
+            last = time.monotonic()
+            try:
+                for finished in asyncio.as_completed(attempts):
+                    done.append(await finished)
+                    if len(done) >= RECORD_EVERY or time.monotonic() - last >= RECORD_SECONDS:
+                        await self._record_now(done)
+                        recorded.update(o.timer.id for o in done)
+                        done, last = [], time.monotonic()
+                await self._record_now(done)
+            finally:
+                keep.cancel()
+                # The database went away: the sends not yet recorded come again after the lease.
+                for attempt in attempts:
+                    attempt.cancel()
         self._timers.wake()
+
+    async def _keep_leases(self, timers: list[Timer], recorded: set[str]) -> None:
+        """While slow providers hold a batch, its timers stay ours (none is sent twice meanwhile)."""
+        while True:
+            await asyncio.sleep(self._timers.lease_seconds / 3)
+            with contextlib.suppress(Exception):  # the lease runs out: the sends come again, deduped
+                await self._timers.extend([t.id for t in timers if t.id not in recorded])
+
+    async def _record_now(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        now = self._clock.now()
+        await in_transaction(self._store.client, lambda s: self._record(s, outcomes, now))
+        self._on_commit()
 
     async def _attempt(self, timer: Timer, d: Doc | None, cache: dict[str, Awaitable[Any]]) -> Outcome:
         if d is None or d["status"] != "queued":
