@@ -26,6 +26,8 @@ TENANT_SECONDS = 30.0
 PROFILE_SECONDS = 24 * 3600.0
 MAX_KEY_LENGTH = 256
 _CHANNEL_OPTIONS = (
+    # Calls spread over every address the target resolves to (a headless Service: every pod).
+    ("grpc.lb_policy_name", "round_robin"),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.max_receive_message_length", 8 * 1024 * 1024),
