@@ -53,7 +53,6 @@ from services.cli.demo_data import generate_invoices
 from services.cli.invoice_format import to_request
 from services.cli.probes import HttpProbe, Probe
 from services.cli.processes import spawn, stop_processes, tail
-from services.common.bus import PROCESSED
 from services.common.events import (
     DELIVERY_TOPIC,
     DLQ_SUFFIX,
@@ -63,7 +62,6 @@ from services.common.events import (
     PAYMENT_TOPIC,
 )
 from services.common.outbox import OUTBOX
-from services.dispatcher.planning import CONSUMER as DOCUMENTS_CONSUMER
 from services.renderer.store import FILES
 from tests.support.backends import embedded_backend, free_port
 from tests.support.kafka import create_topics
@@ -240,7 +238,7 @@ async def dispatch(
     started.start("dispatcher", "services.dispatcher", env)
     started.wait_until("dispatcher", HttpProbe(HOST, int(env["FORDRING_HTTP_PORT"]), timeout=0.5))
     ready, ready_at = time.perf_counter(), datetime.now(UTC)
-    while not await db[PROCESSED].find_one({"_id": {"$regex": f"^{DOCUMENTS_CONSUMER}:"}}):
+    while not await db["renderings"].find_one({}, projection={"_id": 1}):
         started.check("dispatcher")
         if time.perf_counter() - ready > 120:
             raise RuntimeError("the dispatcher took in no announcement in 120 s")
@@ -268,11 +266,9 @@ async def dispatch(
     docs = await db["deliveries"].find({}, {"created_at": 1, "sent_at": 1, "channel": 1}).to_list()
     if len(docs) != count or any(d["channel"] != "email" for d in docs):
         raise RuntimeError(f"expected {count} e-mail deliveries, found {len(docs)}")
-    first_in = await db[PROCESSED].find_one(
-        {"_id": {"$regex": f"^{DOCUMENTS_CONSUMER}:"}}, sort=[("at", 1)], projection={"at": 1}
-    )
+    first_in = await db["renderings"].find_one({}, sort=[("seen_at", 1)], projection={"seen_at": 1})
     assert first_in is not None
-    began: datetime = first_in["at"]
+    began: datetime = first_in["seen_at"]
     created = sorted(d["created_at"] for d in docs)
     sent = sorted(d["sent_at"] for d in docs)
 

@@ -28,5 +28,8 @@ class ExpiringLru(Generic[V]):
         while len(self._items) > self._size:
             self._items.popitem(last=False)
 
+    def pop(self, key: str) -> None:
+        self._items.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._items)

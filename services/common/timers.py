@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry import metrics
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 
 from services.common.clock import Clock
 from services.common.ids import new_id
@@ -101,8 +101,9 @@ class Timers:
         self._wake = asyncio.Event()
 
     async def ensure_indexes(self) -> None:
+        # One index: every timer is written at least twice (scheduled, done), and the claim reads
+        # the due ones in due order whatever their kind.
         await self._timers.create_index([("due_at", ASCENDING)], name="due")
-        await self._timers.create_index([("kind", ASCENDING), ("due_at", ASCENDING)], name="kind_due")
 
     def wake(self) -> None:
         """Look for due timers now (a change just made one due) instead of at the next poll."""
@@ -127,6 +128,15 @@ class Timers:
             session=session,
         )
         return result.upserted_id is not None
+
+    async def schedule_many(self, docs: Sequence[Doc], *, session: Session | None = None) -> None:
+        """`schedule` for many timers (made with `timer_doc`) in one write."""
+        if docs:
+            await self._timers.bulk_write(
+                [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs],
+                ordered=False,
+                session=session,
+            )
 
     async def cancel(self, timer_ids: Sequence[str], *, session: Session | None = None) -> int:
         if not timer_ids:

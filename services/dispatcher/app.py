@@ -25,6 +25,7 @@ from services.dispatcher.handlers import register
 from services.dispatcher.lifecycle import BATCH, FALLBACK, PLAN, SEND, Lifecycle
 from services.dispatcher.planning import Planner
 from services.dispatcher.public import public_app
+from services.dispatcher.recent import RecentLedger
 from services.dispatcher.rules import RulesBook
 from services.dispatcher.sending import Sender
 from services.dispatcher.settings import DispatcherSettings
@@ -56,8 +57,13 @@ class DispatcherApp:
         self.renderer = RendererClient(settings.renderer_target, settings.service_token)
         self.channels = channels or from_settings(settings)
         self.rules = RulesBook(self.store, self.clock)
+        recent = RecentLedger(self.ledger)
         self.lifecycle = Lifecycle(
-            self.store, self.timers, delay_scale=settings.delay_scale, rules_of=self.rules.last
+            self.store,
+            self.timers,
+            delay_scale=settings.delay_scale,
+            rules_of=self.rules.last,
+            on_flag=recent.flagged,
         )
         wake = self.runtime.relay.wake
         self.planner = Planner(
@@ -65,7 +71,7 @@ class DispatcherApp:
             self.timers,
             self.lifecycle,
             self.channels,
-            self.ledger,
+            recent,
             self.rules,
             self.clock,
             on_commit=wake,
@@ -75,7 +81,7 @@ class DispatcherApp:
             self.timers,
             self.lifecycle,
             self.channels,
-            self.ledger,
+            recent,
             self.renderer,
             self.directory,
             self.rules,

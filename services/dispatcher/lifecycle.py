@@ -33,7 +33,7 @@ from services.common.events import (
 from services.common.ids import new_id
 from services.common.mongo import Doc, Session
 from services.common.outbox import OUTBOX, outbox_doc
-from services.common.timers import Timers
+from services.common.timers import Timers, timer_doc
 from services.dispatcher.adapters.base import Contact
 from services.dispatcher.domain.rules import DeliveryRules, FallbackRule
 from services.dispatcher.store import FINAL, DispatcherStore
@@ -81,12 +81,15 @@ class Lifecycle:
         *,
         delay_scale: float,
         rules_of: Callable[[str], DeliveryRules],
+        on_flag: Callable[[str, str, str, datetime, str], None] = lambda *_: None,
     ) -> None:
         self._store = store
         self._timers = timers
         self._scale = delay_scale
         # The tenant's rules as last read (the caller refreshed them before the transaction).
         self._rules_of = rules_of
+        # A contact proved bad (tenant, customer, contact, when, why): known here before the ledger.
+        self._on_flag = on_flag
 
     def delay(self, rule: FallbackRule) -> timedelta:
         return rule.after * self._scale
@@ -129,6 +132,63 @@ class Lifecycle:
         await self._timers.schedule(
             send_timer_id(d["_id"]), SEND, now, {"delivery_id": d["_id"]}, tenant_id=d["tenant_id"], session=s
         )
+
+    async def queue_many(self, s: Session, deliveries: list[Doc], now: datetime) -> None:
+        """New deliveries and their send timers, in two writes."""
+        new = await self._store.insert_deliveries(s, deliveries)
+        await self._timers.schedule_many(
+            [
+                timer_doc(
+                    send_timer_id(d["_id"]), SEND, now, {"delivery_id": d["_id"]}, tenant_id=d["tenant_id"]
+                )
+                for d in new
+            ],
+            session=s,
+        )
+
+    async def sent_many(self, s: Session, items: list[tuple[Doc, str, str, str, int]], now: datetime) -> Step:
+        """`sent` for many deliveries (delivery, state, provider ref, detail, attempt) in a few
+        writes: the sender's hot path. A delivery a receipt overtook (a bounce posted before the
+        send was recorded) keeps what the receipt made of it."""
+        step = Step()
+        updates: list[tuple[str, Doc, Doc, Doc | None]] = []
+        timers: list[Doc] = []
+        for queued, state, provider_ref, detail, attempt in items:
+            changes: Doc = {
+                "status": state,
+                "provider_ref": provider_ref,
+                "sent_at": now,
+                "attempt": attempt,
+                "next_attempt_at": None,
+            }
+            if state == "delivered":
+                changes["delivered_at"] = now
+            record = {"number": attempt, "at": now, "result": state, "code": "", "detail": detail[:300]}
+            updates.append((queued["_id"], {"status": "queued"}, changes, record))
+            d = {**queued, **changes}
+            step.events.append(self.event(DeliveryAttempted, d, now, self.data(d)))
+            if state == "delivered":
+                step.events.append(self.event(Delivered, d, now, self.data(d)))
+            rules = self._rules_of(d["tenant_id"])
+            watch = rules.rules_for(d["channel"], "unopened")
+            if state == "accepted":
+                watch += rules.rules_for(d["channel"], "undelivered")
+            for rule in watch:
+                due = now + self.delay(rule)
+                timers.append(
+                    timer_doc(
+                        fallback_timer_id(d["_id"], rule.name),
+                        FALLBACK,
+                        due,
+                        {"delivery_id": d["_id"], "rule": rule.name},
+                        tenant_id=d["tenant_id"],
+                    )
+                )
+                self._announce_fallback(step, d, rule, due)
+            DELIVERIES.add(1, {"channel": d["channel"], "result": state})
+        await self._store.update_deliveries(s, updates)
+        await self._timers.schedule_many(timers, session=s)
+        return step
 
     async def sent(
         self, s: Session, d: Doc, now: datetime, *, state: str, provider_ref: str, detail: str, attempt: int
@@ -253,6 +313,7 @@ class Lifecycle:
             self.event(DeliveryFailed, d, now, self.data(d, code=code, reason=reason[:500], final=True))
         )
         if contact is not None:
+            self._on_flag(d["tenant_id"], d["customer_id"], contact, now, reason[:200])
             step.events.append(
                 self.event(
                     ContactFlagged,
@@ -294,8 +355,15 @@ class Lifecycle:
             tenant_id=d["tenant_id"],
             session=s,
         )
+        if added:
+            self._announce_fallback(step, d, rule, due)
+
+    def _announce_fallback(self, step: Step, d: Doc, rule: FallbackRule, due: datetime) -> None:
+        """A failure's fallback is announced when it is scheduled. The watches every sent delivery
+        gets ("not opened in 3 days") are not: most never fire; the fallback delivery, when one is
+        made, is announced like any delivery (route "fallback", its rule)."""
         target = next((t for t in rule.then if t != "operator"), None)
-        if added and target is not None and rule.when != "undelivered":
+        if target is not None and rule.when == "failed":
             step.events.append(
                 self.event(
                     FallbackScheduled,

@@ -15,27 +15,25 @@ goes out twice on one channel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fordring.ledger.v1 import ledger_pb2 as lpb
 
-from services.common.bus import AlreadyProcessed, processed_among, record_processed_many
 from services.common.clock import Clock
 from services.common.errors import NotFound, Unavailable
 from services.common.events import DocumentRendered, Event
-from services.common.ledger_client import LedgerClient
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.retry import Backoff
-from services.common.timers import Timer, Timers
+from services.common.timers import Timer, Timers, timer_doc
 from services.dispatcher.adapters.base import ChannelName, PostalAddress, Recipient
 from services.dispatcher.channels import Channels
 from services.dispatcher.domain import plan as planning
 from services.dispatcher.domain.rules import DeliveryRules, FallbackRule
 from services.dispatcher.lifecycle import FALLBACKS, PLAN, SENT, Lifecycle, Step, deviation
+from services.dispatcher.recent import RecentLedger
 from services.dispatcher.rules import RulesBook
 from services.dispatcher.store import CLOSED, DispatcherStore, delivery_id
 
@@ -96,6 +94,21 @@ def invoice_status(invoice: lpb.Invoice) -> str:
     return _STATUS_OF_PB.get(invoice.status, "open")
 
 
+# A rendering the ledger cannot place is tried this many times (with backoff), then is a deviation.
+MAX_PLAN_ATTEMPTS = 12
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What planning a rendering came to: a delivery, a deviation, nothing (a reminder for a paid
+    invoice), or `later` (the ledger does not know it yet: why)."""
+
+    rendering: Doc
+    delivery: Doc | None = None
+    deviation: Doc | None = None
+    later: str | None = None
+
+
 @dataclass(frozen=True)
 class Choice:
     channel: ChannelName | None
@@ -111,7 +124,7 @@ class Planner:
         timers: Timers,
         lifecycle: Lifecycle,
         channels: Channels,
-        ledger: LedgerClient,
+        recent: RecentLedger,
         rules: RulesBook,
         clock: Clock,
         *,
@@ -121,7 +134,8 @@ class Planner:
         self._timers = timers
         self._life = lifecycle
         self._channels = channels
-        self._ledger = ledger
+        self._recent = recent
+        self._ledger = recent.ledger
         self._rules = rules
         self._clock = clock
         self._on_commit = on_commit
@@ -133,96 +147,155 @@ class Planner:
         await self.on_batch([event])
 
     async def on_batch(self, events: list[Event]) -> dict[str, Exception]:
-        """Collect the announced forms (one transaction per batch); a rendering whose forms are
-        all in gets its plan timer in the same transaction."""
-        rendered = [e for e in events if isinstance(e, DocumentRendered)]
-        done = await processed_among(self._store.db, CONSUMER, [e.id for e in rendered])
-        todo = [e for e in rendered if e.id not in done]
+        """Collect the announced forms; plan each rendering whose forms are now all in; write the
+        forms and the deliveries with their send timers in one transaction. The
+        ledger being away raises (the batch comes again); a rendering the ledger cannot place yet
+        gets a plan timer (tried again with backoff)."""
+        todo = [e for e in events if isinstance(e, DocumentRendered)]
         if not todo:
             return {}
-        now = self._clock.now()
-        try:
-            await in_transaction(self._store.client, lambda s: self._collect(s, todo, now))
-        except AlreadyProcessed:
-            for one in todo:
-                with contextlib.suppress(AlreadyProcessed):
-                    await in_transaction(self._store.client, lambda s, one=one: self._collect(s, [one], now))  # type: ignore[misc]
+        await self._collect_and_plan(todo)
         self._timers.wake()
+        self._on_commit()
         return {}
 
-    async def _collect(self, s: Session, events: list[DocumentRendered], now: datetime) -> None:
-        await record_processed_many(self._store.db, s, CONSUMER, [e.id for e in events], now)
+    async def _collect_and_plan(self, events: list[DocumentRendered]) -> None:
+        # One invoice's events share a partition: no other consumer adds forms to these renderings.
+        existing = await self._store.renderings_by_id(list({e.data.rendering_id for e in events}))
+        merged: dict[str, Doc] = {}
         for event in events:
-            rendering = await self._store.add_form(s, event.tenant_id, event.data)
-            complete = set(rendering.get("forms_available", [])) <= set(rendering.get("forms", {}))
-            if complete and not rendering.get("planned"):
-                await self._timers.schedule(
-                    f"plan:{rendering['_id']}",
-                    PLAN,
-                    now,
-                    {"rendering_id": rendering["_id"]},
-                    tenant_id=event.tenant_id,
-                    session=s,
-                )
+            data = event.data
+            rendering = (
+                merged.get(data.rendering_id)
+                or existing.get(data.rendering_id)
+                or _rendering(event, self._clock.now())
+            )
+            merged[data.rendering_id] = {
+                **rendering,
+                "forms": {**rendering.get("forms", {}), data.form: data.document_id},
+            }
+        complete = [
+            r
+            for r in merged.values()
+            if not r.get("planned") and set(r["forms_available"]) <= set(r["forms"])
+        ]
+        planned = await asyncio.gather(*(self._plan(r) for r in complete))
+        now = self._clock.now()
 
-    # --- plan timers -------------------------------------------------------------------------
+        async def work(s: Session) -> None:
+            # No applied-event ids: applying an announcement again changes nothing (a form's
+            # document id is set again, a planned rendering is not planned twice, deliveries and
+            # timers have ids derived from what they are).
+            await self._write_plans(s, list(merged.values()), planned, now)
+
+        await in_transaction(self._store.client, work)
+
+    async def _write_plans(
+        self, s: Session, renderings: list[Doc], planned: list[Planned], now: datetime
+    ) -> None:
+        await self._store.save_renderings(
+            s, renderings, {p.rendering["_id"] for p in planned if p.later is None}
+        )
+        await self._life.queue_many(s, [p.delivery for p in planned if p.delivery is not None], now)
+        step = Step(deviations=[p.deviation for p in planned if p.deviation is not None])
+        await self._life.write(s, step)
+        await self._timers.schedule_many(
+            [
+                timer_doc(
+                    f"plan:{p.rendering['_id']}",
+                    PLAN,
+                    now + timedelta(seconds=5),
+                    {"rendering_id": p.rendering["_id"]},
+                    tenant_id=p.rendering["tenant_id"],
+                )
+                for p in planned
+                if p.later is not None
+            ],
+            session=s,
+        )
+
+    async def _plan(self, rendering: Doc, *, attempts: int = 0) -> Planned:
+        """The primary delivery of a complete rendering (or why there is none). Unavailable is
+        raised; a rendering the ledger does not know (yet) is `later`."""
+        tenant_id = rendering["tenant_id"]
+        rules = await self._rules.get(tenant_id)
+        try:
+            async with self._reads:
+                customer = await self._recent.customer(tenant_id, rendering["customer_id"])
+                invoice = await self._recent.invoice(tenant_id, rendering["invoice_id"])
+        except NotFound as exc:
+            return Planned(rendering, later=str(exc))
+        document = planning.Document(
+            kind=rendering["kind"],
+            forms=frozenset(rendering.get("forms", {})),
+            payable=rendering["kind"] != "credit_note" and invoice.balance.minor_units > 0,
+        )
+        now = self._clock.now()
+        status = invoice_status(invoice)
+        if status in CLOSED and rendering["kind"] in ("reminder", "collection_notice"):
+            log.info(
+                "dispatcher: %s for %s not sent: the invoice is %s",
+                rendering["kind"],
+                rendering["invoice_number"],
+                status,
+            )
+            return Planned(rendering)
+        choice = await self.choose(rules, customer, document)
+        if choice.channel is None:
+            reason = "; ".join(f"{c}: {why}" for c, why in choice.passed.items()) or "no channel"
+            return Planned(
+                rendering,
+                deviation=deviation(
+                    _as_delivery(rendering),
+                    now,
+                    kind="no_channel",
+                    reason=reason,
+                    action="operator task: no usable channel",
+                ),
+            )
+        return Planned(
+            rendering, delivery=new_delivery(rendering, choice.channel, "primary", now, passed=choice.passed)
+        )
+
+    # --- plan timers (renderings the ledger could not place at first) --------------------------
 
     async def on_plan_timers(self, timers: list[Timer]) -> None:
-        await asyncio.gather(*(self._plan_one(t) for t in timers))
+        await asyncio.gather(*(self._plan_later(t) for t in timers))
         self._on_commit()
 
-    async def _plan_one(self, timer: Timer) -> None:
+    async def _plan_later(self, timer: Timer) -> None:
         rendering = await self._store.rendering(timer.payload["rendering_id"])
         if rendering is None or rendering.get("planned"):
             await self._timers.complete([timer.id])
             return
-        tenant_id = rendering["tenant_id"]
         try:
-            rules = await self._rules.get(tenant_id)
-            async with self._reads:
-                customer = await self._ledger.customer(tenant_id, rendering["customer_id"])
-                invoice = await self._ledger.invoice(tenant_id, rendering["invoice_id"])
-            document = planning.Document(
-                kind=rendering["kind"],
-                forms=frozenset(rendering.get("forms", {})),
-                payable=rendering["kind"] != "credit_note" and invoice.balance.minor_units > 0,
-            )
-            choice = await self.choose(rules, customer, document)
-        except (Unavailable, NotFound) as exc:
-            # NotFound: the ledger does not know it (yet); both come again with backoff, bounded.
+            planned = await self._plan(rendering)
+        except Unavailable as exc:
             await self._timers.retry(timer, Backoff.delay_for(timer.attempts, cap=600), str(exc))
             return
+        later = planned.later
+        if later is not None:
+            if timer.attempts >= MAX_PLAN_ATTEMPTS:
+                planned = Planned(
+                    rendering,
+                    deviation=deviation(
+                        _as_delivery(rendering),
+                        self._clock.now(),
+                        kind="no_channel",
+                        reason=later,
+                        action="operator task: the ledger does not know it",
+                    ),
+                )
+            else:
+                await self._timers.retry(timer, Backoff.delay_for(timer.attempts, cap=600), later)
+                return
         now = self._clock.now()
-        closed = invoice_status(invoice) in CLOSED and rendering["kind"] in ("reminder", "collection_notice")
 
         async def work(s: Session) -> None:
             if not await self._store.mark_planned(s, rendering["_id"]):
                 await self._timers.complete([timer.id], session=s)
                 return
-            step = Step()
-            if closed:
-                log.info(
-                    "dispatcher: %s for %s not sent: the invoice is %s",
-                    rendering["kind"],
-                    rendering["invoice_number"],
-                    invoice_status(invoice),
-                )
-            elif choice.channel is None:
-                reason = "; ".join(f"{c}: {why}" for c, why in choice.passed.items()) or "no channel"
-                step.deviations.append(
-                    deviation(
-                        _as_delivery(rendering),
-                        now,
-                        kind="no_channel",
-                        reason=reason,
-                        action="operator task: no usable channel",
-                    )
-                )
-            else:
-                await self._life.queue(
-                    s, new_delivery(rendering, choice.channel, "primary", now, passed=choice.passed), now
-                )
-            await self._life.write(s, step)
+            await self._write_plans(s, [rendering], [planned], now)
             await self._timers.complete([timer.id], session=s)
 
         await in_transaction(self._store.client, work)
@@ -299,7 +372,7 @@ class Planner:
             async with self._reads:
                 customer = await self._ledger.customer(tenant_id, source["customer_id"])
             rendering = await self._store.rendering(source["rendering_id"]) or {}
-            used = await self._store.channels_used(source["rendering_id"])
+            used = await self._store.channels_used(source["invoice_id"], source["rendering_id"])
             invoice_state = await self._store.invoice_state(source["invoice_id"]) or {}
             document = planning.Document(
                 kind=source["kind"],
@@ -449,6 +522,25 @@ def _rendering_fields(d: Doc) -> Doc:
     }
 
 
+def _rendering(event: DocumentRendered, now: datetime) -> Doc:
+    data = event.data
+    return {
+        # When the dispatcher first heard of it.
+        "seen_at": now,
+        "_id": data.rendering_id,
+        "tenant_id": event.tenant_id,
+        "invoice_id": data.invoice_id,
+        "invoice_number": data.invoice_number,
+        "customer_id": data.customer_id,
+        "kind": data.kind,
+        "language": data.language,
+        "forms_available": list(data.forms_available),
+        "invoice_version": data.invoice_version,
+        "forms": {},
+        "planned": False,
+    }
+
+
 def _as_delivery(rendering: Doc) -> Doc:
     return {**rendering, "_id": "", "rendering_id": rendering["_id"], "channel": ""}
 
@@ -481,6 +573,8 @@ def new_delivery(
         "code": "",
         "reason": "",
         "passed": dict(passed or {}),
+        # The rendering's documents (form → document id): what the send fetches from the hotel.
+        "forms": dict(rendering.get("forms", {})),
         "created_at": now,
         "next_attempt_at": now,
     }

@@ -27,7 +27,6 @@ from services.common import attributes as attr
 from services.common.clock import Clock, parse_iso_date
 from services.common.directory import DirectoryClient
 from services.common.errors import NotFound, Unavailable
-from services.common.ledger_client import LedgerClient
 from services.common.links import invoice_link
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.retry import Backoff
@@ -38,6 +37,7 @@ from services.dispatcher.adapters.renderer import RendererClient
 from services.dispatcher.channels import Channels
 from services.dispatcher.lifecycle import Lifecycle, Step, send_timer_id
 from services.dispatcher.planning import invoice_status, recipient_of
+from services.dispatcher.recent import RecentLedger
 from services.dispatcher.rules import RulesBook
 from services.dispatcher.store import CLOSED, DispatcherStore
 
@@ -80,7 +80,7 @@ class Sender:
         timers: Timers,
         lifecycle: Lifecycle,
         channels: Channels,
-        ledger: LedgerClient,
+        ledger: RecentLedger,
         renderer: RendererClient,
         directory: DirectoryClient,
         rules: RulesBook,
@@ -206,7 +206,9 @@ class Sender:
                 cache[key] = asyncio.ensure_future(make())
             return cache[key]
 
-        rendering = await self._store.rendering(d["rendering_id"]) or {"forms": {}}
+        forms: dict[str, str] = d.get("forms") or (await self._store.rendering(d["rendering_id"]) or {}).get(
+            "forms", {}
+        )
         invoice: lpb.Invoice = await once(
             f"i:{d['invoice_id']}", lambda: self._ledger.invoice(tenant_id, d["invoice_id"])
         )
@@ -220,11 +222,9 @@ class Sender:
             f"p:{tenant_id}:{invoice.profile_version}",
             lambda: self._directory.profile(tenant_id, invoice.profile_version),
         )
-        forms: dict[str, str] = rendering.get("forms", {})
-        documents = {}
-        for form in NEEDED.get(d["channel"], ()):
-            if form in forms:
-                documents[form] = await self._renderer.document(tenant_id, forms[form])
+        wanted = [form for form in NEEDED.get(d["channel"], ()) if form in forms]
+        contents = await asyncio.gather(*(self._renderer.document(tenant_id, forms[form]) for form in wanted))
+        documents = dict(zip(wanted, contents, strict=True))
         payment = None
         if d["kind"] != "credit_note" and invoice.balance.minor_units > 0:
             payment = Payment(
@@ -263,6 +263,7 @@ class Sender:
     async def _record(self, s: Session, outcomes: list[Outcome], now: datetime) -> None:
         step = Step()
         done: list[str] = []
+        sent: list[tuple[Doc, str, str, str, int]] = []
         for o in outcomes:
             d = o.delivery
             attempt = int(d.get("attempt", 0)) + 1
@@ -278,18 +279,7 @@ class Sender:
                     done.append(o.timer.id)
                 case "sent":
                     assert o.result is not None
-                    _merge(
-                        step,
-                        await self._life.sent(
-                            s,
-                            d,
-                            now,
-                            state=o.result.state,
-                            provider_ref=o.result.provider_ref,
-                            detail=o.result.detail,
-                            attempt=attempt,
-                        ),
-                    )
+                    sent.append((d, o.result.state, o.result.provider_ref, o.result.detail, attempt))
                     done.append(o.timer.id)
                 case "retry":
                     assert o.error is not None
@@ -319,6 +309,7 @@ class Sender:
                         ),
                     )
                     done.append(o.timer.id)
+        _merge(step, await self._life.sent_many(s, sent, now))
         await self._life.write(s, step)
         await self._timers.complete(done, session=s)
 

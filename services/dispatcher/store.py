@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 
 from services.common.bus import ensure_processed_indexes
 from services.common.mongo import Client, Database, Doc, Session
@@ -56,10 +56,8 @@ class DispatcherStore:
         await ensure_outbox_indexes(self.db)
         await ensure_processed_indexes(self.db)
         deliveries = self.db[DELIVERIES]
-        await deliveries.create_index(
-            [("tenant_id", ASCENDING), ("invoice_id", ASCENDING), ("created_at", ASCENDING)], name="invoice"
-        )
-        await deliveries.create_index([("rendering_id", ASCENDING)], name="rendering")
+        # Few indexes on purpose: each is work on every write, and deliveries are written often.
+        # An invoice's deliveries (ListDeliveries, opens, the channels a document went out on).
         await deliveries.create_index([("invoice_id", ASCENDING), ("sent_at", DESCENDING)], name="opens")
         await self.db[RENDERINGS].create_index([("invoice_id", ASCENDING)], name="invoice")
         await deliveries.create_index([("provider_ref", ASCENDING)], name="provider_ref")
@@ -71,30 +69,22 @@ class DispatcherStore:
 
     # --- renderings -------------------------------------------------------------------------
 
-    async def add_form(self, s: Session, tenant_id: str, data: Any) -> Doc:
-        """Record one announced form of a rendering; the rendering as it is now."""
-        doc = await self.db[RENDERINGS].find_one_and_update(
-            {"_id": data.rendering_id},
-            {
-                "$set": {f"forms.{data.form}": data.document_id},
-                "$setOnInsert": {
-                    "tenant_id": tenant_id,
-                    "invoice_id": data.invoice_id,
-                    "invoice_number": data.invoice_number,
-                    "customer_id": data.customer_id,
-                    "kind": data.kind,
-                    "language": data.language,
-                    "forms_available": list(data.forms_available),
-                    "invoice_version": data.invoice_version,
-                    "planned": False,
-                },
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=s,
-        )
-        assert doc is not None
-        return doc
+    async def renderings_by_id(self, ids: Sequence[str]) -> dict[str, Doc]:
+        found = await self.db[RENDERINGS].find({"_id": {"$in": list(ids)}}).to_list()
+        return {d["_id"]: d for d in found}
+
+    async def save_renderings(self, s: Session, renderings: Sequence[Doc], planned: set[str]) -> None:
+        """Each rendering's forms as collected, and `planned` for those planned now (one write)."""
+        ops = []
+        for r in renderings:
+            fields = {k: v for k, v in r.items() if k not in ("_id", "forms", "planned")}
+            changes: Doc = {f"forms.{form}": document_id for form, document_id in r["forms"].items()}
+            if r["_id"] in planned:
+                changes["planned"] = True
+            insert = {**fields, **({} if r["_id"] in planned else {"planned": False})}
+            ops.append(UpdateOne({"_id": r["_id"]}, {"$set": changes, "$setOnInsert": insert}, upsert=True))
+        if ops:
+            await self.db[RENDERINGS].bulk_write(ops, ordered=False, session=s)
 
     async def rendering(self, rendering_id: str) -> Doc | None:
         return await self.db[RENDERINGS].find_one({"_id": rendering_id})
@@ -126,6 +116,35 @@ class DispatcherStore:
         await self.db[DELIVERIES].insert_one(doc, session=s)
         return True
 
+    async def insert_deliveries(self, s: Session, docs: Sequence[Doc]) -> list[Doc]:
+        """Insert those that do not exist yet (checked first: a duplicate key aborts a transaction);
+        the ones inserted."""
+        if not docs:
+            return []
+        found = (
+            await self.db[DELIVERIES]
+            .find({"_id": {"$in": [d["_id"] for d in docs]}}, projection={"_id": 1}, session=s)
+            .to_list()
+        )
+        have = {d["_id"] for d in found}
+        new = [d for d in docs if d["_id"] not in have]
+        if new:
+            await self.db[DELIVERIES].insert_many(new, session=s)
+        return new
+
+    async def update_deliveries(
+        self, s: Session, updates: Sequence[tuple[str, Doc, Doc, Doc | None]]
+    ) -> None:
+        """Many `update_delivery` in one write: (id, when, $set, attempt to log)."""
+        ops = []
+        for delivery_id, when, changes, attempt in updates:
+            update: Doc = {"$set": changes}
+            if attempt is not None:
+                update["$push"] = {"attempts": attempt}
+            ops.append(UpdateOne({"_id": delivery_id, **when}, update))
+        if ops:
+            await self.db[DELIVERIES].bulk_write(ops, ordered=False, session=s)
+
     async def delivery(self, delivery_id: str, s: Session | None = None) -> Doc | None:
         return await self.db[DELIVERIES].find_one({"_id": delivery_id}, session=s)
 
@@ -137,18 +156,14 @@ class DispatcherStore:
         return await self.db[DELIVERIES].find_one({"provider_ref": provider_ref, "channel": channel})
 
     async def of_invoice(self, tenant_id: str, invoice_id: str) -> list[Doc]:
-        return (
-            await self.db[DELIVERIES]
-            .find({"tenant_id": tenant_id, "invoice_id": invoice_id})
-            .sort("created_at", ASCENDING)
-            .to_list()
-        )
+        found = await self.db[DELIVERIES].find({"invoice_id": invoice_id, "tenant_id": tenant_id}).to_list()
+        return sorted(found, key=lambda d: (d["created_at"], d["_id"]))
 
-    async def channels_used(self, rendering_id: str, s: Session | None = None) -> set[str]:
+    async def channels_used(self, invoice_id: str, rendering_id: str, s: Session | None = None) -> set[str]:
         found = (
             await self.db[DELIVERIES]
             .find(
-                {"rendering_id": rendering_id, "route": {"$ne": "resend"}},
+                {"invoice_id": invoice_id, "rendering_id": rendering_id, "route": {"$ne": "resend"}},
                 projection={"channel": 1},
                 session=s,
             )
@@ -195,24 +210,41 @@ class DispatcherStore:
 
     # --- the invoice projection -------------------------------------------------------------
 
-    async def project_invoice(self, s: Session, tenant_id: str, summary: Any, at: datetime) -> None:
-        """Keep the newest state of an invoice (events may come again or late: by version)."""
-        invoices = self.db[INVOICES]
-        changes: Doc = {
-            "tenant_id": tenant_id,
-            "number": summary.invoice_number,
-            "kind": summary.kind,
-            "status": summary.status,
-            "due_date": summary.due_date,
-            "balance_minor": summary.balance_minor,
-            "version": summary.version,
-        }
-        current = await invoices.find_one({"_id": summary.invoice_id}, session=s)
-        if current is not None and current.get("version", 0) >= summary.version:
+    async def project_invoices(self, s: Session, items: Sequence[tuple[str, Any, datetime]]) -> None:
+        """Keep the newest state of each invoice (tenant, InvoiceSummary, when): events may come
+        again or late, so a version older than the one kept changes nothing. One read, one write."""
+        newest: dict[str, tuple[str, Any, datetime]] = {}
+        for tenant_id, summary, at in items:
+            kept = newest.get(summary.invoice_id)
+            if kept is None or kept[1].version < summary.version:
+                newest[summary.invoice_id] = (tenant_id, summary, at)
+        if not newest:
             return
-        if summary.status in ("paid", "overpaid") and not (current or {}).get("paid_at"):
-            changes["paid_at"] = at
-        await invoices.update_one({"_id": summary.invoice_id}, {"$set": changes}, upsert=True, session=s)
+        current = {
+            d["_id"]: d
+            for d in await self.db[INVOICES]
+            .find({"_id": {"$in": list(newest)}}, projection={"version": 1, "paid_at": 1}, session=s)
+            .to_list()
+        }
+        ops = []
+        for invoice_id, (tenant_id, summary, at) in newest.items():
+            before = current.get(invoice_id, {})
+            if before.get("version", 0) >= summary.version:
+                continue
+            changes: Doc = {
+                "tenant_id": tenant_id,
+                "number": summary.invoice_number,
+                "kind": summary.kind,
+                "status": summary.status,
+                "due_date": summary.due_date,
+                "balance_minor": summary.balance_minor,
+                "version": summary.version,
+            }
+            if summary.status in ("paid", "overpaid") and not before.get("paid_at"):
+                changes["paid_at"] = at
+            ops.append(UpdateOne({"_id": invoice_id}, {"$set": changes}, upsert=True))
+        if ops:
+            await self.db[INVOICES].bulk_write(ops, ordered=False, session=s)
 
     async def invoice_state(self, invoice_id: str) -> Doc | None:
         return await self.db[INVOICES].find_one({"_id": invoice_id})

@@ -9,13 +9,11 @@ of every delivery of that invoice stands down.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.common.bus import AlreadyProcessed, processed_among, record_processed_many
 from services.common.clock import Clock
 from services.common.events import Event
 from services.common.mongo import Doc, Session, in_transaction
@@ -158,23 +156,12 @@ class Tracker:
         await self.on_invoice_batch([event])
 
     async def on_invoice_batch(self, events: list[Event]) -> dict[str, Exception]:
-        relevant = [e for e in events if getattr(e.data, "invoice", None) is not None]
-        done = await processed_among(self._store.db, INVOICES_CONSUMER, [e.id for e in relevant])
-        todo = [e for e in relevant if e.id not in done]
+        # Versions order the states: an event seen again (or late) changes nothing, so no applied
+        # event ids are kept for this projection.
+        todo = [e for e in events if getattr(e.data, "invoice", None) is not None]
         if not todo:
             return {}
 
-        async def work(s: Session, batch: list[Event]) -> None:
-            await record_processed_many(
-                self._store.db, s, INVOICES_CONSUMER, [e.id for e in batch], self._clock.now()
-            )
-            for event in batch:
-                await self._store.project_invoice(s, event.tenant_id, event.data.invoice, event.occurred_at)  # type: ignore[union-attr]
-
-        try:
-            await in_transaction(self._store.client, lambda s: work(s, todo))
-        except AlreadyProcessed:
-            for one in todo:
-                with contextlib.suppress(AlreadyProcessed):
-                    await in_transaction(self._store.client, lambda s, one=one: work(s, [one]))  # type: ignore[misc]
+        states = [(e.tenant_id, e.data.invoice, e.occurred_at) for e in todo]  # type: ignore[union-attr]
+        await in_transaction(self._store.client, lambda s: self._store.project_invoices(s, states))
         return {}

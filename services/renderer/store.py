@@ -184,9 +184,12 @@ class RendererStore:
         ).to_list()
         return document_from_file(max(docs, key=lambda d: d["_id"])) if docs else None
 
-    async def chunks(self, document_id: str) -> Any:
-        """The document's content as it was stored, a chunk at a time."""
-        return await self.bucket.open_download_stream(document_id)
+    async def chunks(self, document_id: str) -> Chunks:
+        """The document's content as it was stored, a chunk at a time (read straight from the
+        chunks: the caller has the files document already, GridFS would read it again)."""
+        return Chunks(
+            self.db[CHUNKS].find({"files_id": document_id}, projection={"data": 1}).sort("n", ASCENDING)
+        )
 
     async def expired(self, before: datetime, limit: int) -> Sequence[str]:
         docs = (
@@ -198,3 +201,15 @@ class RendererStore:
 
     async def delete(self, document_id: str) -> None:
         await self.bucket.delete(document_id)
+
+
+class Chunks:
+    """A document's chunks in order, read as the caller streams them."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    async def readchunk(self) -> bytes:
+        """The next chunk, b"" at the end."""
+        doc = await anext(self._cursor, None)
+        return bytes(doc["data"]) if doc is not None else b""
