@@ -96,7 +96,7 @@ def describe(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class RelaySettings:
-    poll_seconds: float = 0.05
+    poll_seconds: float = 0.25
     batch_size: int = 500
     lease_seconds: float = 10.0
     # A key's records must all be acknowledged within this; longer counts as a failed attempt.
@@ -238,6 +238,9 @@ class OutboxRelay:
         try:
             while not self._stopping:
                 more = False
+                # Cleared before the round, not after: a commit that wakes the relay while it
+                # reads the outbox is seen at once instead of a poll interval later.
+                self._wake.clear()
                 try:
                     await self._link.ensure_connected()
                     if await self._lease.hold():
@@ -254,7 +257,7 @@ class OutboxRelay:
                 if self.health.failing_since is not None:
                     await self._pause(self._backoff.next())
                 elif not more:
-                    await self._pause(self.settings.poll_seconds)
+                    await self._pause(self.settings.poll_seconds, idle=True)
         finally:
             measuring.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -278,8 +281,12 @@ class OutboxRelay:
         finally:
             await self._drain_inflight(wait=0)
 
-    async def _pause(self, seconds: float) -> None:
-        self._wake.clear()
+    async def _pause(self, seconds: float, *, idle: bool = False) -> None:
+        """Wait `seconds`, or less when woken. Idle (nothing to publish): a wake from during the
+        round counts; otherwise (backoff) only a wake from now on, or a failing relay would retry
+        at the pace of the commits."""
+        if not idle:
+            self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 

@@ -44,7 +44,7 @@ class CommonSettings(BaseSettings):
     # Console: "json" (production) or "text" (a person at a terminal).
     log_format: Literal["json", "text"] = "json"
     # The outbox relay: how long it sleeps when there is nothing to publish, and how much it takes at once.
-    outbox_poll_seconds: float = Field(default=0.05, gt=0)
+    outbox_poll_seconds: float = Field(default=0.25, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     # A record Kafka refuses this many times while it takes others is parked for an operator.
     outbox_max_attempts: int = Field(default=8, ge=1)
