@@ -156,8 +156,12 @@ class DispatcherStore:
         return await self.db[DELIVERIES].find_one({"provider_ref": provider_ref, "channel": channel})
 
     async def of_invoice(self, tenant_id: str, invoice_id: str) -> list[Doc]:
-        found = await self.db[DELIVERIES].find({"invoice_id": invoice_id, "tenant_id": tenant_id}).to_list()
-        return sorted(found, key=lambda d: (d["created_at"], d["_id"]))
+        # By invoice alone (its index), the tenant checked after: with the tenant in the filter a
+        # server may choose the tenant's time index and read all the tenant's deliveries.
+        found = await self.db[DELIVERIES].find({"invoice_id": invoice_id}).to_list()
+        return sorted(
+            (d for d in found if d["tenant_id"] == tenant_id), key=lambda d: (d["created_at"], d["_id"])
+        )
 
     async def channels_used(self, invoice_id: str, rendering_id: str, s: Session | None = None) -> set[str]:
         found = (

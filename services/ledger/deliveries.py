@@ -153,17 +153,18 @@ class DeliveryLog:
         for event in events:
             by_tenant[event.tenant_id].add(event.subject)
         invoices: dict[tuple[str, str], Doc] = {}
-        for tenant_id, ids in by_tenant.items():
-            found = self._store.invoices.find(
-                {"tenant_id": tenant_id, "_id": {"$in": sorted(ids)}},
-                projection={"delivery": 1, "status": 1, "version": 1, "tenant_id": 1},
-                session=s,
-            )
-            async for doc in found:
-                invoices[(tenant_id, doc["_id"])] = doc
+        # Point lookups on `_id` alone (an index lookup on every server), the tenant checked after.
+        found = self._store.invoices.find(
+            {"_id": {"$in": sorted({i for ids in by_tenant.values() for i in ids})}},
+            projection={"delivery": 1, "status": 1, "version": 1, "tenant_id": 1},
+            session=s,
+        )
+        async for doc in found:
+            if doc["_id"] in by_tenant.get(doc["tenant_id"], ()):
+                invoices[(doc["tenant_id"], doc["_id"])] = doc
         history: dict[tuple[str, str], list[Doc]] = defaultdict(list)
         summaries: dict[tuple[str, str], Doc] = {}
-        flags: list[UpdateOne] = []
+        flags: list[tuple[ContactFlagged, UpdateOne]] = []
         for event in events:
             key = (event.tenant_id, event.subject)
             invoice = invoices.get(key)
@@ -188,24 +189,37 @@ class DeliveryLog:
             if summary is not None:
                 summaries[key] = summary
             if isinstance(event, ContactFlagged):
-                flags.append(_flag(event))
+                flags.append((event, _flag(event)))
         updates = []
         for key, entries in history.items():
             change: Doc = {"$push": {"history": {"$each": entries}}}
             if key in summaries:
                 change["$set"] = {"delivery": summaries[key]}
-            updates.append(UpdateOne({"_id": key[1], "tenant_id": key[0]}, change))
+            # The invoice was found under this tenant above: `_id` alone keeps it a point update.
+            updates.append(UpdateOne({"_id": key[1]}, change))
         if updates:
             await self._store.invoices.bulk_write(updates, ordered=False, session=s)
         if flags:
-            await self._store.customers.bulk_write(flags, ordered=False, session=s)
+            owners = {
+                d["_id"]: d["tenant_id"]
+                async for d in self._store.customers.find(
+                    {"_id": {"$in": sorted({e.data.customer_id for e, _ in flags})}},
+                    projection={"tenant_id": 1},
+                    session=s,
+                )
+            }
+            ours = [
+                update for event, update in flags if owners.get(event.data.customer_id) == event.tenant_id
+            ]
+            if ours:
+                await self._store.customers.bulk_write(ours, ordered=False, session=s)
 
 
 def _flag(event: ContactFlagged) -> UpdateOne:
     """The customer's contact flagged, once per contact until the ERP sends a new value."""
     d = event.data
     return UpdateOne(
-        {"_id": d.customer_id, "tenant_id": event.tenant_id, "flags.contact": {"$ne": d.contact}},
+        {"_id": d.customer_id, "flags.contact": {"$ne": d.contact}},
         {
             "$push": {
                 "flags": {

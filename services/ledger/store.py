@@ -167,9 +167,12 @@ class LedgerStore:
     async def customer(
         self, tenant_id: str, *, customer_id: str = "", number: str = "", session: Session | None = None
     ) -> Doc | None:
-        query: Doc = {"tenant_id": tenant_id}
-        query.update({"_id": customer_id} if customer_id else {"number": number})
-        return await self.customers.find_one(query, session=session)
+        if customer_id:
+            # A point lookup on `_id` alone (with the tenant beside it a server may pick a
+            # tenant-prefixed index and read every customer of the tenant), then the tenant checked.
+            doc = await self.customers.find_one({"_id": customer_id}, session=session)
+            return doc if doc is not None and doc["tenant_id"] == tenant_id else None
+        return await self.customers.find_one({"tenant_id": tenant_id, "number": number}, session=session)
 
     async def flagged_customers(self, tenant_id: str, *, after_number: str, limit: int) -> list[Doc]:
         """Customers with a flagged contact, by number, after `after_number`."""
