@@ -84,6 +84,10 @@ def _time(value: str) -> str:
     return value[:19].replace("T", " ") if value else ""
 
 
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def deliveries_table(deliveries: list[pb.Delivery], title: str = "Deliveries") -> Table:
     table = Table(title=title, title_justify="left")
     for column in (
@@ -127,8 +131,8 @@ def deviations_table(deviations: list[pb.Deviation]) -> Table:
             d.document_kind.replace("_", " "),
             d.channel,
             d.kind,
-            d.reason,
-            d.action,
+            _short(d.reason),
+            _short(d.action),
         )
     return table
 
