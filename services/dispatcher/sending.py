@@ -116,9 +116,12 @@ class Sender:
         cache: dict[str, Awaitable[Any]] = {}
         for tenant_id in {d["tenant_id"] for d in deliveries.values()}:
             await self._rules.get(tenant_id)
+        documents = await self._prefetch(list(deliveries.values()))
         with traced("dispatcher.send_batch", attributes={attr.BATCH_SIZE: len(timers)}):
             attempts = [
-                asyncio.ensure_future(self._attempt(t, deliveries.get(t.payload["delivery_id"]), cache))
+                asyncio.ensure_future(
+                    self._attempt(t, deliveries.get(t.payload["delivery_id"]), cache, documents)
+                )
                 for t in timers
             ]
             # Outcomes are written as they come, a few at a time: what a crash leaves unrecorded
@@ -157,12 +160,33 @@ class Sender:
         await in_transaction(self._store.client, lambda s: self._record(s, outcomes, now))
         self._on_commit()
 
-    async def _attempt(self, timer: Timer, d: Doc | None, cache: dict[str, Awaitable[Any]]) -> Outcome:
+    async def _prefetch(self, deliveries: list[Doc]) -> dict[str, bytes]:
+        """The documents the batch sends, a call per tenant (each send would cost the invoice hotel
+        a call and two reads); what fails here is fetched by the send itself."""
+        wanted: dict[str, set[str]] = {}
+        for d in deliveries:
+            if d.get("status") != "queued":
+                continue
+            forms = d.get("forms") or {}
+            for form in NEEDED.get(d["channel"], ()):
+                if form in forms:
+                    wanted.setdefault(d["tenant_id"], set()).add(forms[form])
+        found: dict[str, bytes] = {}
+        for tenant_id, ids in wanted.items():
+            listed = sorted(ids)
+            for start in range(0, len(listed), 400):
+                with contextlib.suppress(Unavailable):
+                    found.update(await self._renderer.documents(tenant_id, listed[start : start + 400]))
+        return found
+
+    async def _attempt(
+        self, timer: Timer, d: Doc | None, cache: dict[str, Awaitable[Any]], documents: dict[str, bytes]
+    ) -> Outcome:
         if d is None or d["status"] != "queued":
             return Outcome(timer, d or {}, "stale")
         async with self._slots:
             try:
-                out, cancel = await self._outgoing(d, cache)
+                out, cancel = await self._outgoing(d, cache, documents)
             except (Unavailable, NotFound) as exc:
                 return Outcome(timer, d, "later", note=str(exc))
             if cancel:
@@ -197,7 +221,9 @@ class Sender:
                 PROVIDER_SECONDS.record(time.perf_counter() - started, {"channel": d["channel"]})
             return Outcome(timer, d, "sent", result=result)
 
-    async def _outgoing(self, d: Doc, cache: dict[str, Awaitable[Any]]) -> tuple[Outgoing, str]:
+    async def _outgoing(
+        self, d: Doc, cache: dict[str, Awaitable[Any]], prefetched: dict[str, bytes]
+    ) -> tuple[Outgoing, str]:
         """The delivery as its adapter needs it, and why not to send it (paid meanwhile), if so."""
         tenant_id = d["tenant_id"]
 
@@ -223,8 +249,10 @@ class Sender:
             lambda: self._directory.profile(tenant_id, invoice.profile_version),
         )
         wanted = [form for form in NEEDED.get(d["channel"], ()) if form in forms]
-        contents = await asyncio.gather(*(self._renderer.document(tenant_id, forms[form]) for form in wanted))
-        documents = dict(zip(wanted, contents, strict=True))
+        missing = [form for form in wanted if forms[form] not in prefetched]
+        fetched = await asyncio.gather(*(self._renderer.document(tenant_id, forms[form]) for form in missing))
+        documents = {form: prefetched[forms[form]] for form in wanted if form not in missing}
+        documents.update(zip(missing, fetched, strict=True))
         payment = None
         if d["kind"] != "credit_note" and invoice.balance.minor_units > 0:
             payment = Payment(

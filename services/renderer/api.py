@@ -39,6 +39,7 @@ FORMS: dict[pb.DocumentForm.ValueType, Form] = {
 }
 FORM_PB: dict[str, pb.DocumentForm.ValueType] = {v: k for k, v in FORMS.items()}
 MAX_REF = 128
+MAX_DOCUMENTS = 500
 
 
 def info(doc: StoredDocument) -> pb.DocumentInfo:
@@ -133,6 +134,32 @@ class RendererApi(renderer_pb2_grpc.RendererServiceServicer):
             yield pb.DocumentChunk(info=info(doc), data=b"")
         if digest.hexdigest() != doc.sha256:
             raise FailedPrecondition(f"document {doc.id} does not match its SHA-256", reason="DATA_LOSS")
+
+    async def GetDocuments(
+        self, request: pb.GetDocumentsRequest, context: Context
+    ) -> AsyncIterator[pb.DocumentChunk]:
+        tenant = current_tenant()
+        ids = list(dict.fromkeys(request.document_ids))
+        if not ids or len(ids) > MAX_DOCUMENTS or any(not i or len(i) > MAX_REF for i in ids):
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "document_ids", f"1 to {MAX_DOCUMENTS} document ids of at most {MAX_REF} characters"
+                    )
+                ]
+            )
+        docs = {d.id: d for d in await self._store.documents_by_ids(tenant.id, ids)}
+        contents = await self._store.contents(list(docs))
+        for document_id in ids:
+            doc = docs.get(document_id)
+            if doc is None:
+                continue
+            chunks = contents.get(document_id, [])
+            if hashlib.sha256(b"".join(chunks)).hexdigest() != doc.sha256:
+                raise FailedPrecondition(f"document {doc.id} does not match its SHA-256", reason="DATA_LOSS")
+            yield pb.DocumentChunk(info=info(doc), data=chunks[0] if chunks else b"")
+            for chunk in chunks[1:]:
+                yield pb.DocumentChunk(data=chunk)
 
     async def ListDocuments(
         self, request: pb.ListDocumentsRequest, context: Context

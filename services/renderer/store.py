@@ -173,6 +173,23 @@ class RendererStore:
             return None
         return document_from_file(doc)
 
+    async def documents_by_ids(self, tenant_id: str, document_ids: Sequence[str]) -> list[StoredDocument]:
+        """This tenant's documents among `document_ids` (point lookups on `_id`, the tenant checked)."""
+        docs = await self.files.find({"_id": {"$in": list(document_ids)}}).to_list()
+        return [document_from_file(d) for d in docs if d.get("metadata", {}).get("tenant_id") == tenant_id]
+
+    async def contents(self, document_ids: Sequence[str]) -> dict[str, list[bytes]]:
+        """The chunks of many documents in one read, by document, in order."""
+        found: dict[str, list[bytes]] = {i: [] for i in document_ids}
+        cursor = (
+            self.db[CHUNKS]
+            .find({"files_id": {"$in": list(document_ids)}}, projection={"files_id": 1, "n": 1, "data": 1})
+            .sort([("files_id", ASCENDING), ("n", ASCENDING)])
+        )
+        async for chunk in cursor:
+            found[chunk["files_id"]].append(bytes(chunk["data"]))
+        return found
+
     async def latest(self, tenant_id: str, invoice_id: str, kind: str, form: str) -> StoredDocument | None:
         docs = await self.files.find(
             {

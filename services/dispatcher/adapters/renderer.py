@@ -51,6 +51,29 @@ class RendererClient:
             tenant_id, pb.GetDocumentRequest(document_id=document_id), f"document {document_id}"
         )
 
+    async def documents(self, tenant_id: str, document_ids: list[str]) -> dict[str, bytes]:
+        """Many documents in one call (up to 500), by id; ids the hotel does not have are missing."""
+        found: dict[str, list[bytes]] = {}
+        current: list[bytes] | None = None
+        try:
+            stream = self._renderer().GetDocuments(
+                pb.GetDocumentsRequest(document_ids=document_ids),
+                metadata=service_metadata(self._token, tenant_id, "dispatcher"),
+                timeout=60,
+            )
+            async for chunk in stream:
+                if chunk.HasField("info"):
+                    current = found.setdefault(chunk.info.id, [])
+                if current is not None:
+                    current.append(chunk.data)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _RETRYABLE:
+                raise Unavailable(f"the renderer did not answer ({error.code().name})") from None
+            raise Unavailable(
+                f"the renderer refused documents ({error.code().name}: {error.details()})"
+            ) from None
+        return {document_id: b"".join(parts) for document_id, parts in found.items()}
+
     async def latest_html(self, tenant_id: str, invoice_id: str, kind: str = "invoice") -> bytes:
         request = pb.GetDocumentRequest(
             latest=pb.LatestDocument(invoice_id=invoice_id, kind=_KINDS[kind], form=pb.DOCUMENT_FORM_HTML)
