@@ -71,6 +71,28 @@ class LedgerClient:
             raise _translated(error, f"customer {customer_id}") from None
         return reply.customer
 
+    async def invoices(self, tenant_id: str, invoice_ids: list[str]) -> dict[str, pb.Invoice]:
+        """Many invoices in one call (at most 500), by id; ids the ledger has none for are missing."""
+        try:
+            reply = await self._ledger().GetInvoices(
+                pb.GetInvoicesRequest(invoice_ids=invoice_ids), metadata=self._metadata(tenant_id), timeout=30
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translated(error, f"{len(invoice_ids)} invoices") from None
+        return {invoice.id: invoice for invoice in reply.invoices}
+
+    async def customers(self, tenant_id: str, customer_ids: list[str]) -> dict[str, pb.Customer]:
+        """Many customers in one call (at most 500), by id; ids the ledger has none for are missing."""
+        try:
+            reply = await self._ledger().GetCustomers(
+                pb.GetCustomersRequest(customer_ids=customer_ids),
+                metadata=self._metadata(tenant_id),
+                timeout=30,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translated(error, f"{len(customer_ids)} customers") from None
+        return {customer.id: customer for customer in reply.customers}
+
     async def history(self, tenant_id: str, invoice_id: str) -> list[pb.HistoryEntry]:
         try:
             reply = await self._ledger().GetInvoiceHistory(

@@ -179,6 +179,7 @@ class Planner:
             for r in merged.values()
             if not r.get("planned") and set(r["forms_available"]) <= set(r["forms"])
         ]
+        await self._recent.warm((r["tenant_id"], r["customer_id"], r["invoice_id"]) for r in complete)
         planned = await asyncio.gather(*(self._plan(r) for r in complete))
         now = self._clock.now()
 

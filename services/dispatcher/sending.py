@@ -117,6 +117,9 @@ class Sender:
         for tenant_id in {d["tenant_id"] for d in deliveries.values()}:
             await self._rules.get(tenant_id)
         documents = await self._prefetch(list(deliveries.values()))
+        await self._ledger.warm(
+            (d["tenant_id"], d["customer_id"], d["invoice_id"]) for d in deliveries.values()
+        )
         with traced("dispatcher.send_batch", attributes={attr.BATCH_SIZE: len(timers)}):
             attempts = [
                 asyncio.ensure_future(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -199,6 +199,19 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         doc = await self._invoice(current_tenant().id, ref, getattr(request, ref) if ref else "")
         return pb.GetInvoiceResponse(invoice=invoice_to_pb(doc))
 
+    async def GetInvoices(self, request: pb.GetInvoicesRequest, context: Context) -> pb.GetInvoicesResponse:
+        ids = _batch_ids(request.invoice_ids, "invoice_ids")
+        docs = await self._store.invoices_by_ids(current_tenant().id, ids)
+        return pb.GetInvoicesResponse(invoices=[invoice_to_pb(d) for d in docs])
+
+    async def GetCustomers(
+        self, request: pb.GetCustomersRequest, context: Context
+    ) -> pb.GetCustomersResponse:
+        tenant = current_tenant()
+        ids = _batch_ids(request.customer_ids, "customer_ids")
+        docs = await self._store.customers_by_ids(tenant.id, ids)
+        return pb.GetCustomersResponse(customers=[customer_to_pb(d, tenant.default_currency) for d in docs])
+
     async def ListInvoices(
         self, request: pb.ListInvoicesRequest, context: Context
     ) -> pb.ListInvoicesResponse:
@@ -385,3 +398,13 @@ def _watch_message(doc: Doc) -> pb.WatchInvoiceResponse:
     history = doc.get("history") or []
     change = history_to_pb(history[-1]) if history else None
     return pb.WatchInvoiceResponse(invoice=invoice_to_pb(doc), change=change)
+
+
+MAX_BATCH_IDS = 500
+
+
+def _batch_ids(ids: Sequence[str], field: str) -> list[str]:
+    unique = list(dict.fromkeys(ids))
+    if not unique or len(unique) > MAX_BATCH_IDS or any(not i or len(i) > 128 for i in unique):
+        raise InvalidArgument([FieldViolation(field, f"1 to {MAX_BATCH_IDS} ids of at most 128 characters")])
+    return unique

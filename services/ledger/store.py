@@ -195,6 +195,10 @@ class LedgerStore:
         doc = await self.invoices.find_one({"_id": invoice_id}, session=session)
         return doc if doc is not None and doc["tenant_id"] == tenant_id else None
 
+    async def customers_by_ids(self, tenant_id: str, customer_ids: Sequence[str]) -> list[Doc]:
+        docs = await self.customers.find({"_id": {"$in": list(customer_ids)}}).to_list()
+        return [d for d in docs if d["tenant_id"] == tenant_id]
+
     async def invoices_by_ids(self, tenant_id: str, invoice_ids: Sequence[str]) -> list[Doc]:
         docs = await self.invoices.find(
             {"_id": {"$in": list(invoice_ids)}}, projection={"history": 0}
