@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,23 @@ class Timer:
             payload=doc.get("payload", {}),
             attempts=doc.get("attempts", 0),
         )
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Items due at one moment, kept in one timer (`Timers.add_to_buckets`)."""
+
+    kind: str
+    due_at: datetime
+    items: tuple[str, ...]
+    payload: Mapping[str, Any]
+    tenant_id: str = ""
+
+
+def bucket_due(due: datetime, granularity: float) -> tuple[int, datetime]:
+    """The bucket a due time falls in (its number) and the bucket's due time, never before `due`."""
+    number = math.ceil(due.timestamp() / granularity)
+    return number, datetime.fromtimestamp(number * granularity, tz=UTC)
 
 
 # A handler gets the claimed timers of its kind and completes or retries each of them; a timer it
@@ -135,6 +153,43 @@ class Timers:
             await self._timers.bulk_write(
                 [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs],
                 ordered=False,
+                session=session,
+            )
+
+    async def add_to_buckets(self, buckets: Mapping[str, Bucket], *, session: Session | None = None) -> None:
+        """Add items to bucket timers (made if missing): many items due in the same moment share one
+        timer document instead of one each. The handler gets the items in `payload["items"]`."""
+        ops = []
+        for timer_id, bucket in buckets.items():
+            insert = {
+                "kind": bucket.kind,
+                "tenant_id": bucket.tenant_id,
+                "due_at": bucket.due_at,
+                "attempts": 0,
+                "owner": "",
+                "lease_until": _NEVER,
+                **{f"payload.{k}": v for k, v in bucket.payload.items()},
+            }
+            ops.append(
+                UpdateOne(
+                    {"_id": timer_id},
+                    {"$setOnInsert": insert, "$addToSet": {"payload.items": {"$each": list(bucket.items)}}},
+                    upsert=True,
+                )
+            )
+        if ops:
+            await self._timers.bulk_write(ops, ordered=False, session=session)
+
+    async def complete_bucket(self, timer: Timer, *, session: Session | None = None) -> None:
+        """Done with the items the handler got; items added meanwhile stay, for the next claim."""
+        done = list(timer.payload.get("items", []))
+        result = await self._timers.delete_one(
+            {"_id": timer.id, "owner": self.owner, "payload.items": {"$size": len(done)}}, session=session
+        )
+        if result.deleted_count == 0:
+            await self._timers.update_one(
+                {"_id": timer.id, "owner": self.owner},
+                {"$pullAll": {"payload.items": done}, "$set": {"owner": "", "lease_until": _NEVER}},
                 session=session,
             )
 

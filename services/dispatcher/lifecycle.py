@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ from services.common.events import (
 from services.common.ids import new_id
 from services.common.mongo import Doc, Session
 from services.common.outbox import OUTBOX, outbox_doc
-from services.common.timers import Timers, timer_doc
+from services.common.timers import Bucket, Timers, bucket_due, timer_doc
 from services.dispatcher.adapters.base import Contact
 from services.dispatcher.domain.rules import DeliveryRules, FallbackRule
 from services.dispatcher.store import FINAL, DispatcherStore
@@ -152,7 +152,7 @@ class Lifecycle:
         send was recorded) keeps what the receipt made of it."""
         step = Step()
         updates: list[tuple[str, Doc, Doc, Doc | None]] = []
-        timers: list[Doc] = []
+        buckets: dict[str, Bucket] = {}
         for queued, state, provider_ref, detail, attempt in items:
             changes: Doc = {
                 "status": state,
@@ -174,52 +174,18 @@ class Lifecycle:
             if state == "accepted":
                 watch += rules.rules_for(d["channel"], "undelivered")
             for rule in watch:
-                due = now + self.delay(rule)
-                timers.append(
-                    timer_doc(
-                        fallback_timer_id(d["_id"], rule.name),
-                        FALLBACK,
-                        due,
-                        {"delivery_id": d["_id"], "rule": rule.name},
-                        tenant_id=d["tenant_id"],
-                    )
+                # Watches due in the same moment share a timer (one write per batch, not one per
+                # delivery); the rule is checked per delivery when it fires.
+                delay = self.delay(rule)
+                number, due = bucket_due(now + delay, max(0.1, min(60.0, delay.total_seconds() / 20)))
+                timer_id = f"watch:{d['tenant_id']}:{rule.name}:{number}"
+                bucket = buckets.get(timer_id) or Bucket(
+                    FALLBACK, due, (), {"rule": rule.name}, d["tenant_id"]
                 )
-                self._announce_fallback(step, d, rule, due)
+                buckets[timer_id] = replace(bucket, items=(*bucket.items, d["_id"]))
             DELIVERIES.add(1, {"channel": d["channel"], "result": state})
         await self._store.update_deliveries(s, updates)
-        await self._timers.schedule_many(timers, session=s)
-        return step
-
-    async def sent(
-        self, s: Session, d: Doc, now: datetime, *, state: str, provider_ref: str, detail: str, attempt: int
-    ) -> Step:
-        """The provider took it (`accepted`) or it arrived at once (`delivered`, SMTP and files)."""
-        step = Step()
-        changes: Doc = {
-            "status": state,
-            "provider_ref": provider_ref,
-            "sent_at": now,
-            "attempt": attempt,
-            "next_attempt_at": None,
-        }
-        if state == "delivered":
-            changes["delivered_at"] = now
-        record = {"number": attempt, "at": now, "result": state, "code": "", "detail": detail[:300]}
-        if not await self._store.update_delivery(
-            s, d["_id"], changes, attempt=record, when={"status": "queued"}
-        ):
-            return step
-        d = {**d, **changes}
-        step.events.append(self.event(DeliveryAttempted, d, now, self.data(d)))
-        if state == "delivered":
-            step.events.append(self.event(Delivered, d, now, self.data(d)))
-        rules = self._rules_of(d["tenant_id"])
-        watch = rules.rules_for(d["channel"], "unopened")
-        if state == "accepted":
-            watch += rules.rules_for(d["channel"], "undelivered")
-        for rule in watch:
-            await self._schedule(s, step, d, rule, now + self.delay(rule))
-        DELIVERIES.add(1, {"channel": d["channel"], "result": state})
+        await self._timers.add_to_buckets(buckets, session=s)
         return step
 
     async def retry(

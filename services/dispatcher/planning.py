@@ -335,17 +335,33 @@ class Planner:
         self._on_commit()
 
     async def _fallback_one(self, timer: Timer) -> None:
-        source = await self._store.delivery(timer.payload["delivery_id"])
+        """A fallback timer: one delivery (a failure's rule, due at once), or a bucket of deliveries
+        whose watch ("not opened in 3 days") falls due in the same moment. Each is decided on its
+        own and idempotently (a fallback delivery's id is derived from what it is), so a bucket
+        tried again after an outage does nothing twice."""
+        bucket = timer.payload.get("items")
+        ids = list(bucket or [timer.payload["delivery_id"]])
+        try:
+            for delivery_id in ids:
+                await self._fall_back_for(timer, delivery_id, complete="" if bucket else timer.id)
+        except Unavailable as exc:
+            await self._timers.retry(timer, Backoff.delay_for(timer.attempts, cap=600), str(exc))
+            return
+        if bucket:
+            await self._timers.complete_bucket(timer)
+        else:
+            await self._timers.complete([timer.id])
+
+    async def _fall_back_for(self, timer: Timer, delivery_id: str, *, complete: str) -> None:
+        source = await self._store.delivery(delivery_id)
         rules = await self._rules.get(timer.tenant_id)
         rule = next((r for r in rules.fallbacks if r.name == timer.payload["rule"]), None)
         if source is None or rule is None:
-            await self._timers.complete([timer.id])
             return
         skip = await self._no_longer_needed(source, rule)
         if skip is not None:
             FALLBACKS.add(1, {"rule": rule.name, "outcome": skip})
             log.info("dispatcher: %s for %s not needed (%s)", rule.name, source["invoice_number"], skip)
-            await self._timers.complete([timer.id])
             return
         tenant_id = source["tenant_id"]
         try:
@@ -358,51 +374,49 @@ class Planner:
                     source["invoice_number"],
                     closed,
                 )
-                if rule.when == "unopened":
-                    await self._timers.complete([timer.id])
-                else:
+                if rule.when != "unopened":
                     # Nothing more to send, but a returned letter or a failed channel is still
                     # worth a look (the contact is flagged for cleaning all the same).
                     closed_choice = Choice(None, {}, closed=closed)
                     now = self._clock.now()
                     await in_transaction(
                         self._store.client,
-                        lambda s: self._fall_back(s, timer, source, rule, closed_choice, {}, now),
+                        lambda s: self._fall_back(s, source, rule, closed_choice, {}, now, complete),
                     )
                 return
             async with self._reads:
                 customer = await self._ledger.customer(tenant_id, source["customer_id"])
-            rendering = await self._store.rendering(source["rendering_id"]) or {}
-            used = await self._store.channels_used(source["invoice_id"], source["rendering_id"])
-            invoice_state = await self._store.invoice_state(source["invoice_id"]) or {}
-            document = planning.Document(
-                kind=source["kind"],
-                forms=frozenset(rendering.get("forms", {})),
-                payable=source["kind"] != "credit_note" and invoice_state.get("balance_minor", 1) > 0,
-            )
-            targets = tuple(t for t in rule.then if t != "operator")
-            choice = (
-                await self.choose(rules, customer, document, used=used, only=targets)  # type: ignore[arg-type]
-                if targets
-                else Choice(None, {})
-            )
-        except (Unavailable, NotFound) as exc:
-            await self._timers.retry(timer, Backoff.delay_for(timer.attempts, cap=600), str(exc))
+        except NotFound as exc:
+            log.warning("dispatcher: %s for %s: %s", rule.name, source["invoice_number"], exc)
             return
+        rendering = await self._store.rendering(source["rendering_id"]) or {}
+        used = await self._store.channels_used(source["invoice_id"], source["rendering_id"])
+        invoice_state = await self._store.invoice_state(source["invoice_id"]) or {}
+        document = planning.Document(
+            kind=source["kind"],
+            forms=frozenset(rendering.get("forms", {})),
+            payable=source["kind"] != "credit_note" and invoice_state.get("balance_minor", 1) > 0,
+        )
+        targets = tuple(t for t in rule.then if t != "operator")
+        choice = (
+            await self.choose(rules, customer, document, used=used, only=targets)  # type: ignore[arg-type]
+            if targets
+            else Choice(None, {})
+        )
         now = self._clock.now()
         await in_transaction(
-            self._store.client, lambda s: self._fall_back(s, timer, source, rule, choice, rendering, now)
+            self._store.client, lambda s: self._fall_back(s, source, rule, choice, rendering, now, complete)
         )
 
     async def _fall_back(
         self,
         s: Session,
-        timer: Timer,
         source: Doc,
         rule: FallbackRule,
         choice: Choice,
         rendering: Doc,
         now: datetime,
+        complete: str = "",
     ) -> None:
         step = Step()
         kind = {
@@ -448,7 +462,10 @@ class Planner:
             )
             FALLBACKS.add(1, {"rule": rule.name, "outcome": "operator"})
         await self._life.write(s, step)
-        await self._timers.complete([timer.id], session=s)
+        if complete:
+            # A single delivery's timer is done with its effect (a crash cannot make a second
+            # deviation); a bucket is completed when all of its deliveries are decided.
+            await self._timers.complete([complete], session=s)
 
     async def _no_longer_needed(self, source: Doc, rule: FallbackRule) -> str | None:
         if rule.when == "unopened":

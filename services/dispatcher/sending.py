@@ -59,8 +59,8 @@ NEEDED: dict[str, tuple[str, ...]] = {
 
 
 # Send outcomes are recorded at least this often (count, seconds) while a batch is sent.
-RECORD_EVERY = 16
-RECORD_SECONDS = 0.05
+RECORD_EVERY = 32
+RECORD_SECONDS = 0.1
 
 
 @dataclass(frozen=True)

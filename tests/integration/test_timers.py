@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from services.common.mongo import Database, create_mongo_client, in_transaction
-from services.common.timers import Timer, Timers
+from services.common.timers import Bucket, Timer, Timers, bucket_due
 from tests.support.backends import Backend
 from tests.support.clock import MovableClock
 
@@ -94,3 +94,25 @@ async def test_a_failing_handler_puts_its_timers_back_with_backoff(db: Database)
     assert await timers.claim() == [], "not due again before its backoff"
     count, late = await timers.backlog()
     assert (count, late) == (0, 0.0)
+
+
+async def test_items_due_together_share_a_bucket_and_none_is_lost(db: Database) -> None:
+    clock = MovableClock()
+    timers = Timers(db, clock)
+    number, due = bucket_due(clock.now() + timedelta(seconds=3), 0.5)
+    assert due >= clock.now() + timedelta(seconds=3)
+    key = f"watch:t:{number}"
+    await timers.add_to_buckets({key: Bucket("watch", due, ("d1", "d2"), {"rule": "r"})})
+    await timers.add_to_buckets({key: Bucket("watch", due, ("d2", "d3"), {"rule": "r"})})
+    assert await db["timers"].count_documents({}) == 1
+    clock.advance(timedelta(seconds=4))
+    (claimed,) = await timers.claim()
+    assert sorted(claimed.payload["items"]) == ["d1", "d2", "d3"]
+    assert claimed.payload["rule"] == "r"
+    # Added while the handler worked: kept for the next claim, the done ones are not.
+    await timers.add_to_buckets({key: Bucket("watch", due, ("d4",), {"rule": "r"})})
+    await timers.complete_bucket(claimed)
+    (again,) = await timers.claim()
+    assert again.payload["items"] == ["d4"]
+    await timers.complete_bucket(again)
+    assert await db["timers"].count_documents({}) == 0

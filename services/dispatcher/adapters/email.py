@@ -12,17 +12,15 @@ Server replies can quote the recipient's address: only reply codes reach logs an
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email import message_from_bytes
-from email.mime.application import MIMEApplication
-from email.mime.multipart import MIMEMultipart
-from email.policy import compat32
 from email.utils import format_datetime, formataddr
+from urllib.parse import quote
 
 import aiosmtplib
 
@@ -42,7 +40,6 @@ log = logging.getLogger(__name__)
 
 MESSAGE_ID_DOMAIN = "fordring.invalid"
 DELIVERY_HEADER = "X-Fordring-Delivery"
-_WIRE = compat32.clone(linesep="\r\n")
 # The headers this adapter owns: whatever the renderer's message had under these names is replaced.
 _OWNED = frozenset(h.lower() for h in ("From", "To", "Reply-To", "Date", "Message-ID", DELIVERY_HEADER))
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -90,8 +87,11 @@ def build_message(out: Outgoing, *, sender: str, reply_to: str = "", now: dateti
     `sender` is the From address; `reply_to` defaults to it. Raises ChannelError when the recipient
     has no usable address or a form is missing (nothing a retry can change).
 
-    Built with the `compat32` API: the renderer's parts are passed through as they are, and it costs
-    a tenth of what the modern API's header objects cost (which would halve the adapter's throughput).
+    Assembled as bytes rather than through the `email` package's generator, which re-wrote every
+    line of the renderer's parts and cost more than the SMTP transaction itself: the renderer's
+    message headers (Subject, Content-Language, …) move up to the outer multipart/mixed, its content
+    headers and body stay as they are (its multipart/alternative becomes the first part), and the
+    PDF follows in base64.
     """
     to = _recipient(out.recipient.email)
     if not _SAFE_ID.fullmatch(out.delivery_id):
@@ -102,31 +102,72 @@ def build_message(out: Outgoing, *, sender: str, reply_to: str = "", now: dateti
     if not rendered or not pdf:
         missing = "email" if not rendered else "pdf"
         raise ChannelError(f"no {missing} form was rendered", retryable=False, code="no_document")
-    body = message_from_bytes(rendered)
-    if not body["Subject"]:
+    fields, body = _split_message(rendered)
+    if not any(name.lower() == "subject" and value.strip() for name, value in fields):
         raise ChannelError("the rendered e-mail has no subject", retryable=False, code="no_document")
-    message = MIMEMultipart("mixed")
-    # The renderer's message headers (Subject, Content-Language) move up; its content headers stay
-    # on its multipart/alternative, which becomes the first part.
-    for name, value in body.items():
-        if not _content_header(name):
-            if name.lower() not in _OWNED and name.lower() != "mime-version":
-                message[name] = value
-            del body[name]
-    message["From"] = formataddr((out.creditor.legal_name, sender), "utf-8")
-    message["To"] = formataddr((out.recipient.name, to), "utf-8")
-    message["Reply-To"] = reply_to or sender
-    message["Date"] = format_datetime(now or datetime.now(UTC))
-    message["Message-ID"] = f"<{message_id(out.delivery_id)}>"
-    message[DELIVERY_HEADER] = out.delivery_id
-    message.attach(body)
-    attachment = MIMEApplication(pdf, "pdf")
+    outer: list[str] = []
+    inner: list[str] = []
+    for name, value in fields:
+        lowered = name.lower()
+        if _content_header(name):
+            inner.append(f"{name}:{value}")
+        elif lowered not in _OWNED and lowered != "mime-version":
+            outer.append(f"{name}:{value}")
+    boundary = f"=_fordring_{out.delivery_id}"
+    outer += [
+        f"From: {formataddr((_one_line(out.creditor.legal_name), sender), 'utf-8')}",
+        f"To: {formataddr((_one_line(out.recipient.name), to), 'utf-8')}",
+        f"Reply-To: {reply_to or sender}",
+        f"Date: {format_datetime(now or datetime.now(UTC))}",
+        f"Message-ID: <{message_id(out.delivery_id)}>",
+        f"{DELIVERY_HEADER}: {out.delivery_id}",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/mixed; boundary="{boundary}"',
+    ]
     name = attachment_name(out.kind, out.invoice_number)
-    attachment.add_header(
-        "Content-Disposition", "attachment", filename=name if name.isascii() else ("utf-8", "", name)
+    disposition = (
+        f'attachment; filename="{name}"' if name.isascii() else f"attachment; filename*=utf-8''{quote(name)}"
     )
-    message.attach(attachment)
-    return message.as_bytes(policy=_WIRE)
+    attachment = [
+        "Content-Type: application/pdf",
+        "Content-Transfer-Encoding: base64",
+        f"Content-Disposition: {disposition}",
+    ]
+    crlf = "\r\n"
+    return b"".join(
+        (
+            (crlf.join(outer) + crlf + crlf).encode("ascii", "surrogateescape"),
+            f"--{boundary}{crlf}".encode(),
+            (crlf.join(inner) + crlf + crlf).encode("ascii", "surrogateescape"),
+            _CRLF.sub(b"\r\n", body),
+            f"{crlf}--{boundary}{crlf}".encode(),
+            (crlf.join(attachment) + crlf + crlf).encode(),
+            base64.encodebytes(pdf).replace(b"\n", b"\r\n"),
+            f"--{boundary}--{crlf}".encode(),
+        )
+    )
+
+
+_CRLF = re.compile(rb"\r?\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _split_message(rendered: bytes) -> tuple[list[tuple[str, str]], bytes]:
+    """The message's header fields (name, value as written, folded lines kept) and its body."""
+    text = rendered.replace(b"\r\n", b"\n")
+    head, _, body = text.partition(b"\n\n")
+    fields: list[tuple[str, str]] = []
+    for line in head.decode("ascii", "surrogateescape").split("\n"):
+        if line[:1] in (" ", "\t") and fields:
+            name, value = fields[-1]
+            fields[-1] = (name, f"{value}\r\n{line}")
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            fields.append((name.strip(), value))
+    return fields, body
 
 
 def _content_header(name: str) -> bool:
