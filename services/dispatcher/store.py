@@ -214,7 +214,9 @@ class DispatcherStore:
 
     # --- the invoice projection -------------------------------------------------------------
 
-    async def project_invoices(self, s: Session, items: Sequence[tuple[str, Any, datetime]]) -> None:
+    async def project_invoices(
+        self, s: Session, items: Sequence[tuple[str, Any, datetime]]
+    ) -> list[tuple[str, datetime, str]]:
         """Keep the newest state of each invoice (tenant, InvoiceSummary, when): events may come
         again or late, so a version older than the one kept changes nothing. One read, one write."""
         newest: dict[str, tuple[str, Any, datetime]] = {}
@@ -223,7 +225,7 @@ class DispatcherStore:
             if kept is None or kept[1].version < summary.version:
                 newest[summary.invoice_id] = (tenant_id, summary, at)
         if not newest:
-            return
+            return []
         current = {
             d["_id"]: d
             for d in await self.db[INVOICES]
@@ -231,6 +233,8 @@ class DispatcherStore:
             .to_list()
         }
         ops = []
+        # Invoices paid now (first seen paid): (id, when, due date), for the channel statistics.
+        paid: list[tuple[str, datetime, str]] = []
         for invoice_id, (tenant_id, summary, at) in newest.items():
             before = current.get(invoice_id, {})
             if before.get("version", 0) >= summary.version:
@@ -246,9 +250,11 @@ class DispatcherStore:
             }
             if summary.status in ("paid", "overpaid") and not before.get("paid_at"):
                 changes["paid_at"] = at
+                paid.append((invoice_id, at, summary.due_date))
             ops.append(UpdateOne({"_id": invoice_id}, {"$set": changes}, upsert=True))
         if ops:
             await self.db[INVOICES].bulk_write(ops, ordered=False, session=s)
+        return paid
 
     async def invoice_state(self, invoice_id: str) -> Doc | None:
         return await self.db[INVOICES].find_one({"_id": invoice_id})

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+
+from opentelemetry import metrics
 
 from services.common.clock import Clock
 from services.common.events import Event
@@ -24,6 +26,16 @@ from services.dispatcher.rules import RulesBook
 from services.dispatcher.store import DELIVERIES, RENDERINGS, DispatcherStore
 
 log = logging.getLogger(__name__)
+_meter = metrics.get_meter("fordring.dispatcher")
+PAID = _meter.create_counter(
+    "fordring_delivered_invoices_paid",
+    description="Invoices paid, by the channel that delivered them and whether on or before the due date",
+)
+DAYS_TO_PAY = _meter.create_histogram(
+    "fordring_delivery_to_payment_days",
+    description="Days from an invoice's delivery to its payment, by channel",
+    explicit_bucket_boundaries_advisory=[0.5, 1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60, 90],
+)
 INVOICES_CONSUMER = "dispatcher-invoices"
 # Channels whose message carries the invoice link.
 LINKED = ("email", "sms", "efaktura")
@@ -163,5 +175,27 @@ class Tracker:
             return {}
 
         states = [(e.tenant_id, e.data.invoice, e.occurred_at) for e in todo]  # type: ignore[union-attr]
-        await in_transaction(self._store.client, lambda s: self._store.project_invoices(s, states))
+        paid = await in_transaction(self._store.client, lambda s: self._store.project_invoices(s, states))
+        if paid:
+            await self._count_payments(paid)
         return {}
+
+    async def _count_payments(self, paid: list[tuple[str, datetime, str]]) -> None:
+        """Channel effectiveness as metrics: for each invoice paid now, the channels that delivered
+        it — paid on or before the due date or not, and how many days after delivery."""
+        when = {invoice_id: (at, due) for invoice_id, at, due in paid}
+        delivered = (
+            await self._store.db[DELIVERIES]
+            .find(
+                {"invoice_id": {"$in": list(when)}, "kind": "invoice", "delivered_at": {"$ne": None}},
+                projection={"invoice_id": 1, "channel": 1, "delivered_at": 1},
+            )
+            .to_list()
+        )
+        for d in delivered:
+            at, due = when[d["invoice_id"]]
+            on_time = bool(due) and at.date() <= date.fromisoformat(due)
+            PAID.add(1, {"channel": d["channel"], "before_due": "yes" if on_time else "no"})
+            DAYS_TO_PAY.record(
+                max(0.0, (at - d["delivered_at"]).total_seconds() / 86400), {"channel": d["channel"]}
+            )

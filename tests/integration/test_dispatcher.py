@@ -298,6 +298,15 @@ async def test_health_readiness_and_metrics(dispatch_world: DispatchWorld) -> No
     assert sample(text, "fordring_provider_seconds_count", channel="email") >= 1
     assert sample(text, "fordring_timers_fired_total", kind="send") >= 1
     assert sample(text, "fordring_dispatcher_timer_backlog", 0.0) >= 0
+    # Paid on time: counted for the channel that delivered it (channel effectiveness).
+    await tenant.pay(invoice, invoice.gross_total.minor_units)
+
+    def paid(t: str) -> float:
+        return sample(t, "fordring_delivered_invoices_paid_total", 0.0, channel="email", before_due="yes")
+
+    before = paid(text)
+    text = await eventually(metrics, lambda t: paid(t) >= before + 1, what="the payment counted")
+    assert sample(text, "fordring_delivery_to_payment_days_count", channel="email") >= 1
     # The invoice link the customer got: an unknown token is a plain 404, a valid one the invoice page.
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{world.public_url}/i/AAAAAAAAAAAAAAAAAAAAAA.forged") as reply:
