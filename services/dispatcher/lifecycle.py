@@ -147,13 +147,16 @@ class Lifecycle:
         )
 
     async def sent_many(self, s: Session, items: list[tuple[Doc, str, str, str, int]], now: datetime) -> Step:
-        """`sent` for many deliveries (delivery, state, provider ref, detail, attempt) in a few
-        writes: the sender's hot path. A delivery a receipt overtook (a bounce posted before the
-        send was recorded) keeps what the receipt made of it."""
+        """The provider took these deliveries (delivery, state, provider ref, detail, attempt), in a
+        few writes: the sender's hot path. A delivery a receipt overtook (a bounce posted before the
+        send was recorded) keeps what the receipt made of it, and nothing is announced for it."""
         step = Step()
         updates: list[tuple[str, Doc, Doc, Doc | None]] = []
         buckets: dict[str, Bucket] = {}
+        still = await self._store.still_queued(s, [queued["_id"] for queued, *_ in items])
         for queued, state, provider_ref, detail, attempt in items:
+            if queued["_id"] not in still:
+                continue
             changes: Doc = {
                 "status": state,
                 "provider_ref": provider_ref,

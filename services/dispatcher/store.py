@@ -132,6 +132,17 @@ class DispatcherStore:
             await self.db[DELIVERIES].insert_many(new, session=s)
         return new
 
+    async def still_queued(self, s: Session, ids: Sequence[str]) -> set[str]:
+        """Which of these deliveries are still queued (read in the caller's transaction)."""
+        if not ids:
+            return set()
+        found = (
+            await self.db[DELIVERIES]
+            .find({"_id": {"$in": list(ids)}, "status": "queued"}, projection={"_id": 1}, session=s)
+            .to_list()
+        )
+        return {d["_id"] for d in found}
+
     async def update_deliveries(
         self, s: Session, updates: Sequence[tuple[str, Doc, Doc, Doc | None]]
     ) -> None:
