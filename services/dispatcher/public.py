@@ -22,7 +22,7 @@ from services.common.webhooks import SIGNATURE_HEADER, BadSignature, verify
 from services.dispatcher.adapters.base import BadReceipt
 from services.dispatcher.adapters.renderer import RendererClient
 from services.dispatcher.channels import Channels
-from services.dispatcher.tracking import Tracker
+from services.dispatcher.tracking import NotYetSent, Tracker
 
 log = logging.getLogger(__name__)
 _meter = metrics.get_meter("fordring.dispatcher")
@@ -59,7 +59,15 @@ def public_app(
         except BadReceipt as exc:
             WEBHOOKS.add(1, {"provider": provider, "result": "bad_receipt"})
             return web.json_response({"error": "bad_receipt", "message": str(exc)}, status=400)
-        outcome = await tracker.apply_receipts(provider, receipts)
+        try:
+            outcome = await tracker.apply_receipts(provider, receipts)
+        except NotYetSent:
+            WEBHOOKS.add(1, {"provider": provider, "result": "too_early"})
+            return web.json_response(
+                {"error": "too_early", "message": "the send is still being recorded; post it again"},
+                status=503,
+                headers={"Retry-After": "1"},
+            )
         if receipts and outcome.replayed == len(receipts):
             WEBHOOKS.add(1, {"provider": provider, "result": "replayed"})
             return web.json_response(

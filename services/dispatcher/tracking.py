@@ -41,6 +41,10 @@ INVOICES_CONSUMER = "dispatcher-invoices"
 LINKED = ("email", "sms", "efaktura")
 
 
+class NotYetSent(Exception):
+    """A positive receipt for a delivery whose send is not recorded yet: to be posted again."""
+
+
 @dataclass(frozen=True)
 class Applied:
     applied: int = 0
@@ -105,6 +109,10 @@ class Tracker:
         if d is None:
             return False
         current = await self._store.delivery(d["_id"], s) or d
+        if current["status"] == "queued" and r.status in ("delivered", "opened", "paid"):
+            # The provider reports on a send whose outcome this replica is still recording: the
+            # provider is asked to post it again in a moment (nothing is applied or kept now).
+            raise NotYetSent(d["_id"])
         step = Step()
         match r.status:
             case "delivered":
