@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -296,3 +297,77 @@ def test_business_invoices_imported_by_an_erp_get_valid_ehf(stack: Stack, tmp_pa
         files.append(str(out))
     checked = subprocess.run([str(VALIDATOR), *files], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_deliveries_followed_through_the_cli(stack: Stack, tmp_path: Path) -> None:
+    """An ERP's invoice to a customer whose e-mail bounces: the CLI shows every attempt, the
+    fallback, the deviation and the flagged contact, and customer service resends by post."""
+    sandbox = stack.record()["sandbox"]
+    _control(sandbox["url"], "DELETE", "faults")
+    _control(sandbox["url"], "POST", "faults", {"channel": "email", "outcome": "bounce", "count": 1})
+    invoice = generate_invoices(1, seed=83, today=date.today())[0]
+    invoice["external_id"] = "E2E-DELIVERIES-1"
+    invoice["customer"] = {
+        "number": "E2E-BOUNCE",
+        "name": "Kari Nordmann",
+        "kind": "consumer",
+        "email": "kari.bounce@example.no",
+        "phone": "+4791234568",
+        "address": {"lines": ["Storgata 1"], "postal_code": "0155", "city": "Oslo", "country": "NO"},
+        "channels": ["email"],
+        "consents": {"email": True, "sms": True},
+    }
+    imported = stack.fordring("invoices", "import", str(write_jsonl(tmp_path / "one.jsonl", [invoice])))
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    number = next(i["invoice_number"] for i in stack.invoices() if i["external_id"] == "E2E-DELIVERIES-1")
+
+    def deliveries() -> list[Any]:
+        listed = stack.fordring("deliveries", "list", "--invoice", number, "--json")
+        assert listed.returncode == 0, listed.stderr
+        found: list[Any] = json.loads(listed.stdout)
+        return found if any(d["channel"] == "sms" and d["status"] != "queued" for d in found) else []
+
+    found = _eventually(deliveries, timeout=90)
+    assert found, "no SMS after the bounced e-mail"
+    email = next(d for d in found if d["channel"] == "email")
+    assert (email["status"], email["code"], email["route"]) == ("failed", "bounced", "primary")
+    sms = next(d for d in found if d["channel"] == "sms")
+    assert (sms["route"], sms["rule"]) == ("fallback", "email-failed")
+    assert (Path(sandbox["mail"]) / f"{email['id']}.eml").exists(), "the bounced mail was sent once"
+
+    deviations = json.loads(stack.fordring("deliveries", "deviations", "--json").stdout)
+    assert any(
+        d["invoice_number"] == number and d["action"].startswith("fell back to sms") for d in deviations
+    )
+    flagged = _eventually(
+        lambda: [
+            c
+            for c in json.loads(stack.fordring("customers", "flagged", "--json").stdout)
+            if c["number"] == "E2E-BOUNCE"
+        ]
+    )
+    assert [f["contact"] for f in flagged[0]["flags"]] == ["email"]
+
+    refused = stack.fordring("deliveries", "resend", number, "--channel", "email")
+    assert refused.returncode == 1
+    assert "FAILED_PRECONDITION" in refused.stderr
+    assert "flagged" in refused.stderr
+    resent = stack.fordring("deliveries", "resend", number, "--channel", "print", "--json")
+    assert resent.returncode == 0, resent.stderr
+    assert json.loads(resent.stdout)["route"] == "resend"
+
+    stats = json.loads(stack.fordring("deliveries", "stats", "--json").stdout)
+    assert {"email", "sms"} <= {s["channel"] for s in stats}
+    rules = json.loads(stack.fordring("deliveries", "rules", "show").stdout)
+    assert any(rule["name"] == "email-unopened-sms" for rule in rules["fallbacks"])
+
+
+def _control(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> None:
+    request = urllib.request.Request(
+        f"{url}/control/{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.status < 300
