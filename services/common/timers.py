@@ -147,6 +147,12 @@ class Timers:
         )
         return result.upserted_id is not None
 
+    async def insert_many(self, docs: Sequence[Doc], *, session: Session | None = None) -> None:
+        """New timers that cannot exist yet (made in the transaction that made what they act on):
+        a plain insert, cheaper than `schedule_many`'s upserts."""
+        if docs:
+            await self._timers.insert_many(list(docs), ordered=False, session=session)
+
     async def schedule_many(self, docs: Sequence[Doc], *, session: Session | None = None) -> None:
         """`schedule` for many timers (made with `timer_doc`) in one write."""
         if docs:

@@ -134,9 +134,10 @@ class Lifecycle:
         )
 
     async def queue_many(self, s: Session, deliveries: list[Doc], now: datetime) -> None:
-        """New deliveries and their send timers, in two writes."""
+        """New deliveries and their send timers, in two writes (the timers of new deliveries cannot
+        exist yet: inserted, not upserted)."""
         new = await self._store.insert_deliveries(s, deliveries)
-        await self._timers.schedule_many(
+        await self._timers.insert_many(
             [
                 timer_doc(
                     send_timer_id(d["_id"]), SEND, now, {"delivery_id": d["_id"]}, tenant_id=d["tenant_id"]
