@@ -7,7 +7,8 @@ Nothing is lost or sent twice across crashes. The spool under `<nets_dir>/.spool
     claims/<delivery_id>.json    waiting for the next batch (the same delivery again replaces it)
     batches/<number>/            a batch being written: batch.json (its plan) and its claims
     sent/<number>/               a batch whose file reached outbound/ (kept so a late resend of a
-                                 delivery is answered, not claimed again; prune old ones at will)
+                                 delivery is answered, not claimed again; pruned after
+                                 `keep_sent_days`)
     refused/<delivery_id>.json   claims whose due date broke Nets' deadline before a batch took them
                                  (reported by `refusals()` until the dispatcher forgets them)
     sequence                     the last transmission/assignment number used
@@ -31,6 +32,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -152,6 +154,7 @@ class AvtaleGiroAdapter:
         agreement_account: str = "",
         bank_notice: bool = True,
         clock: Clock | None = None,
+        keep_sent_days: float = 400.0,
     ) -> None:
         for name, value in (("data_transmitter", data_transmitter), ("data_recipient", data_recipient)):
             if not _NETS_ID.fullmatch(value):
@@ -164,6 +167,9 @@ class AvtaleGiroAdapter:
         self._agreement_account = kontonr.compact(agreement_account) if agreement_account else ""
         self._bank_notice = bank_notice
         self._clock: Clock = clock or SystemClock()
+        # Sent batches are kept this long (a claim is due at most 12 months ahead: no resend of an
+        # older one can come), then pruned at a batch close, so sent/ does not grow for ever.
+        self._keep_sent = keep_sent_days * 86400
 
     async def send(self, out: Outgoing) -> SendResult:
         claim = self._claim(out)
@@ -242,6 +248,7 @@ class AvtaleGiroAdapter:
             batch = self._spool.form_batch(self._clock.now())
             if batch is not None:
                 finished.append(self._write(batch))
+            self._spool.prune_sent(older_than=time.time() - self._keep_sent)
         names = [name for name in finished if name is not None]
         return names[-1] if names else None
 
@@ -470,6 +477,15 @@ class _Spool:
 
     def publish(self, name: str, content: bytes) -> None:
         _write_atomic(self.outbound / name, content, part=self.outbound / f".{name}.part")
+
+    def prune_sent(self, *, older_than: float) -> int:
+        """Remove sent batches last changed before `older_than` (Unix time); how many."""
+        pruned = 0
+        for batch in _subdirs(self.sent):
+            if batch.stat().st_mtime < older_than:
+                shutil.rmtree(batch, ignore_errors=True)
+                pruned += 1
+        return pruned
 
     def mark_sent(self, batch: Path) -> None:
         os.replace(batch, self.sent / batch.name)

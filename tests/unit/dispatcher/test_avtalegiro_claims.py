@@ -5,6 +5,8 @@ fall back, and Nets' receipts read strictly."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -389,3 +391,16 @@ def test_a_receipt_names_the_claim_by_kid_and_due_date(adapter: AvtaleGiroAdapte
 def test_what_is_not_a_nets_receipt_is_refused(adapter: AvtaleGiroAdapter, payload: object) -> None:
     with pytest.raises(BadReceipt):
         _parse(adapter, payload)
+
+
+async def test_old_sent_batches_are_pruned_at_a_close(tmp_path: Path, adapter: AvtaleGiroAdapter) -> None:
+    await adapter.send(claim())
+    await adapter.close_batch()
+    (sent,) = (tmp_path / ".spool" / "sent").iterdir()
+    long_ago = time.time() - 401 * 86400
+    os.utime(sent, (long_ago, long_ago))
+    await adapter.send(claim())
+    await adapter.close_batch()
+    left = list((tmp_path / ".spool" / "sent").iterdir())
+    assert sent not in left
+    assert len(left) == 1
