@@ -89,7 +89,11 @@ def from_settings(settings: DispatcherSettings) -> Channels:
             port=settings.smtp_port,
             username=settings.smtp_username,
             password=settings.smtp_password,
-            starttls=settings.smtp_starttls or None,
+            starttls={"starttls": True, "tls": False, "opportunistic": None, "none": False}[
+                settings.smtp_security
+            ],
+            use_tls=settings.smtp_security == "tls",
+            bounce_address=settings.smtp_bounce_address,
             sender=settings.email_sender,
             timeout=max(timeout, 30.0),
             pool_size=settings.smtp_connections,

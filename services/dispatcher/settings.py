@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -50,7 +51,12 @@ class DispatcherSettings(CommonSettings):
     smtp_port: int = Field(default=2525, ge=1, le=65535)
     smtp_username: str = ""
     smtp_password: str = Field(default="", repr=False)
-    smtp_starttls: bool = False
+    # "starttls": required; "tls": TLS from the first byte (port 465); "opportunistic": STARTTLS when
+    # the server offers it (the sandbox offers none); "none": never. Production refuses the last two
+    # when a password would be sent.
+    smtp_security: Literal["starttls", "tls", "opportunistic", "none"] = "opportunistic"
+    # The envelope sender (MAIL FROM) where bounces go; the From address when empty.
+    smtp_bounce_address: str = ""
     smtp_connections: int = Field(default=8, ge=1, le=64)
     # From: when the creditor's profile has no e-mail address.
     email_sender: str = "faktura@fordring.invalid"
@@ -88,6 +94,8 @@ class DispatcherSettings(CommonSettings):
                 problems.append(f"{name}_api_key is the sandbox's")
             if "127.0.0.1:8099" in getattr(self, f"{name}_url"):
                 problems.append(f"{name}_url is the local sandbox")
+        if self.smtp_password and self.smtp_security in ("opportunistic", "none"):
+            problems.append("smtp_security must be starttls or tls when a password is sent")
         if self.public_url.startswith("http://127.0.0.1"):
             problems.append("public_url must be where customers reach the public port")
         if problems:

@@ -39,3 +39,10 @@ def test_sandbox_leftovers_are_refused_in_production(change: dict[str, str], sai
 
 def test_the_embedded_defaults_are_fine_outside_production() -> None:
     assert DispatcherSettings().sms_api_key == "sandbox"
+
+
+def test_a_password_is_never_sent_without_tls_in_production() -> None:
+    with pytest.raises(ValidationError, match="smtp_security"):
+        DispatcherSettings.model_validate({**PRODUCTION, "smtp_password": "secret"})
+    tls = DispatcherSettings.model_validate({**PRODUCTION, "smtp_password": "secret", "smtp_security": "tls"})
+    assert tls.smtp_security == "tls"
