@@ -257,6 +257,6 @@ async def _add_rejection(
             text=f"{event.type} not applied: {reason} ({detail})",
         )
         await changes.store.invoices.update_one(
-            {"_id": inv["_id"], "tenant_id": ctx.tenant.id}, {"$push": {"history": entry}}, session=s
+            {"_id": inv["_id"]}, {"$push": {"history": entry}}, session=s
         )
     await changes.record(s, events=[rejected])

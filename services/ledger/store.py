@@ -300,8 +300,12 @@ class LedgerStore:
         self, session: Session, tenant_id: str, customer_id: str, currency: str, delta: int, now: datetime
     ) -> Doc:
         """The customer (of this tenant) after its credit balance changed by `delta`."""
+        # The tenant is checked first and the update is on `_id` alone: with the tenant beside `_id`
+        # a server may choose a tenant-prefixed index and read every customer of the tenant.
+        if await self.customer(tenant_id, customer_id=customer_id, session=session) is None:
+            raise NotFound(f"no customer {customer_id}")
         doc = await self.customers.find_one_and_update(
-            {"_id": customer_id, "tenant_id": tenant_id},
+            {"_id": customer_id},
             {"$inc": {f"credit_balances.{currency}": delta, "version": 1}, "$set": {"updated_at": now}},
             return_document=ReturnDocument.AFTER,
             session=session,
