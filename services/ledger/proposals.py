@@ -256,7 +256,5 @@ async def _add_rejection(
             version=inv["version"],
             text=f"{event.type} not applied: {reason} ({detail})",
         )
-        await changes.store.invoices.update_one(
-            {"_id": inv["_id"]}, {"$push": {"history": entry}}, session=s
-        )
+        await changes.store.invoices.update_one({"_id": inv["_id"]}, {"$push": {"history": entry}}, session=s)
     await changes.record(s, events=[rejected])
