@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
+from fordring.common.v1 import common_pb2
 from fordring.dispatcher.v1 import dispatcher_pb2_grpc
 from fordring.ledger.v1 import ledger_pb2_grpc
 from fordring.renderer.v1 import renderer_pb2_grpc
@@ -156,3 +157,19 @@ async def with_retries(call: Callable[[], Awaitable[T]], policy: RetryPolicy) ->
         # Jitter keeps many concurrent callers from retrying in lockstep.
         await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
         delay = min(delay * 2, policy.max_delay)
+
+
+async def all_pages(
+    fetch: Callable[[common_pb2.PageRequest], Awaitable[tuple[list[T], str]]], limit: int
+) -> list[T]:
+    """Up to `limit` items of a paged list call: `fetch(page)` gives a page's items and the next
+    token (each page retried as `QUICK` allows)."""
+    found: list[T] = []
+    token = ""
+    while len(found) < limit:
+        page = common_pb2.PageRequest(page_size=min(500, limit - len(found)), page_token=token)
+        items, token = await with_retries(lambda page=page: fetch(page), QUICK)  # type: ignore[misc]
+        found.extend(items)
+        if not token:
+            break
+    return found[:limit]

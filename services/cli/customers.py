@@ -7,7 +7,7 @@ from fordring.common.v1 import common_pb2
 from fordring.ledger.v1 import ledger_pb2
 from rich.table import Table
 
-from services.cli.client import QUICK, Connection, ledger_stub, with_retries
+from services.cli.client import QUICK, Connection, all_pages, ledger_stub
 from services.cli.context import CliContext
 from services.cli.ledger_reads import read_both
 from services.cli.views import print_customer, to_dict, write_json
@@ -76,21 +76,14 @@ def flagged(ctx: CliContext, limit: int, as_json: bool) -> None:
 
 
 async def list_flagged(connection: Connection, limit: int) -> list[ledger_pb2.Customer]:
-    found: list[ledger_pb2.Customer] = []
-    token = ""
     async with ledger_stub(connection) as stub:
-        while len(found) < limit:
-            page = common_pb2.PageRequest(page_size=min(500, limit - len(found)), page_token=token)
-            reply = await with_retries(
-                lambda page=page: stub.ListFlaggedCustomers(  # type: ignore[misc]
-                    ledger_pb2.ListFlaggedCustomersRequest(page=page),
-                    metadata=connection.metadata,
-                    timeout=QUICK.call_timeout,
-                ),
-                QUICK,
+
+        async def fetch(page: common_pb2.PageRequest) -> tuple[list[ledger_pb2.Customer], str]:
+            reply = await stub.ListFlaggedCustomers(
+                ledger_pb2.ListFlaggedCustomersRequest(page=page),
+                metadata=connection.metadata,
+                timeout=QUICK.call_timeout,
             )
-            found.extend(reply.customers)
-            token = reply.page.next_page_token
-            if not token:
-                break
-    return found
+            return list(reply.customers), reply.page.next_page_token
+
+        return await all_pages(fetch, limit)

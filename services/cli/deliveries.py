@@ -13,7 +13,7 @@ from fordring.dispatcher.v1 import dispatcher_pb2 as pb
 from rich.console import Console
 from rich.table import Table
 
-from services.cli.client import QUICK, Connection, dispatcher_stub, with_retries
+from services.cli.client import QUICK, Connection, all_pages, dispatcher_stub, with_retries
 from services.cli.context import CliContext
 from services.cli.views import to_dict, write_json
 
@@ -34,24 +34,15 @@ async def list_deliveries(connection: Connection, number: str) -> list[pb.Delive
 
 
 async def list_deviations(connection: Connection, limit: int) -> list[pb.Deviation]:
-    found: list[pb.Deviation] = []
-    token = ""
     async with dispatcher_stub(connection) as stub:
-        while len(found) < limit:
-            page = common_pb2.PageRequest(page_size=min(500, limit - len(found)), page_token=token)
-            reply = await with_retries(
-                lambda page=page: stub.ListDeviations(  # type: ignore[misc]
-                    pb.ListDeviationsRequest(page=page),
-                    metadata=connection.metadata,
-                    timeout=QUICK.call_timeout,
-                ),
-                QUICK,
+
+        async def fetch(page: common_pb2.PageRequest) -> tuple[list[pb.Deviation], str]:
+            reply = await stub.ListDeviations(
+                pb.ListDeviationsRequest(page=page), metadata=connection.metadata, timeout=QUICK.call_timeout
             )
-            found.extend(reply.deviations)
-            token = reply.page.next_page_token
-            if not token:
-                break
-    return found
+            return list(reply.deviations), reply.page.next_page_token
+
+        return await all_pages(fetch, limit)
 
 
 async def resend(connection: Connection, number: str, channel: str, request_id: str) -> pb.Delivery:

@@ -20,7 +20,7 @@ from services.common.runtime import ServiceRuntime, serve_until_signal
 from services.common.timers import Timer, Timers
 from services.dispatcher.adapters.renderer import RendererClient
 from services.dispatcher.api import DispatcherApi
-from services.dispatcher.channels import Channels, from_settings
+from services.dispatcher.channels import Channels, Refusing, from_settings
 from services.dispatcher.handlers import register
 from services.dispatcher.lifecycle import BATCH, FALLBACK, PLAN, SEND, Lifecycle
 from services.dispatcher.planning import Planner
@@ -159,11 +159,10 @@ class DispatcherApp:
             await self.sender.on_batch_timers(timers, every)
             # Claims that missed their deadline while spooled come back as refusals (AvtaleGiro).
             for adapter in self.channels.batching():
-                refusals = getattr(adapter, "refusals", None)
-                if refusals is not None and (refused := refusals()):
+                if isinstance(adapter, Refusing) and (refused := adapter.refusals()):
                     provider = self.channels.adapters[adapter.channel].provider
                     await self.tracker.apply_receipts(provider, refused)
-                    adapter.forget_refusals([r.delivery_id for r in refused])  # type: ignore[attr-defined]
+                    adapter.forget_refusals([r.delivery_id for r in refused])
 
         await self.timers.run(
             {

@@ -6,21 +6,39 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from services.common.cache import ExpiringLru
-from services.dispatcher.adapters.base import ChannelAdapter, ChannelError, ChannelName, Recipient, Registry
+from services.dispatcher.adapters.base import (
+    ChannelAdapter,
+    ChannelError,
+    ChannelName,
+    Receipt,
+    Recipient,
+    Registry,
+)
 from services.dispatcher.settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class Batching(Protocol):
     """Channels that spool and hand over in batches (print, AvtaleGiro)."""
 
     channel: ChannelName
 
     async def close_batch(self) -> str | None: ...
+
+
+@runtime_checkable
+class Refusing(Protocol):
+    """Batching channels that may refuse a spooled item when its batch closes (AvtaleGiro: a claim
+    that missed Nets' deadline meanwhile), reported as receipts until they are applied."""
+
+    def refusals(self) -> list[Receipt]: ...
+
+    def forget_refusals(self, delivery_ids: Iterable[str]) -> None: ...
 
 
 class Channels:
@@ -40,7 +58,7 @@ class Channels:
         self._answers: ExpiringLru[bool] = ExpiringLru(100_000)
 
     def batching(self) -> list[Batching]:
-        return [a for a in self.adapters.values() if hasattr(a, "close_batch")]  # type: ignore[misc]
+        return [a for a in self.adapters.values() if isinstance(a, Batching)]
 
     async def reachable(self, channel: ChannelName, recipient: Recipient, key: str) -> bool:
         """Whether the channel's registry knows the receiver (True for channels without a registry).

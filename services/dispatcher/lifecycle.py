@@ -213,7 +213,6 @@ class Lifecycle:
         if await self._store.update_delivery(s, d["_id"], changes, when={"status": d["status"]}):
             d = {**d, **changes}
             step.events.append(self.event(Delivered, d, now, self.data(d)))
-            await self._unschedule(s, d, "undelivered")
             DELIVERIES.add(1, {"channel": d["channel"], "result": "delivered"})
         return step
 
@@ -231,7 +230,6 @@ class Lifecycle:
             if announce_delivered:
                 step.events.append(self.event(Delivered, d, now, self.data(d)))
             step.events.append(self.event(Opened, d, now, self.data(d)))
-            await self._unschedule(s, d, "unopened", "undelivered")
             DELIVERIES.add(1, {"channel": d["channel"], "result": "opened"})
         return step
 
@@ -242,7 +240,6 @@ class Lifecycle:
             {"status": "cancelled", "reason": reason, "next_attempt_at": None},
             when={"status": {"$nin": list(FINAL)}},
         )
-        await self._unschedule(s, d, "unopened", "undelivered")
         DELIVERIES.add(1, {"channel": d["channel"], "result": "cancelled"})
         return Step()
 
@@ -299,7 +296,6 @@ class Lifecycle:
                     ),
                 )
             )
-        await self._unschedule(s, d, "unopened", "undelivered")
         rules = self._rules_of(d["tenant_id"]).rules_for(d["channel"], "failed")
         for rule in rules[:1]:
             await self._schedule(s, step, d, rule, now)
@@ -353,15 +349,6 @@ class Lifecycle:
                 )
             )
             FALLBACKS.add(1, {"rule": rule.name, "outcome": "scheduled"})
-
-    async def _unschedule(self, s: Session, d: Doc, *conditions: str) -> None:
-        rules = self._rules_of(d["tenant_id"])
-        ids = [
-            fallback_timer_id(d["_id"], r.name)
-            for condition in conditions
-            for r in rules.rules_for(d["channel"], condition)  # type: ignore[arg-type]
-        ]
-        await self._timers.cancel(ids, session=s)
 
 
 def deviation(d: Doc, now: datetime, *, kind: str, reason: str, action: str) -> Doc:

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast, get_args
 
 from fordring.ledger.v1 import ledger_pb2 as lpb
 
@@ -28,7 +29,7 @@ from services.common.events import DocumentRendered, Event
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.retry import Backoff
 from services.common.timers import Timer, Timers, timer_doc
-from services.dispatcher.adapters.base import ChannelName, PostalAddress, Recipient
+from services.dispatcher.adapters.base import ChannelName, Contact, PostalAddress, Recipient
 from services.dispatcher.channels import Channels
 from services.dispatcher.domain import plan as planning
 from services.dispatcher.domain.rules import DeliveryRules, FallbackRule
@@ -49,6 +50,7 @@ _CHANNEL_OF_PB: dict[int, ChannelName] = {
     lpb.CHANNEL_PRINT: "print",
     lpb.CHANNEL_AVTALEGIRO: "avtalegiro",
 }
+CONTACTS = frozenset(get_args(Contact))
 _STATUS_OF_PB = {
     value: name.removeprefix("INVOICE_STATUS_").lower() for name, value in lpb.InvoiceStatus.items()
 }
@@ -86,7 +88,7 @@ def plan_customer(customer: lpb.Customer) -> planning.Customer:
         efaktura_consent=customer.consents.efaktura,
         avtalegiro_consent=customer.consents.avtalegiro,
         preferences=tuple(_CHANNEL_OF_PB[c] for c in customer.channel_preferences if c in _CHANNEL_OF_PB),
-        flagged=frozenset(f.contact for f in customer.flags),  # type: ignore[misc]
+        flagged=frozenset(cast(Contact, f.contact) for f in customer.flags if f.contact in CONTACTS),
     )
 
 
@@ -307,7 +309,7 @@ class Planner:
         customer: lpb.Customer,
         document: planning.Document,
         *,
-        used: set[ChannelName] | None = None,
+        used: set[str] | None = None,
         only: tuple[ChannelName, ...] | None = None,
     ) -> Choice:
         """The first usable channel, asking the registries (cached) only for the candidates."""
@@ -399,7 +401,7 @@ class Planner:
         )
         targets = tuple(t for t in rule.then if t != "operator")
         choice = (
-            await self.choose(rules, customer, document, used=used, only=targets)  # type: ignore[arg-type]
+            await self.choose(rules, customer, document, used=used, only=targets)
             if targets
             else Choice(None, {})
         )

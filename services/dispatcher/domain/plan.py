@@ -137,7 +137,7 @@ def plan(
     rules: DeliveryRules,
     *,
     registered: Mapping[ChannelName, bool | None] | None = None,
-    used: Set[ChannelName] = frozenset(),
+    used: Set[str] = frozenset(),
     only: tuple[ChannelName, ...] | None = None,
 ) -> Plan:
     """The usable channels, best first: the customer's choices, then the tenant's order (or `only`,

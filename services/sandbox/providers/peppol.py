@@ -18,6 +18,10 @@ from lxml import etree
 from services.common.clock import isoformat_utc
 from services.common.ids import new_id
 from services.sandbox.context import SandboxContext
+from services.sandbox.http_api import KEY as _KEY
+from services.sandbox.http_api import bearer as _authorized
+from services.sandbox.http_api import refuse as _refuse
+from services.sandbox.http_api import seen_before
 from services.sandbox.settings import SandboxSettings
 
 CHANNEL = "ehf"
@@ -25,19 +29,9 @@ PROVIDER = "peppol"
 RECEIPT_AFTER = 0.2
 DOCUMENT_LIMIT = 32 * 1024 * 1024
 _PARTICIPANT = re.compile(r"(?:0192:[0-9]{9}|0007:[0-9]{10})")
-_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _UBL = "urn:oasis:names:specification:ubl:schema:xsd:"
 _ROOTS = {f"{{{_UBL}Invoice-2}}Invoice", f"{{{_UBL}CreditNote-2}}CreditNote"}
 _REJECTION = "Receiver could not process the invoice (MLR RE: business rules of the receiver)"
-
-
-def _refuse(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
-
-
-def _authorized(request: web.Request) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(token.strip())
 
 
 def registered_by_default(participant: str) -> bool:
@@ -97,13 +91,9 @@ def setup(app: web.Application, ctx: SandboxContext, settings: SandboxSettings) 
             return _refuse(400, "invalid_document", problem)
 
         digest = hashlib.sha256(f"{sender}\n{receiver}\n".encode() + body).hexdigest()
-        earlier = inbox.seen(key)
-        if earlier is not None:
-            if earlier.get("digest") != digest:
-                inbox.record(key, "refused", error="idempotency_conflict")
-                return _refuse(409, "idempotency_conflict", "this key was used for another document")
-            inbox.record(key, "duplicate", id=earlier["id"])
-            return web.json_response({"id": earlier["id"], "status": "queued"}, status=200)
+        replay = seen_before(inbox, key, digest, "document", {"id": "{id}", "status": "queued"})
+        if replay is not None:
+            return replay
 
         fault = ctx.faults.take(CHANNEL)
         outcome = fault.outcome if fault else None

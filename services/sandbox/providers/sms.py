@@ -3,7 +3,6 @@ the simulated customer tapping the link in the text."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -14,35 +13,19 @@ from aiohttp import web
 from services.common.clock import isoformat_utc
 from services.common.ids import new_id
 from services.sandbox.context import SandboxContext
+from services.sandbox.http_api import KEY as _KEY
+from services.sandbox.http_api import bearer as _authorized
+from services.sandbox.http_api import digest as _digest
+from services.sandbox.http_api import json_object as _json_object
+from services.sandbox.http_api import refuse as _refuse
+from services.sandbox.http_api import seen_before
 from services.sandbox.settings import SandboxSettings
 
 CHANNEL = "sms"
 RECEIPT_AFTER = 0.2
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _SENDER = re.compile(r"[A-Za-z0-9]{1,11}")
-_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 TEXT_LIMIT = 1600
-
-
-def _refuse(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
-
-
-def _authorized(request: web.Request) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(token.strip())
-
-
-async def _json_object(request: web.Request) -> dict[str, Any] | None:
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _digest(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _problem(body: dict[str, Any]) -> tuple[str, str] | None:
@@ -76,13 +59,9 @@ def setup(app: web.Application, ctx: SandboxContext, settings: SandboxSettings) 
             inbox.record(key, "refused", error=problem[0])
             return _refuse(400, *problem)
         digest = _digest(body)
-        earlier = inbox.seen(key)
-        if earlier is not None:
-            if earlier.get("digest") != digest:
-                inbox.record(key, "refused", error="idempotency_conflict")
-                return _refuse(409, "idempotency_conflict", "this key was used for another message")
-            inbox.record(key, "duplicate", id=earlier["id"])
-            return web.json_response({"id": earlier["id"], "status": "queued"}, status=200)
+        replay = seen_before(inbox, key, digest, "message", {"id": "{id}", "status": "queued"})
+        if replay is not None:
+            return replay
 
         fault = ctx.faults.take(CHANNEL)
         outcome = fault.outcome if fault else None

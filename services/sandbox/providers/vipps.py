@@ -3,7 +3,6 @@ callbacks a customer's app causes: CREATED when the push arrives, AUTHORIZED whe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,11 @@ from aiohttp import web
 from services.common.clock import isoformat_utc
 from services.common.ids import new_id
 from services.sandbox.context import SandboxContext
+from services.sandbox.http_api import KEY as _KEY
+from services.sandbox.http_api import bearer, seen_before
+from services.sandbox.http_api import digest as _digest
+from services.sandbox.http_api import json_object as _json_object
+from services.sandbox.http_api import refuse as _refuse
 from services.sandbox.settings import SandboxSettings
 
 CHANNEL = "vipps"
@@ -22,7 +26,6 @@ DECIDED_AFTER = 1.0
 _REFERENCE = re.compile(r"[a-zA-Z0-9-]{8,64}")
 # Country code and number, no plus (ePayment's `phoneNumber`).
 _PHONE = re.compile(r"[1-9][0-9]{7,14}")
-_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _CURRENCIES = frozenset({"NOK", "DKK", "EUR"})
 _FLOWS = frozenset({"PUSH_MESSAGE", "WEB_REDIRECT", "NATIVE_REDIRECT", "QR"})
 DESCRIPTION_LIMIT = 100
@@ -30,29 +33,8 @@ DESCRIPTION_LIMIT = 100
 _DECLINED = {"bounce": "EXPIRED", "reject": "ABORTED", "return": "TERMINATED"}
 
 
-def _refuse(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
-
-
 def _authorized(request: web.Request) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return (
-        scheme.lower() == "bearer"
-        and bool(token.strip())
-        and bool(request.headers.get("Ocp-Apim-Subscription-Key", "").strip())
-    )
-
-
-async def _json_object(request: web.Request) -> dict[str, Any] | None:
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _digest(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return bearer(request) and bool(request.headers.get("Ocp-Apim-Subscription-Key", "").strip())
 
 
 def _problem(body: dict[str, Any]) -> tuple[str, str] | None:
@@ -110,13 +92,9 @@ def setup(app: web.Application, ctx: SandboxContext, settings: SandboxSettings) 
         reference: str = body["reference"]
         answer = {"reference": reference, "redirectUrl": f"{request.url.origin()}/vipps/landing/{reference}"}
         digest = _digest(body)
-        earlier = inbox.seen(key)
-        if earlier is not None:
-            if earlier.get("digest") != digest:
-                inbox.record(key, "refused", error="idempotency_conflict")
-                return _refuse(409, "idempotency_conflict", "this key was used for another payment")
-            inbox.record(key, "duplicate", id=earlier["id"])
-            return web.json_response(answer, status=200)
+        replay = seen_before(inbox, key, digest, "payment", answer)
+        if replay is not None:
+            return replay
 
         fault = ctx.faults.take(CHANNEL)
         outcome = fault.outcome if fault else None
