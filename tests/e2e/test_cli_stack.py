@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from services.cli.demo_data import generate_invoices
+from tests.support.peppol import official_validator
 from tests.support.stack_ports import stack_flags
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -195,9 +196,6 @@ def test_client_errors_name_the_problem(stack: Stack) -> None:
     assert "UNAUTHENTICATED" in wrong_key.stderr
 
 
-VALIDATOR = Path(__file__).resolve().parents[3] / "shared" / "peppol" / "validate"
-
-
 def _business(number: str, name: str, org: str, country: str = "NO") -> dict[str, Any]:
     address = (
         {"lines": ["Götgatan 14"], "postal_code": "118 46", "city": "Stockholm", "country": "SE"}
@@ -295,7 +293,7 @@ def test_business_invoices_imported_by_an_erp_get_valid_ehf(stack: Stack, tmp_pa
         assert _eventually(written), f"no EHF for {number}"
         assert f"<cbc:ID>{number}</cbc:ID>" in out.read_text(encoding="utf-8")
         files.append(str(out))
-    checked = subprocess.run([str(VALIDATOR), *files], capture_output=True, text=True, check=False)
+    checked = subprocess.run([str(official_validator()), *files], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 

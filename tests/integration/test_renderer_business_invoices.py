@@ -28,11 +28,11 @@ from services.common.events import DLQ_SUFFIX, INVOICE_TOPIC
 from tests.support.backends import Backend
 from tests.support.kafka import TopicReader
 from tests.support.ledger import TenantClient, today
+from tests.support.peppol import official_validator
 from tests.support.renderer import RenderWorld, by_form, documents_of, pdf_text, read_document
 from tests.support.renderer_views import no_org_number, se_org_number
 
 pytestmark = pytest.mark.integration
-VALIDATOR = Path(__file__).resolve().parents[3] / "shared" / "peppol" / "validate"
 INVOICES = 36
 
 DESCRIPTIONS = (
@@ -246,7 +246,10 @@ async def test_business_invoices_of_every_kind_render_and_every_ehf_passes_the_o
     assert len(ehf_files) >= INVOICES // 2, "too few EHF documents for the test to mean anything"
 
     checked = subprocess.run(
-        [str(VALIDATOR), "--json", *map(str, ehf_files)], capture_output=True, text=True, check=False
+        [str(official_validator()), "--json", *map(str, ehf_files)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     findings = json.loads(checked.stdout)
     fatal = {
