@@ -89,6 +89,17 @@ class PaymentAppliedData(_Model):
     source_event_id: str = ""
 
 
+class PaymentUnappliedData(_Model):
+    """A payment was taken back from the invoice (the bank returned it): the invoice owes it again."""
+
+    payment_id: str
+    invoice: InvoiceSummary
+    amount_minor: int
+    reason: str
+    # The PaymentReversed event this came from.
+    source_event_id: str = ""
+
+
 class CustomerCreditChangedData(_Model):
     customer_id: str
     customer_number: str
@@ -208,6 +219,58 @@ class PaymentMatchedData(_Model):
     # Who paid, when known: what is not allocated becomes this customer's credit balance.
     customer_id: str = ""
     allocations: list[Allocation]
+
+
+class PaymentReceivedData(_Model):
+    """The matcher read a payment from a bank file and decided what it is. Every payment is announced
+    (also one in review): while it is undecided, dunning holds reminders on its candidate invoices."""
+
+    payment_id: str
+    import_id: str
+    amount_minor: int = Field(gt=0)
+    currency: str
+    paid_on: str
+    direction: Literal["credit", "debit"] = "credit"
+    # "matched": a PaymentMatched proposal follows in the same transaction; "review": an operator
+    # decides; "reversal": a debit returning an earlier payment (PaymentReversed follows when known).
+    status: Literal["matched", "review", "reversal"]
+    method: str
+    confidence: float = 0.0
+    customer_id: str = ""
+    # The invoices it may pay (allocated ones when matched, suggestions when in review).
+    candidate_invoice_ids: list[str] = Field(default_factory=list)
+
+
+class PaymentResolvedData(_Model):
+    """An operator decided a payment from the review queue (dunning's holds on its candidates end)."""
+
+    payment_id: str
+    # "allocated" (a PaymentMatched follows), "credit" (all of it the customer's credit balance),
+    # "refund" (paid back to the payer outside Fordring: nothing is applied).
+    resolution: Literal["allocated", "credit", "refund"]
+    invoice_ids: list[str] = Field(default_factory=list)
+    actor: str = ""
+
+
+class PaymentReversedData(_Model):
+    """A debit in a bank file returned an earlier payment: the ledger takes back what that payment
+    paid (the invoices owe it again) and what it left as credit balance."""
+
+    payment_id: str
+    reverses_payment_id: str
+    amount_minor: int = Field(gt=0)
+    currency: str
+    paid_on: str
+    reason: str = ""
+
+
+class PayerAccountLearnedData(_Model):
+    """An operator allocated a payment from an account no customer had to this customer: the ledger
+    records the account on the customer, so the next payment from it matches by itself."""
+
+    customer_id: str
+    account: str
+    payment_id: str
 
 
 class DunningActionTakenData(_Model):
@@ -373,6 +436,31 @@ class PaymentMatched(_Envelope):
     data: PaymentMatchedData
 
 
+class PaymentReceived(_Envelope):
+    type: Literal["PaymentReceived"] = "PaymentReceived"
+    data: PaymentReceivedData
+
+
+class PaymentResolved(_Envelope):
+    type: Literal["PaymentResolved"] = "PaymentResolved"
+    data: PaymentResolvedData
+
+
+class PaymentReversed(_Envelope):
+    type: Literal["PaymentReversed"] = "PaymentReversed"
+    data: PaymentReversedData
+
+
+class PayerAccountLearned(_Envelope):
+    type: Literal["PayerAccountLearned"] = "PayerAccountLearned"
+    data: PayerAccountLearnedData
+
+
+class PaymentUnapplied(_Envelope):
+    type: Literal["PaymentUnapplied"] = "PaymentUnapplied"
+    data: PaymentUnappliedData
+
+
 class DunningActionTaken(_Envelope):
     type: Literal["DunningActionTaken"] = "DunningActionTaken"
     data: DunningActionTakenData
@@ -420,6 +508,11 @@ Event = Annotated[
     | CustomerUpserted
     | TenantProfileChanged
     | PaymentMatched
+    | PaymentReceived
+    | PaymentResolved
+    | PaymentReversed
+    | PayerAccountLearned
+    | PaymentUnapplied
     | DunningActionTaken
     | DocumentRendered
     | DeliveryAttempted
@@ -440,6 +533,7 @@ _INVOICE_SUBJECT: Final = frozenset(
         "InvoiceIssued",
         "CreditNoteIssued",
         "PaymentApplied",
+        "PaymentUnapplied",
         "InvoiceOverdue",
         "ChargeAdded",
         "InvoiceWrittenOff",
@@ -454,7 +548,7 @@ _INVOICE_SUBJECT: Final = frozenset(
         "ContactFlagged",
     }
 )
-_CUSTOMER_SUBJECT: Final = frozenset({"CustomerUpserted", "CustomerCreditChanged"})
+_CUSTOMER_SUBJECT: Final = frozenset({"CustomerUpserted", "CustomerCreditChanged", "PayerAccountLearned"})
 
 
 def trace_headers(event: Event) -> dict[str, str]:
