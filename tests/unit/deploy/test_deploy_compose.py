@@ -1,0 +1,146 @@
+"""The compose stack, Prometheus' targets, the topics and the deploy docs agree with the services'
+own settings: a service added to one of them and not the others is caught here."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from typing import Any
+
+import pytest
+
+from services.common.settings import CommonSettings
+from tests.unit.deploy.files import DEPLOY, ROOT, SERVICES_DIR
+
+TOPIC = re.compile(r"^fordring\.[a-z_]+\.[a-z_]+\.v\d+$")
+
+
+def settings_class(service: str) -> type[CommonSettings]:
+    module = importlib.import_module(f"services.{service}.settings")
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, CommonSettings)
+        and value is not CommonSettings
+        and value.__module__ == module.__name__
+    ]
+    assert len(found) == 1, f"services/{service}/settings.py: expected one settings class, found {found}"
+    return found[0]
+
+
+def default(cls: type[CommonSettings], field: str) -> Any:
+    return cls.model_fields[field].default
+
+
+def host_ports(service: dict[str, Any]) -> dict[int, int]:
+    """container port -> host port."""
+    published = {}
+    for entry in service.get("ports", []):
+        host, _, container = str(entry).rpartition(":")
+        published[int(container)] = int(host)
+    return published
+
+
+def test_the_stack_runs_the_services_there_are(fordring_services: dict[str, dict[str, Any]]) -> None:
+    assert {"ledger", "renderer", "dispatcher", "matcher"} <= set(fordring_services)
+    for name, service in fordring_services.items():
+        assert service["command"] == [f"services.{name}"], name
+        assert (SERVICES_DIR / name / "__main__.py").is_file(), (
+            f"compose runs services.{name}: no such module"
+        )
+
+
+def test_each_service_is_named_and_has_its_own_database(fordring_services: dict[str, dict[str, Any]]) -> None:
+    for name, service in fordring_services.items():
+        env = service["environment"]
+        cls = settings_class(name)
+        assert (
+            env["FORDRING_SERVICE_NAME"] == env["OTEL_SERVICE_NAME"] == name == default(cls, "service_name")
+        )
+        assert env["FORDRING_MONGO_DATABASE"] == f"fordring_{name}" == default(cls, "mongo_database")
+        # The shared block: every service reads the same broker, database server and credential.
+        assert env["FORDRING_SERVICE_TOKEN"], name
+        assert env["FORDRING_KAFKA_BOOTSTRAP"] == "kafka:29092", name
+        # The hardening every service shares (the x-fordring-service block).
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+
+
+def test_host_ports_are_the_services_default_ports(
+    compose: dict[str, Any], fordring_services: dict[str, dict[str, Any]]
+) -> None:
+    """Inside its container every service uses 50051 and 8081; on the host, the ports `make run` gives
+    it (its settings' defaults), so the CLI's stack targets reach the compose stack too."""
+    for name, service in fordring_services.items():
+        env = service["environment"]
+        assert (env["FORDRING_GRPC_PORT"], env["FORDRING_HTTP_PORT"]) == ("50051", "8081"), name
+        cls = settings_class(name)
+        ports = host_ports(service)
+        assert ports[50051] == default(cls, "grpc_port"), name
+        assert ports[8081] == default(cls, "http_port"), name
+    every_host_port = [host for svc in compose["services"].values() for host in host_ports(svc).values()]
+    assert len(every_host_port) == len(set(every_host_port)), (
+        f"a host port is published twice: {every_host_port}"
+    )
+
+
+def test_targets_name_services_of_the_stack(fordring_services: dict[str, dict[str, Any]]) -> None:
+    for name, service in fordring_services.items():
+        for variable, value in service["environment"].items():
+            if variable.endswith("_TARGET"):
+                host, _, port = str(value).rpartition(":")
+                assert host in fordring_services, f"{name}: {variable}={value} names no service"
+                assert port == "50051", f"{name}: {variable}={value} is not the gRPC port"
+
+
+def test_prometheus_scrapes_every_service(
+    prometheus: dict[str, Any], fordring_services: dict[str, dict[str, Any]]
+) -> None:
+    (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "fordring"]
+    assert job["metrics_path"] == "/metrics"
+    scraped = {}
+    for group in job["static_configs"]:
+        for target in group["targets"]:
+            scraped[target] = group["labels"]["service"]
+    assert scraped == {f"{name}:8081": name for name in fordring_services}
+
+
+def test_every_topic_the_code_names_is_created(created_topics: set[str]) -> None:
+    named = set()
+    for path in SERVICES_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and TOPIC.match(node.value):
+                named.add(node.value)
+    assert named, "no topic names found in services/"
+    assert named <= created_topics, f"not created by create-topics.sh: {sorted(named - created_topics)}"
+
+
+def test_topics_get_partitions_retention_and_a_dead_letter_sibling(topic_script: str) -> None:
+    assert "fordring.matcher.payment.v1" in topic_script
+    for setting in ("PARTITIONS", "RETENTION_MS", "DLQ_PARTITIONS", "DLQ_RETENTION_MS"):
+        assert re.search(rf'^{setting}="\$\{{{setting}:-\d+\}}"', topic_script, re.MULTILINE), setting
+    assert 'create "${TOPIC_PREFIX}${topic}" "$PARTITIONS" "$RETENTION_MS"' in topic_script
+    assert 'create "${TOPIC_PREFIX}${topic}.dlq" "$DLQ_PARTITIONS" "$DLQ_RETENTION_MS"' in topic_script
+
+
+@pytest.mark.parametrize("doc", ["docs/deploy.md"])
+def test_the_deploy_docs_list_every_service(doc: str, fordring_services: dict[str, dict[str, Any]]) -> None:
+    text = (ROOT / doc).read_text()
+    for name, service in fordring_services.items():
+        ports = host_ports(service)
+        assert f"localhost:{ports[50051]}" in text, f"{doc}: no gRPC port of the {name} in the compose table"
+        assert f"localhost:{ports[8081]}" in text, f"{doc}: no side port of the {name} in the compose table"
+        assert f"{name}-secrets" in text, f"{doc}: how to create {name}-secrets is not said"
+        assert f"fordring_{name}" in text, f"{doc}: the {name}'s database is not named"
+
+
+def test_the_compose_header_lists_every_host_port(fordring_services: dict[str, dict[str, Any]]) -> None:
+    header = "\n".join(
+        line for line in (DEPLOY / "compose.yaml").read_text().splitlines() if line.startswith("#")
+    )
+    for name, service in fordring_services.items():
+        for host in host_ports(service).values():
+            assert str(host) in header, f"compose.yaml's header does not give the {name}'s port {host}"
