@@ -118,6 +118,12 @@ class _AuthAndErrors(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_unary is not None:  # a client-streamed call (an upload): one answer
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary, internal),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, internal),  # type: ignore[arg-type] # grpc.aio handlers are async

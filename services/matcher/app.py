@@ -1,0 +1,118 @@
+"""Wiring: build the matcher from settings, start it, stop it gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fordring.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from services.common.clock import Clock
+from services.common.directory import DirectoryClient
+from services.common.ledger_client import LedgerClient
+from services.common.runtime import ServiceRuntime, serve_until_signal
+from services.matcher.api import MatcherApi
+from services.matcher.book import Books, Projection
+from services.matcher.handlers import register
+from services.matcher.importing import Importer
+from services.matcher.review import Resolver
+from services.matcher.settings import MatcherSettings
+from services.matcher.store import OPEN_REVIEW, MatcherStore
+
+log = logging.getLogger(__name__)
+MATCHER_SERVICE = matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name
+_meter = metrics.get_meter("fordring.matcher")
+
+
+class MatcherApp:
+    """One matcher replica: the gRPC API (imports, the review queue), the consumers that keep the
+    open items, the resumption of imports a replica left unfinished, the outbox."""
+
+    def __init__(self, settings: MatcherSettings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.runtime = ServiceRuntime(settings, clock=clock)
+        self.clock = self.runtime.clock
+        self.store = MatcherStore(self.runtime.mongo, settings.mongo_database)
+        self.directory = DirectoryClient(settings.ledger_target, settings.service_token, caller="matcher")
+        self.ledger = LedgerClient(settings.ledger_target, settings.service_token, caller="matcher")
+        self.books = Books(self.store, self.clock)
+        self.projection = Projection(self.store, self.clock, self.ledger)
+        wake = self.runtime.relay.wake
+        self.importer = Importer(
+            self.store,
+            self.books,
+            self.clock,
+            batch=settings.import_batch,
+            lease_seconds=settings.import_lease_seconds,
+            on_commit=wake,
+        )
+        self.resolver = Resolver(self.store, self.books, self.importer, self.clock, on_commit=wake)
+        register(self.runtime.broker, settings, self.projection, settings.consumer_group)
+        self.grpc = self.runtime.grpc_server(self.directory)
+        api = MatcherApi(self.store, self.importer, self.resolver, settings.max_file_bytes)
+        self.grpc.add(
+            lambda server: matcher_pb2_grpc.add_MatcherServiceServicer_to_server(api, server), MATCHER_SERVICE
+        )
+        self._review_queue = 0
+        _meter.create_observable_gauge(
+            "fordring_matcher_review_queue", [self._observe_queue], description="Payments waiting in review"
+        )
+        _meter.create_observable_gauge(
+            "fordring_matcher_open_items",
+            [self._observe_items],
+            description="Invoices in the loaded books (open and recently closed)",
+        )
+
+    def _observe_queue(self, _: CallbackOptions) -> list[Observation]:
+        return [Observation(self._review_queue)]
+
+    def _observe_items(self, _: CallbackOptions) -> list[Observation]:
+        return [Observation(sum(len(book.items) for book in self.books.loaded()))]
+
+    @property
+    def consumers_ready(self) -> asyncio.Event:
+        return self.runtime.consumers_ready
+
+    async def start(self) -> None:
+        await self.runtime.start()
+        await self.store.ensure_indexes()
+        self.runtime.spawn(self._resume(), "import-resume")
+        self.runtime.spawn(self._measure(), "review-queue")
+        await self.runtime.serve(self.grpc)
+        log.info("matcher ready: gRPC on %s, HTTP on %s", self.grpc.port, self.runtime.http.port)
+
+    async def _resume(self) -> None:
+        """Imports a replica left running are finished here (checked now and every half lease)."""
+        every = max(1.0, self.settings.import_lease_seconds / 2)
+        while not self.runtime.stopping.is_set():
+            try:
+                await self.importer.resume_interrupted()
+            except Exception:
+                log.exception("resuming interrupted imports failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.runtime.stopping.wait(), timeout=every)
+
+    async def _measure(self) -> None:
+        while not self.runtime.stopping.is_set():
+            with contextlib.suppress(Exception):
+                self._review_queue = await self.store.payments.count_documents(
+                    {"status": {"$in": list(OPEN_REVIEW)}}
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.runtime.stopping.wait(), timeout=15)
+
+    async def stop(self) -> None:
+        await self.runtime.stop_serving(self.grpc)
+
+        async def close_clients() -> None:
+            await self.directory.close()
+            await self.ledger.close()
+
+        await self.runtime.stop(before_close=close_clients)
+
+
+async def serve(settings: MatcherSettings) -> None:
+    await serve_until_signal(MatcherApp(settings), "matcher")
