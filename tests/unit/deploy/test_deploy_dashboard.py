@@ -47,15 +47,7 @@ class Instrument:
 # be plotted with `_total`, a histogram with `_bucket`). Once the code defines one, the code's
 # definition is used and must agree with this declaration, and a warning asks for the entry to be
 # taken off: an entry left here would keep a panel "exported" after the code renamed or dropped it.
-PENDING = (
-    Instrument("fordring_matcher_payments", "counter", "", "the matcher (not yet in services/matcher)"),
-    Instrument("fordring_matcher_imports", "counter", "", "the matcher (not yet in services/matcher)"),
-    Instrument(
-        "fordring_matcher_import_seconds", "histogram", "s", "the matcher (not yet in services/matcher)"
-    ),
-    Instrument("fordring_matcher_review_queue", "gauge", "", "the matcher (not yet in services/matcher)"),
-    Instrument("fordring_matcher_open_items", "gauge", "", "the matcher (not yet in services/matcher)"),
-)
+PENDING: tuple[Instrument, ...] = ()
 
 
 def _string(node: ast.expr | None) -> str | None:
