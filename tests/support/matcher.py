@@ -68,6 +68,13 @@ def upload(content: bytes, filename: str = "payments.dat", fmt: str = "") -> lis
     return parts
 
 
+async def new_tenant(ledger: LedgerApp, stub: Any) -> TenantClient:
+    tenant = Tenant(id=f"tenant-{uuid.uuid4()}", name="Testkreditor AS")
+    api_key, key_name = uuid.uuid4().hex, "erp-test"
+    await ledger.store.ensure_tenant(tenant, api_key, key_name=key_name, now=ledger.clock.now())
+    return TenantClient(tenant=tenant, api_key=api_key, key_name=key_name, stub=stub)
+
+
 @dataclass
 class MatchWorld:
     ledger: LedgerApp
@@ -78,10 +85,7 @@ class MatchWorld:
     backend: Backend
 
     async def tenant(self) -> TenantClient:
-        tenant = Tenant(id=f"tenant-{uuid.uuid4()}", name="Testkreditor AS")
-        api_key, key_name = uuid.uuid4().hex, "erp-test"
-        await self.ledger.store.ensure_tenant(tenant, api_key, key_name=key_name, now=self.ledger.clock.now())
-        return TenantClient(tenant=tenant, api_key=api_key, key_name=key_name, stub=self.ledger_stub)
+        return await new_tenant(self.ledger, self.ledger_stub)
 
     async def import_file(
         self, tenant: TenantClient, content: bytes, filename: str = "payments.dat", fmt: str = ""
