@@ -15,6 +15,7 @@ from services.cli.demo import demo
 from services.cli.down import down
 from services.cli.home import Home
 from services.cli.invoices import invoices
+from services.cli.payments import payments
 from services.cli.status import status
 from services.cli.up import up
 
@@ -71,7 +72,7 @@ def cli(
     )
 
 
-for command in (up, status, down, demo, invoices, customers, deliveries):
+for command in (up, status, down, demo, invoices, customers, deliveries, payments):
     cli.add_command(command)
 
 

@@ -14,6 +14,7 @@ import grpc
 from fordring.common.v1 import common_pb2
 from fordring.dispatcher.v1 import dispatcher_pb2_grpc
 from fordring.ledger.v1 import ledger_pb2_grpc
+from fordring.matcher.v1 import matcher_pb2_grpc
 from fordring.renderer.v1 import renderer_pb2_grpc
 
 from services.cli.home import Home
@@ -128,6 +129,15 @@ async def dispatcher_stub(
     channel = open_channel(connection, "dispatcher")
     try:
         yield dispatcher_pb2_grpc.DispatcherServiceStub(channel)
+    finally:
+        await channel.close(grace=None)
+
+
+@asynccontextmanager
+async def matcher_stub(connection: Connection) -> AsyncIterator[matcher_pb2_grpc.MatcherServiceAsyncStub]:
+    channel = open_channel(connection, "matcher")
+    try:
+        yield matcher_pb2_grpc.MatcherServiceStub(channel)
     finally:
         await channel.close(grace=None)
 
