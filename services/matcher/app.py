@@ -12,10 +12,12 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from services.common.clock import Clock
 from services.common.directory import DirectoryClient
+from services.common.events import CUSTOMER_TOPIC, INVOICE_TOPIC
 from services.common.ledger_client import LedgerClient
 from services.common.runtime import ServiceRuntime, serve_until_signal
 from services.matcher.api import MatcherApi
 from services.matcher.book import Books, Projection
+from services.matcher.freshness import Freshness
 from services.matcher.handlers import register
 from services.matcher.importing import Importer
 from services.matcher.review import Resolver
@@ -41,6 +43,7 @@ class MatcherApp:
         self.books = Books(self.store, self.clock)
         self.projection = Projection(self.store, self.clock, self.ledger)
         wake = self.runtime.relay.wake
+        self.freshness = Freshness(settings, settings.consumer_group, (INVOICE_TOPIC, CUSTOMER_TOPIC))
         self.importer = Importer(
             self.store,
             self.books,
@@ -48,6 +51,7 @@ class MatcherApp:
             batch=settings.import_batch,
             lease_seconds=settings.import_lease_seconds,
             on_commit=wake,
+            catch_up=self._catch_up,
         )
         self.resolver = Resolver(self.store, self.books, self.importer, self.clock, on_commit=wake)
         register(self.runtime.broker, settings, self.projection, settings.consumer_group)
@@ -65,6 +69,10 @@ class MatcherApp:
             [self._observe_items],
             description="Invoices in the loaded books (open and recently closed)",
         )
+
+    async def _catch_up(self) -> None:
+        if self.settings.catch_up_seconds > 0:
+            await self.freshness.wait(self.settings.catch_up_seconds)
 
     def _observe_queue(self, _: CallbackOptions) -> list[Observation]:
         return [Observation(self._review_queue)]
@@ -108,6 +116,7 @@ class MatcherApp:
         await self.runtime.stop_serving(self.grpc)
 
         async def close_clients() -> None:
+            await self.freshness.close()
             await self.directory.close()
             await self.ledger.close()
 

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Final
@@ -112,7 +112,9 @@ class Importer:
         batch: int = 1000,
         lease_seconds: float = 60.0,
         on_commit: Callable[[], None] = lambda: None,
+        catch_up: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        self._catch_up = catch_up
         self._store = store
         self._books = books
         self._clock = clock
@@ -213,6 +215,8 @@ class Importer:
             if bank_file is None:
                 content = await self._store.read_file(import_id)
                 bank_file = await asyncio.to_thread(parse_file, content, doc["format"], doc["filename"])
+            if self._catch_up is not None:
+                await self._catch_up()
             book = await self._books.of(tenant_id)
             async with book.lock:
                 try:

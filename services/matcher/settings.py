@@ -21,3 +21,6 @@ class MatcherSettings(CommonSettings):
     # How long an import holds its tenant's import lease without renewing it (a crashed replica's
     # import is taken over after this).
     import_lease_seconds: float = Field(default=60.0, gt=0)
+    # Before an import decides anything, how long it waits for the consumers to take in the invoice
+    # and customer events the ledger had published when the file arrived.
+    catch_up_seconds: float = Field(default=10.0, ge=0)

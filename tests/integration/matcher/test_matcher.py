@@ -108,7 +108,7 @@ async def test_a_bank_file_pays_each_invoice_by_the_rule_that_fits_and_the_rest_
         FilePayment(gross(inv["text"]), free_text=f"Betaling faktura {inv['text'].invoice_number}"),
         FilePayment(gross(inv["set1"]) + gross(inv["set2"]), payer_account="15030012345"),
         FilePayment(gross(inv["twin1"]), reference=ambiguous_typo(inv["twin1"].kid, inv["twin2"].kid)),
-        FilePayment(77_700, payer_account="99998877766"),
+        FilePayment(77_700, payer_account="99998877764"),
     ]
     content = ocr_giro_file(payments)
     reply = await world.import_file(tenant, content, "OCR.20261201.dat")
@@ -231,7 +231,7 @@ async def test_an_operator_allocates_a_review_payment_and_the_payers_account_is_
     march, april = await issue(tenant, who, 640_00), await issue(tenant, who, 640_00)
     await world.known(tenant, [march, april])
     await world.customers_known(tenant, 1)
-    unknown_account = "12035555555"
+    unknown_account = "12035555550"
     first = await world.import_file(
         tenant,
         ocr_giro_file(
@@ -277,3 +277,18 @@ async def test_an_operator_allocates_a_review_payment_and_the_payers_account_is_
     await eventually(
         lambda: tenant.get(april.id), lambda i: i.status == pb.INVOICE_STATUS_PAID, what="april paid"
     )
+
+
+async def test_a_file_sent_the_moment_the_invoices_are_issued_still_finds_them(
+    match_world: MatchWorld,
+) -> None:
+    """The import waits until the matcher has taken in what the ledger published before deciding."""
+    world = match_world
+    tenant = await world.tenant()
+    who = customer("F", "16020011118")
+    invoices = [await issue(tenant, who, 100_00 + n) for n in range(20)]
+    content = ocr_giro_file(
+        [FilePayment(gross(i), reference=i.kid) for i in invoices], transmission_number="3000001"
+    )
+    reply = await world.import_file(tenant, content)
+    assert (reply.summary.matched, reply.summary.review) == (20, 0)
