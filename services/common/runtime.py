@@ -70,6 +70,7 @@ class ServiceRuntime:
         self.consumers_ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._once: set[str] = set()
         self._serving = False
         self._checks: dict[str, ReadinessCheck] = {
             "mongodb": lambda: ping(self.mongo),
@@ -114,18 +115,21 @@ class ServiceRuntime:
     def _alive(self) -> str | None:
         """A task that must run for the life of the process ended: restart the process."""
         for task in self._tasks:
-            if task.done() and not self.stopping.is_set() and task.get_name() != "consumers":
+            if task.done() and not self.stopping.is_set() and task.get_name() not in self._once:
                 return f"{task.get_name()} stopped"
         return None
 
-    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        """A task for the life of the process (its end before a stop fails /healthz)."""
+    def spawn(self, work: Coroutine[Any, Any, None], name: str, *, once: bool = False) -> None:
+        """A task for the life of the process (its end before a stop fails /healthz), or one that
+        ends when its work is done (`once`: starting the consumers, warming a cache)."""
+        if once:
+            self._once.add(name)
         self._tasks.append(asyncio.create_task(work, name=name))
 
     async def start(self) -> None:
         """Check the database, then start the background work; Kafka is not waited for."""
         await ping(self.mongo)
-        self.spawn(self._start_consumers(), "consumers")
+        self.spawn(self._start_consumers(), "consumers", once=True)
         self.spawn(self.relay.run(), "outbox-relay")
         self.spawn(self.link.watch_cluster(), "kafka-cluster-watch")
         self.spawn(self.retention.run(), "retention-sweep")

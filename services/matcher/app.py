@@ -87,10 +87,21 @@ class MatcherApp:
     async def start(self) -> None:
         await self.runtime.start()
         await self.store.ensure_indexes()
+        self.runtime.spawn(self._warm(), "book-warmup", once=True)
         self.runtime.spawn(self._resume(), "import-resume")
         self.runtime.spawn(self._measure(), "review-queue")
         await self.runtime.serve(self.grpc)
         log.info("matcher ready: gRPC on %s, HTTP on %s", self.grpc.port, self.runtime.http.port)
+
+    async def _warm(self) -> None:
+        """Read the books of the tenants with open items now, so the first import does not wait for it."""
+        try:
+            for tenant_id in await self.store.items.distinct("tenant_id"):
+                if self.runtime.stopping.is_set():
+                    return
+                await self.books.of(tenant_id)
+        except Exception:
+            log.warning("could not read the books ahead; the first import of each tenant will", exc_info=True)
 
     async def _resume(self) -> None:
         """Imports a replica left running are finished here (checked now and every half lease)."""
