@@ -50,6 +50,19 @@ def _envelope(
     return event_type(id=event_id, tenant_id=ctx.tenant.id, subject=subject, occurred_at=ctx.now, data=data)
 
 
+def credit_changed(ctx: Ctx, customer: Doc, currency: str, amount: int, reason: str) -> tuple[Event, str]:
+    """CustomerCreditChanged: the customer's credit balance (as it is after the change) moved by `amount`."""
+    data = CustomerCreditChangedData(
+        customer_id=customer["_id"],
+        customer_number=customer["number"],
+        currency=currency,
+        credit_balance_minor=int(customer["credit_balances"][currency]),
+        change_minor=amount,
+        reason=reason,
+    )
+    return customer_event(ctx, customer["_id"], CustomerCreditChanged, data)
+
+
 class Changes:
     def __init__(self, store: LedgerStore, on_commit: Callable[[], None]) -> None:
         self.store = store
@@ -123,15 +136,7 @@ class Changes:
         customer = await self.store.change_credit_balance(
             session, ctx.tenant.id, customer_id, currency, amount, ctx.now
         )
-        data = CustomerCreditChangedData(
-            customer_id=customer_id,
-            customer_number=customer["number"],
-            currency=currency,
-            credit_balance_minor=int(customer["credit_balances"][currency]),
-            change_minor=amount,
-            reason=reason,
-        )
-        return customer_event(ctx, customer_id, CustomerCreditChanged, data)
+        return credit_changed(ctx, customer, currency, amount, reason)
 
     def key_lock(self, tenant_id: str, kind: str, key: str) -> asyncio.Lock:
         """Serialises, in this replica, the calls that carry one idempotency key: a retry arriving

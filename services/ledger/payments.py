@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,8 @@ class Payment:
     reference: str
     payer_account: str
     source_event_id: str
+    # (invoice id, the invoice version the proposer saw), for proposals that name one.
+    based_on_versions: tuple[tuple[str, int], ...] = ()
 
 
 MAX_KEY = 128
@@ -216,27 +218,101 @@ async def _replay(changes: Changes, ctx: Ctx, key: str, fingerprint: str) -> Pay
     return PaymentResult(found["_id"], invoices, found["unallocated_minor"], found["currency"], False)
 
 
-async def apply_payment(changes: Changes, s: Session, ctx: Ctx, payment: Payment) -> tuple[list[Doc], int]:
-    """Apply one payment to invoices; what is not owed becomes the customer's credit balance.
-    Returns the changed invoices and what was not applied to them."""
-    tenant_id = ctx.tenant.id
-    if await changes.store.payments.find_one(
-        {"tenant_id": tenant_id, "idempotency_key": payment.idempotency_key}, projection={"_id": 1}, session=s
-    ):
-        raise PaymentExists(payment.idempotency_key)
+class UnknownTarget(NotFound):
+    """An invoice or customer a payment names is not the tenant's; `reason` says which."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NoPayer(InvalidArgument):
+    """Part of the payment is owed on no invoice, and nobody is named to hold it as credit."""
+
+    reason = "NO_PAYER"
+
+
+@dataclass(frozen=True)
+class PaymentPlan:
+    """What applying one payment changes, computed from the invoices as they are (no I/O)."""
+
+    # (the invoice as it was, the invoice after the payment), in the order the payment names them.
+    changed: tuple[tuple[Doc, Doc], ...]
+    # The payment record's allocations: what each invoice was given and how much of it it owed.
+    allocations: tuple[Doc, ...]
+    entries: tuple[Doc, ...]
+    # PaymentApplied per invoice (a CustomerCreditChanged follows when `unallocated`).
+    events: tuple[tuple[Event, str], ...]
+    unallocated: int
+    # Who paid: the customer the payment names, else the invoices' one customer ("" when several);
+    # its credit balance takes `unallocated`.
+    payer: str
+
+    @property
+    def invoices(self) -> list[Doc]:
+        return [after for _, after in self.changed]
+
+
+def credited_since(inv: Doc, version: int) -> bool:
+    """Whether a credit note reached the invoice after `version` (needs the history when anything
+    was credited at all)."""
+    if inv["version"] <= version or not inv.get("credited_minor", 0):
+        return False
+    return any(e.get("type") == "credited" and e.get("version", 0) > version for e in inv.get("history", ()))
+
+
+def check_payable(inv: Doc, currency: str, based_on_version: int | None = None) -> None:
+    """Money is applied only to an invoice (not a credit note) in its own currency that can still
+    receive it, and never to one credited after the version the proposer saw."""
+    if inv["kind"] != "invoice":
+        raise FailedPrecondition(f"{inv['invoice_number']} is a credit note", reason="NOT_AN_INVOICE")
+    if inv["currency"] != currency:
+        raise FailedPrecondition(
+            f"invoice {inv['invoice_number']} is in {inv['currency']}, the payment in {currency}",
+            reason="CURRENCY_MISMATCH",
+        )
+    check_can_receive_payment(InvoiceStatus(inv["status"]))
+    if based_on_version is not None and credited_since(inv, based_on_version):
+        raise FailedPrecondition(
+            f"based on version {based_on_version}; invoice {inv['invoice_number']} was credited since "
+            f"(it is at version {inv['version']})",
+            reason="STALE",
+        )
+
+
+def plan_payment(ctx: Ctx, payment: Payment, invoice: Callable[[str], Doc | None]) -> PaymentPlan:
+    """Apply one payment to the invoices `invoice` finds (this tenant's, as they are now); what is not
+    owed becomes the payer's credit balance. Raises when the payment cannot be applied as a whole."""
     merged: dict[str, int] = defaultdict(int)
     for invoice_id, amt in payment.targets:
         merged[invoice_id] += amt
+    based_on: dict[str, int] = {}
+    for invoice_id, version in payment.based_on_versions:
+        based_on[invoice_id] = min(version, based_on.get(invoice_id, version))
+    changed: list[tuple[Doc, Doc]] = []
     events: list[tuple[Event, str]] = []
     entries: list[Doc] = []
     allocations: list[Doc] = []
-    changed: list[Doc] = []
     applied_total = 0
     for invoice_id, amt in merged.items():
-        new, applied, event = await _apply_to_invoice(changes, s, ctx, payment, invoice_id, amt)
-        changed.append(new)
+        inv = invoice(invoice_id)
+        if inv is None:
+            raise UnknownTarget(f"no invoice {invoice_id}", reason="UNKNOWN_INVOICE")
+        check_payable(inv, payment.currency, based_on.get(invoice_id))
+        new, applied, event = _applied(ctx, payment, inv, amt)
+        changed.append((inv, new))
         applied_total += applied
-        allocations.append({"invoice_id": invoice_id, "amount_minor": amt, "applied_minor": applied})
+        allocations.append(
+            {
+                "invoice_id": invoice_id,
+                "amount_minor": amt,
+                "applied_minor": applied,
+                # What was credited and written off on the invoice then: a returned payment is taken
+                # back automatically only while these have not changed (services/ledger/reversals.py).
+                "invoice_credited_minor": new.get("credited_minor", 0),
+                "invoice_written_off_minor": new.get("written_off_minor", 0),
+            }
+        )
         events.append(event)
         if applied:
             # Each invoice's share is booked against that invoice's receivable.
@@ -253,9 +329,9 @@ async def apply_payment(changes: Changes, s: Session, ctx: Ctx, payment: Payment
     unallocated = payment.amount_minor - applied_total
     # What no invoice owes belongs to the payer the payment names; failing that, the customer of
     # the invoices it pays (when they all have one customer).
-    payer = payment.customer_id or _sole_customer(changed)
+    payer = payment.customer_id or _sole_customer([new for _, new in changed])
     if unallocated and not payer:
-        raise InvalidArgument(
+        raise NoPayer(
             [
                 FieldViolation(
                     "customer_number",
@@ -265,11 +341,6 @@ async def apply_payment(changes: Changes, s: Session, ctx: Ctx, payment: Payment
             ]
         )
     if unallocated:
-        events.append(
-            await changes.credit_payer(
-                s, ctx, payer, payment.currency, unallocated, f"payment {payment.payment_id}"
-            )
-        )
         entries.append(
             journal_entry(
                 ctx,
@@ -281,28 +352,61 @@ async def apply_payment(changes: Changes, s: Session, ctx: Ctx, payment: Payment
                 postings=journal.payment_received(0, unallocated),
             )
         )
-    await changes.store.payments.insert_one(
-        {
-            "_id": payment.payment_id,
-            "tenant_id": ctx.tenant.id,
-            "idempotency_key": payment.idempotency_key,
-            "request_hash": payment.fingerprint,
-            "amount_minor": payment.amount_minor,
-            "currency": payment.currency,
-            "paid_on": payment.paid_on,
-            "method": payment.method,
-            "reference": payment.reference,
-            "payer_account": payment.payer_account,
-            "customer_id": payer,
-            "allocations": allocations,
-            "unallocated_minor": unallocated,
-            "source_event_id": payment.source_event_id,
-            "created_at": ctx.now,
-        },
-        session=s,
-    )
-    await changes.record(s, journal=entries, events=events)
-    return changed, unallocated
+    return PaymentPlan(tuple(changed), tuple(allocations), tuple(entries), tuple(events), unallocated, payer)
+
+
+def payment_doc(ctx: Ctx, payment: Payment, plan: PaymentPlan) -> Doc:
+    """The payment as stored (`_id`: its id; the matcher's own id for a proposal)."""
+    return {
+        "_id": payment.payment_id,
+        "tenant_id": ctx.tenant.id,
+        "idempotency_key": payment.idempotency_key,
+        "request_hash": payment.fingerprint,
+        "amount_minor": payment.amount_minor,
+        "currency": payment.currency,
+        "paid_on": payment.paid_on,
+        "method": payment.method,
+        "reference": payment.reference,
+        "payer_account": payment.payer_account,
+        "customer_id": plan.payer,
+        "allocations": list(plan.allocations),
+        "unallocated_minor": plan.unallocated,
+        "source_event_id": payment.source_event_id,
+        "created_at": ctx.now,
+    }
+
+
+def credit_reason(payment_id: str) -> str:
+    return f"payment {payment_id}"
+
+
+async def apply_payment(changes: Changes, s: Session, ctx: Ctx, payment: Payment) -> tuple[list[Doc], int]:
+    """Apply one payment to invoices; what is not owed becomes the customer's credit balance.
+    Returns the changed invoices and what was not applied to them."""
+    tenant_id = ctx.tenant.id
+    if await changes.store.payments.find_one(
+        {"tenant_id": tenant_id, "idempotency_key": payment.idempotency_key}, projection={"_id": 1}, session=s
+    ):
+        raise PaymentExists(payment.idempotency_key)
+    loaded: dict[str, Doc | None] = {}
+    for invoice_id, _ in payment.targets:
+        if invoice_id not in loaded:
+            loaded[invoice_id] = await changes.store.invoice_by_id(tenant_id, invoice_id, session=s)
+    plan = plan_payment(ctx, payment, loaded.get)
+    for before, after in plan.changed:
+        await changes.store.replace_invoice(s, after, before["version"])
+    events = list(plan.events)
+    if plan.unallocated:
+        try:
+            credited = await changes.credit_payer(
+                s, ctx, plan.payer, payment.currency, plan.unallocated, credit_reason(payment.payment_id)
+            )
+        except NotFound:
+            raise UnknownTarget(f"no customer {plan.payer}", reason="UNKNOWN_CUSTOMER") from None
+        events.append(credited)
+    await changes.store.payments.insert_one(payment_doc(ctx, payment, plan), session=s)
+    await changes.record(s, journal=plan.entries, events=events)
+    return plan.invoices, plan.unallocated
 
 
 def _sole_customer(invoices: Sequence[Doc]) -> str:
@@ -310,20 +414,9 @@ def _sole_customer(invoices: Sequence[Doc]) -> str:
     return customers.pop() if len(customers) == 1 else ""
 
 
-async def _apply_to_invoice(
-    changes: Changes, s: Session, ctx: Ctx, payment: Payment, invoice_id: str, amount: int
-) -> tuple[Doc, int, tuple[Event, str]]:
-    """Returns the invoice after the payment, how much of `amount` it owed, and the event to record."""
-    inv = await changes.load(s, ctx, invoice_id)
+def _applied(ctx: Ctx, payment: Payment, inv: Doc, amount: int) -> tuple[Doc, int, tuple[Event, str]]:
+    """The invoice after `amount` of the payment, how much of it the invoice owed, and the event."""
     currency, method = payment.currency, payment.method
-    if inv["kind"] != "invoice":
-        raise FailedPrecondition(f"{inv['invoice_number']} is a credit note", reason="NOT_AN_INVOICE")
-    if inv["currency"] != currency:
-        raise FailedPrecondition(
-            f"invoice {inv['invoice_number']} is in {inv['currency']}, the payment in {currency}",
-            reason="CURRENCY_MISMATCH",
-        )
-    check_can_receive_payment(InvoiceStatus(inv["status"]))
     pos = position_of(inv)
     applied = min(amount, pos.balance)
     over = amount - applied
@@ -347,7 +440,6 @@ async def _apply_to_invoice(
             },
         ],
     )
-    await changes.save(s, inv, new)
     data = PaymentAppliedData(
         payment_id=payment.payment_id,
         invoice=summary(new),
@@ -356,4 +448,4 @@ async def _apply_to_invoice(
         method=method,
         source_event_id=payment.source_event_id,
     )
-    return new, applied, invoice_event(ctx, event_id, invoice_id, PaymentApplied, data)
+    return new, applied, invoice_event(ctx, event_id, inv["_id"], PaymentApplied, data)

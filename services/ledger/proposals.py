@@ -45,7 +45,7 @@ _HISTORY_TYPE: Final = {
 }
 
 
-def _check_payment_matched(data: PaymentMatchedData) -> None:
+def check_payment_matched(data: PaymentMatchedData) -> None:
     """The same checks as RecordPayment: a proposal is money too."""
     v = Violations()
     check_payment(
@@ -65,16 +65,10 @@ def _check_payment_matched(data: PaymentMatchedData) -> None:
     v.raise_if_any()
 
 
-async def apply_payment_matched(changes: Changes, ctx: Ctx, event: PaymentMatched) -> None:
+def payment_of(event: PaymentMatched) -> Payment:
+    """The payment a PaymentMatched proposes (idempotent by the matcher's payment id)."""
     data = event.data
-    invoice_id = data.allocations[0].invoice_id if data.allocations else ""
-    try:
-        _check_payment_matched(data)
-    except InvalidArgument as exc:
-        await _reject(changes, ctx, event, invoice_id, "INVALID_PROPOSAL", exc.message)
-        PROPOSALS.add(1, {"type": event.type, "outcome": "rejected:INVALID_PROPOSAL"})
-        return
-    payment = Payment(
+    return Payment(
         payment_id=data.payment_id,
         idempotency_key=f"matcher:{data.payment_id}",
         fingerprint=request_hash([data.model_dump()]),
@@ -87,7 +81,38 @@ async def apply_payment_matched(changes: Changes, ctx: Ctx, event: PaymentMatche
         reference=data.reference,
         payer_account=data.payer_account,
         source_event_id=event.id,
+        based_on_versions=tuple(
+            (a.invoice_id, a.based_on_version) for a in data.allocations if a.based_on_version is not None
+        ),
     )
+
+
+def first_invoice_id(event: PaymentMatched) -> str:
+    """The invoice a refusal of the proposal is recorded on: the first it names."""
+    return event.data.allocations[0].invoice_id if event.data.allocations else ""
+
+
+def reason_of(exc: Exception) -> str:
+    """The reason code a refused proposal is announced with (FailedPrecondition and the ledger's
+    own refusals carry one)."""
+    return str(getattr(exc, "reason", type(exc).__name__.upper()))
+
+
+REFUSALS: Final = (FailedPrecondition, NotFound, InvalidArgument)
+
+
+async def apply_payment_matched(changes: Changes, ctx: Ctx, event: PaymentMatched) -> None:
+    """One proposal in its own transaction (the batch path, services/ledger/matched.py, falls back to
+    this one event at a time)."""
+    data = event.data
+    invoice_id = first_invoice_id(event)
+    try:
+        check_payment_matched(data)
+    except InvalidArgument as exc:
+        await _reject(changes, ctx, event, invoice_id, "INVALID_PROPOSAL", exc.message)
+        PROPOSALS.add(1, {"type": event.type, "outcome": "rejected:INVALID_PROPOSAL"})
+        return
+    payment = payment_of(event)
 
     async def work(s: Session) -> None:
         await record_processed(changes.store.db, s, PROPOSALS_CONSUMER, event.id, ctx.now)
@@ -99,8 +124,8 @@ async def apply_payment_matched(changes: Changes, ctx: Ctx, event: PaymentMatche
         # The same payment id came in another event: it is applied already (idempotent by payment).
         log.info("payment %s from event %s was applied before", data.payment_id, event.id)
         PROPOSALS.add(1, {"type": event.type, "outcome": "duplicate"})
-    except (FailedPrecondition, NotFound, InvalidArgument) as exc:
-        reason = getattr(exc, "reason", type(exc).__name__.upper())
+    except REFUSALS as exc:
+        reason = reason_of(exc)
         await _reject(changes, ctx, event, invoice_id, reason, exc.message)
         PROPOSALS.add(1, {"type": event.type, "outcome": f"rejected:{reason}"})
     else:
@@ -114,7 +139,7 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
         await record_processed(changes.store.db, s, PROPOSALS_CONSUMER, event.id, ctx.now)
         inv = await changes.store.invoice_by_id(ctx.tenant.id, data.invoice_id, session=s)
         if inv is None:
-            await _add_rejection(
+            await add_rejection(
                 changes,
                 s,
                 ctx,
@@ -136,7 +161,7 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
             balance=pos.balance,
         )
         if rejection is not None:
-            await _add_rejection(changes, s, ctx, event, inv["_id"], *rejection, inv)
+            await add_rejection(changes, s, ctx, event, inv["_id"], *rejection, inv)
             return f"rejected:{rejection[0]}"
         charges, entries = _charges(ctx, inv, data)
         added = data.fee_minor + data.interest_minor
@@ -215,12 +240,12 @@ async def _reject(
         # Only this tenant's invoice: a proposal naming another tenant's invoice is refused without
         # touching it (the refusal names the id, never the other invoice's state).
         inv = await changes.store.invoice_by_id(ctx.tenant.id, invoice_id, session=s) if invoice_id else None
-        await _add_rejection(changes, s, ctx, event, invoice_id, reason, detail, inv)
+        await add_rejection(changes, s, ctx, event, invoice_id, reason, detail, inv)
 
     await changes.run(work)
 
 
-async def _add_rejection(
+async def add_rejection(
     changes: Changes,
     s: Session,
     ctx: Ctx,
@@ -230,7 +255,17 @@ async def _add_rejection(
     detail: str,
     inv: Doc | None,
 ) -> None:
-    """A proposal is never applied blindly: the refusal is announced, and kept in the history."""
+    rejected, entry = rejection(ctx, event, invoice_id, reason, detail, inv)
+    if inv is not None and entry is not None:
+        await changes.store.invoices.update_one({"_id": inv["_id"]}, {"$push": {"history": entry}}, session=s)
+    await changes.record(s, events=[rejected])
+
+
+def rejection(
+    ctx: Ctx, event: Event, invoice_id: str, reason: str, detail: str, inv: Doc | None
+) -> tuple[tuple[Event, str], Doc | None]:
+    """A proposal is never applied blindly: the refusal is announced, and kept in the invoice's
+    history (when the invoice is this tenant's). Returns the event and the history entry."""
     log.info("rejected %s %s for invoice %s: %s", event.type, event.id, invoice_id, detail)
     rejection_id = new_id()
     data = ProposalRejectedData(
@@ -246,15 +281,15 @@ async def _add_rejection(
     # may be another tenant's, and nothing is announced about that one).
     subject = inv["_id"] if inv is not None else event.id
     rejected = invoice_event(ctx, rejection_id, subject, ProposalRejected, data)
-    if inv is not None:
-        entry = history_entry(
-            ctx,
-            event_id=rejection_id,
-            type_="proposal_rejected",
-            before=inv["status"],
-            after=inv["status"],
-            version=inv["version"],
-            text=f"{event.type} not applied: {reason} ({detail})",
-        )
-        await changes.store.invoices.update_one({"_id": inv["_id"]}, {"$push": {"history": entry}}, session=s)
-    await changes.record(s, events=[rejected])
+    if inv is None:
+        return rejected, None
+    entry = history_entry(
+        ctx,
+        event_id=rejection_id,
+        type_="proposal_rejected",
+        before=inv["status"],
+        after=inv["status"],
+        version=inv["version"],
+        text=f"{event.type} not applied: {reason} ({detail})",
+    )
+    return rejected, entry
