@@ -194,7 +194,17 @@ def invoice_to_pb(doc: Doc) -> pb.Invoice:
             )
             for c in doc.get("charges", [])
         ],
-        allocations=[pb.Allocation(**a) for a in doc.get("allocations", [])],
+        allocations=[
+            pb.Allocation(
+                payment_id=a["payment_id"],
+                amount_minor=a["amount_minor"],
+                paid_on=a["paid_on"],
+                method=a["method"],
+                reversed_at=iso(a.get("reversed_at")),
+                reversal_payment_id=a.get("reversal_payment_id", ""),
+            )
+            for a in doc.get("allocations", [])
+        ],
         paid_total=money(doc.get("paid_minor", 0), cur),
         credited_total=money(doc.get("credited_minor", 0), cur),
         written_off_total=money(doc.get("written_off_minor", 0), cur),

@@ -17,7 +17,14 @@ from services.common.tenancy import Tenant
 from services.ledger.domain import journal
 from services.ledger.domain.customer import CustomerData
 from services.ledger.domain.invoice import Line, line_doc
-from services.ledger.domain.status import DunningStage, InvoiceStatus, Position, derive_status, next_status
+from services.ledger.domain.status import (
+    DunningStage,
+    InvoiceStatus,
+    Position,
+    derive_status,
+    next_status,
+    status_after_return,
+)
 
 
 @dataclass(frozen=True)
@@ -84,16 +91,19 @@ def history_entry(
     }
 
 
-def changed_invoice(doc: Doc, ctx: Ctx, *, event_id: str, type_: str, text: str, **fields: Any) -> Doc:
+def changed_invoice(
+    doc: Doc, ctx: Ctx, *, event_id: str, type_: str, text: str, returned: bool = False, **fields: Any
+) -> Doc:
     """The invoice after a change: amounts updated, status re-derived along a legal transition,
-    version bumped, and the change appended to its history."""
+    version bumped, and the change appended to its history. `returned`: the change takes back a
+    payment the bank returned, the one way from paid back to open (status_after_return)."""
     new = {**doc, **fields}
     before = InvoiceStatus(doc["status"])
     position = position_of(new)
     if new["kind"] == "credit_note":
         after = InvoiceStatus.CREDITED
     else:
-        after = next_status(
+        after = (status_after_return if returned else next_status)(
             before,
             position,
             due_date=date.fromisoformat(new["due_date"]),

@@ -1,5 +1,5 @@
-"""What the ledger consumes: the matcher's payments (PaymentMatched), dunning's proposals
-(DunningActionTaken), and the dispatcher's delivery reports."""
+"""What the ledger consumes: the matcher's payments (PaymentMatched, PaymentReversed), dunning's
+proposals (DunningActionTaken), and the dispatcher's delivery reports."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from services.common.events import (
     DunningActionTaken,
     Event,
     PaymentMatched,
+    PaymentReversed,
 )
 from services.common.settings import CommonSettings
 from services.common.telemetry import current_trace_id, current_traceparent
@@ -27,6 +28,7 @@ from services.ledger.documents import Ctx
 from services.ledger.matched import MAX_BATCH as MATCHED_BATCH
 from services.ledger.matched import MatchedBatch, passes_by_itself
 from services.ledger.proposals import PROPOSALS_CONSUMER, apply_dunning_action, apply_payment_matched
+from services.ledger.reversals import apply_payment_reversed
 from services.ledger.tenants import TenantDirectory
 
 log = logging.getLogger(__name__)
@@ -56,12 +58,14 @@ class ProposalHandlers:
         """One event of the matcher's topic in its own transaction."""
         if isinstance(event, PaymentMatched):
             await apply_payment_matched(self._changes, await self._ctx(event, "matcher"), event)
+        elif isinstance(event, PaymentReversed):
+            await apply_payment_reversed(self._changes, await self._ctx(event, "matcher"), event)
         else:
             log.debug("ledger ignores %s on the payment topic", event.type)
 
     async def on_payment_batch(self, events: list[Event]) -> dict[str, Exception]:
         """A batch of the matcher's topic, in order: each run of PaymentMatched in one transaction
-        (services/ledger/matched.py), others one at a time between them. Returns the events
+        (services/ledger/matched.py), the rare others one at a time between them. Returns the events
         not applied, for the consumer to try again one at a time (and to dead-letter)."""
         failed: dict[str, Exception] = {}
         run: list[tuple[Ctx, PaymentMatched]] = []

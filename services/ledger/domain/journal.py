@@ -61,6 +61,16 @@ def payment_received(allocated: int, unallocated: int) -> tuple[Posting, ...]:
     )
 
 
+def payment_returned(allocated: int, unallocated: int) -> tuple[Posting, ...]:
+    """The bank returned a payment: `payment_received` reversed (the invoices owe it again, and the
+    credit balance it made is taken back)."""
+    return _entry(
+        Posting(RECEIVABLE, debit=allocated),
+        Posting(CUSTOMER_CREDIT, debit=unallocated),
+        Posting(BANK, credit=allocated + unallocated),
+    )
+
+
 def charge_added(amount: int, *, interest: bool) -> tuple[Posting, ...]:
     return _entry(
         Posting(RECEIVABLE, debit=amount), Posting(INTEREST_INCOME if interest else FEE_INCOME, credit=amount)

@@ -134,6 +134,27 @@ def next_status(
     return new
 
 
+def status_after_return(
+    current: InvoiceStatus,
+    position: Position,
+    *,
+    due_date: date,
+    today: date,
+    dunning_stage: DunningStage,
+) -> InvoiceStatus:
+    """The status after the bank returned a payment: derived again from what is still paid, so a paid
+    invoice is open, overdue or reminded again (its dunning stage kept), and an over-paid one paid.
+
+    The one way back from paid: the money never arrived. A credited or written-off invoice is never
+    re-opened here; its claim ended on its own grounds (the caller refuses to return payments there).
+    """
+    new = derive_status(position, due_date=due_date, today=today, dunning_stage=dunning_stage)
+    if current in (S.CREDITED, S.WRITTEN_OFF) or new in (S.CREDITED, S.WRITTEN_OFF):
+        if new != current:
+            raise IllegalTransition(current, new)
+    return new
+
+
 def is_settled(status: InvoiceStatus) -> bool:
     return status in _SETTLED
 
