@@ -47,17 +47,18 @@ class _Display:
     """What the person waiting sees on stderr: bytes sent, then "matching…" until the answer."""
 
     def __init__(self, console: Console | None, filename: str, total: int) -> None:
-        self.console = console
+        # Only on a terminal: piped or captured output gets the summary alone.
+        self.console = console if console is not None and console.is_terminal else None
         self.progress: Progress | None = None
         self.status: Status | None = None
-        if console is not None:
+        if self.console is not None:
             self.progress = Progress(
                 TextColumn(f"[bold]sending[/bold] {filename}", markup=True),
                 BarColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeElapsedColumn(),
-                console=console,
+                console=self.console,
                 transient=True,
             )
             self.task = self.progress.add_task("send", total=total)

@@ -173,75 +173,67 @@ def payments_table(payments: Iterable[pb.Payment], title: str = "") -> Table:
     table = Table(title=title or None, title_justify="left")
     table.add_column("Booked", no_wrap=True)
     table.add_column("Amount", justify="right", no_wrap=True)
-    table.add_column("Reference / text", overflow="fold", max_width=30)
-    table.add_column("Payer", overflow="ellipsis", max_width=24)
+    table.add_column("Reference / text", overflow="fold", max_width=28)
     table.add_column("Status", no_wrap=True)
-    table.add_column("Method", no_wrap=True)
-    table.add_column("Conf.", justify="right", no_wrap=True)
-    table.add_column("Invoices", no_wrap=True)
-    table.add_column("Credit", justify="right", no_wrap=True)
+    table.add_column("Method", overflow="fold")
+    table.add_column("Pays", no_wrap=True)
     table.add_column("Why", overflow="fold", max_width=40)
     for p in payments:
-        currency = p.amount.currency
-        invoices = "\n".join(f"{number} ← {money(minor)}" for number, minor in allocations_of(p).items())
+        pays = [f"{number} ← {money(minor)}" for number, minor in allocations_of(p).items()]
+        if p.credit_minor:
+            pays.append(f"credit {money(p.credit_minor)}")
         table.add_row(
             p.booking_date,
-            money(p.amount.minor_units, currency),
-            _reference(p),
-            _payer(p),
-            styled_status(p.status),
-            p.method,
-            f"{p.confidence:.2f}" if p.confidence else "",
-            invoices,
-            money(p.credit_minor) if p.credit_minor else "",
-            p.reason,
-        )
-    return table
-
-
-def review_table(payments: Iterable[pb.Payment]) -> Table:
-    """The review queue: each payment, why it is there, and the suggestions best first."""
-    table = Table(title_justify="left", show_lines=True)
-    table.add_column("Payment", no_wrap=True)
-    table.add_column("Amount", justify="right", no_wrap=True)
-    table.add_column("Reference / text / payer", overflow="fold", max_width=34)
-    table.add_column("Why", overflow="fold", max_width=40)
-    table.add_column("Suggestions (best first)", overflow="fold")
-    for p in payments:
-        suggestions = "\n".join(
-            f"{rank}. {', '.join(s.invoice_numbers)} ({s.score:.2f}) {s.reason}"
-            for rank, s in enumerate(p.suggestions, 1)
-        )
-        table.add_row(
-            f"{p.id}\n[dim]{p.booking_date} {p.location}[/dim]",
             money(p.amount.minor_units, p.amount.currency),
-            "\n".join(filter(None, (_reference(p), _payer(p)))),
+            _reference(p),
+            styled_status(p.status),
+            f"{p.method} {p.confidence:.2f}" if p.method else "",
+            "\n".join(pays),
             p.reason,
-            suggestions or "[dim]none[/dim]",
         )
     return table
+
+
+def print_review(console: Console, payments: Iterable[pb.Payment]) -> None:
+    """The review queue, one block per payment: what came, why it waits, the suggestions best first."""
+    for p in payments:
+        console.print(
+            f"[bold]{p.id}[/bold]  {money(p.amount.minor_units, p.amount.currency)}  "
+            f"[dim]booked {p.booking_date}, {p.location}[/dim]",
+            highlight=False,
+        )
+        for label, value in (
+            ("reference", p.reference),
+            ("text", p.free_text),
+            ("payer", _payer(p)),
+        ):
+            if value:
+                console.print(f"  {label}: {value}", highlight=False, markup=False)
+        console.print(f"  [yellow]why[/yellow]: {p.reason}", highlight=False)
+        for rank, s in enumerate(p.suggestions, 1):
+            invoices = ", ".join(s.invoice_numbers)
+            console.print(f"  {rank}. invoice {invoices} ({s.score:.2f}): {s.reason}", highlight=False)
+        if not p.suggestions:
+            console.print("  [dim]no suggestions[/dim]")
 
 
 def imports_table(imports: Iterable[pb.Import]) -> Table:
     table = Table(title_justify="left")
-    for column in ("Imported", "File", "Format", "State", "Payments", "Total"):
-        table.add_column(column, justify="right" if column in ("Payments", "Total") else "left")
-    for column in ("Matched", "Review", "Reversals", "Duplicates"):
+    table.add_column("Imported", no_wrap=True)
+    table.add_column("File / import id", overflow="fold")
+    for column in ("Payments", "Matched", "Review", "Reversals", "Duplicates", "Total"):
         table.add_column(column, justify="right")
-    table.add_column("Id", no_wrap=True)
     for i in imports:
+        state = "" if i.state == "done" else f", {i.state}"
         table.add_row(
-            _time(i.created_at),
-            i.filename,
-            i.format,
-            i.state,
+            _time(i.created_at).replace(" ", "\n"),
+            f"{i.filename} [dim]({i.format}{state})[/dim]\n[dim]{i.id}[/dim]",
             str(i.payments),
-            money(i.total.minor_units, i.total.currency),
             str(i.matched),
             f"[yellow]{i.review}[/yellow]" if i.review else "0",
             str(i.reversals),
             str(i.duplicates),
-            i.id,
+            money(i.total.minor_units, i.total.currency),
         )
     return table
 

@@ -24,7 +24,7 @@ from services.cli.payment_views import (
     payments_table,
     print_import,
     print_payment,
-    review_table,
+    print_review,
 )
 from services.cli.resolution import (
     InvoiceShare,
@@ -227,7 +227,7 @@ def review_command(ctx: CliContext, limit: int, as_json: bool) -> None:
     for p in found:
         total[p.amount.currency] = total.get(p.amount.currency, 0) + p.amount.minor_units
     amounts = ", ".join(money(minor, currency) for currency, minor in sorted(total.items()))
-    ctx.console.print(review_table(found))
+    print_review(ctx.console, found)
     ctx.console.print(f"{len(found)} payments in review ({amounts}).", highlight=False)
     ctx.console.print(
         "Decide one: fordring payments resolve PAYMENT_ID --invoice NUMBER[=AMOUNT] … | --refund",

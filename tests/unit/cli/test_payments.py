@@ -344,6 +344,7 @@ def test_list_review_and_imports_as_json(fake: tuple[FakeMatcher, str]) -> None:
     assert review[0]["reason"].startswith("the KID is unknown")
     table = run(target, "payments", "review")
     assert "pay-2" in table.stdout
+    assert "1. invoice 10042 (0.70): KID 0000001206 (one digit wrong)" in table.stdout
     assert "1 payments in review" in table.stdout
     imports = json.loads(run(target, "payments", "imports", "--json").stdout)
     assert imports[0]["total_minor"] == 1_234_567_89
