@@ -36,6 +36,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         name="dispatcher", module="services.dispatcher", grpc_port=50053, http_port=8083, public_port=8084
     ),
+    # 8084 is the dispatcher's public port: the matcher's HTTP port comes after it.
+    ServiceSpec(name="matcher", module="services.matcher", grpc_port=50054, http_port=8085),
 )
 # The sandbox providers (SMTP, SMS, Peppol, eFaktura, Vipps, print house, Nets) beside the services.
 SANDBOX_HTTP_PORT = 8099

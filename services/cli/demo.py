@@ -1,5 +1,6 @@
-"""`fordring demo`: act as an ERP against a running stack, then show what the ledger holds, the
-documents the renderer made and how the dispatcher delivered them."""
+"""`fordring demo`: act as an ERP against a running stack, then show the documents the renderer made,
+how the dispatcher delivered them, how the matcher matched the bank's payments, and what the ledger
+holds."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from services.cli.demo_data import generate_invoices
 from services.cli.demo_deliveries import queue_faults, show_deliveries
 from services.cli.demo_documents import show_documents
 from services.cli.demo_lifecycle import act
+from services.cli.demo_payments import pay_by_bank
+from services.cli.home import Home
 from services.cli.importer import print_report, run_import
 from services.cli.invoice_format import parse_record
 from services.cli.ledger_reads import list_invoices
@@ -48,7 +51,8 @@ DEFAULT_SEED = 1
 )
 @click.pass_obj
 def demo(ctx: CliContext, count: int, seed: int, concurrency: int, faults: bool) -> None:
-    """Send a batch of realistic Norwegian invoices, as an ERP would, and summarise the ledger."""
+    """Send a batch of realistic Norwegian invoices, as an ERP would; the customers pay through the
+    bank (a Nets OCR Giro file in the stack's folder, matched by the matcher); summarise the ledger."""
     record = ctx.home.read_stack() if ctx.target is None else None
     sandbox_url = str(dict((record or {}).get("sandbox", {})).get("url", "")) if faults else ""
     succeeded = ctx.run(
@@ -59,6 +63,7 @@ def demo(ctx: CliContext, count: int, seed: int, concurrency: int, faults: bool)
             seed=seed,
             concurrency=concurrency,
             sandbox_url=sandbox_url,
+            home=ctx.home,
         )
     )
     ctx.exit(0 if succeeded else 1)
@@ -72,6 +77,7 @@ async def demo_session(
     seed: int,
     concurrency: int,
     sandbox_url: str = "",
+    home: Home | None = None,
 ) -> bool:
     today = local_today(SystemClock())
     console.print(
@@ -88,20 +94,24 @@ async def demo_session(
         ours = [i for i in await list_invoices(stub, connection.metadata) if i.external_id in batch_ids]
         done = await act(stub, connection.metadata, ours, seed=seed, today=today, concurrency=concurrency)
         console.print(
-            f"Now the customers paid {done['paid']} invoices in full, {done['part_paid']} in part and "
-            f"{done['overpaid']} too much (the surplus became their credit balance); "
-            f"{done['credited']} invoices were credited."
-            + (
-                f" {done['already']} payments and credit notes were done by an earlier run."
-                if done["already"]
-                else ""
-            ),
+            f"{done['credited']} invoices were credited (the goods came back)."
+            + (f" {done['already']} credit notes were issued by an earlier run." if done["already"] else ""),
             highlight=False,
         )
-        held = await list_invoices(stub, connection.metadata)
-        ours = [i for i in held if i.external_id in batch_ids]
-    console.print(status_summary_table(i for i in held if i.kind == ledger_pb2.INVOICE_KIND_INVOICE))
+        ours = [i for i in await list_invoices(stub, connection.metadata) if i.external_id in batch_ids]
     await show_documents(connection, console, ours)
     invoices_only = [i for i in ours if i.kind == ledger_pb2.INVOICE_KIND_INVOICE]
     await show_deliveries(connection, console, invoices_only, watch_fallbacks=faults)
+    await pay_by_bank(
+        connection,
+        console,
+        invoices_only,
+        batch,
+        seed=seed,
+        today=today,
+        bank_dir=home.bank if home is not None else None,
+    )
+    async with ledger_stub(connection) as stub:
+        held = await list_invoices(stub, connection.metadata)
+    console.print(status_summary_table(i for i in held if i.kind == ledger_pb2.INVOICE_KIND_INVOICE))
     return report.ok

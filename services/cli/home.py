@@ -34,6 +34,11 @@ class Home:
         return self.root / "sandbox"
 
     @property
+    def bank(self) -> Path:
+        """Bank files the demo's sandbox bank wrote (to look at, or import again)."""
+        return self.root / "bank"
+
+    @property
     def stack_file(self) -> Path:
         return self.root / "stack.json"
 

@@ -34,6 +34,7 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
     table.add_row("  print", f"{sandbox / 'print'}/  (letters the print house took from the drop)")
     table.add_row("  Nets", f"{sandbox / 'avtalegiro'}/  (AvtaleGiro claim files)")
     table.add_row("  records", f"{sandbox}/<channel>/records.jsonl  (SMS, EHF, eFaktura, Vipps, …)")
+    table.add_row("Bank files", f"{plan.home.bank}/  (the demo's incoming payments, Nets OCR Giro)")
     console.print()
     console.print("[bold green]Fordring is up.[/bold green]")
     console.print(table, highlight=False)
@@ -46,6 +47,8 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
         "invoices document NUMBER --kind pdf --out invoice.pdf",
         "deliveries list --invoice NUMBER",
         "deliveries deviations",
+        "payments import FILE",
+        "payments review",
         "customers flagged",
         "status",
     ):

@@ -129,5 +129,6 @@ def _run_demo_here(ctx: CliContext, plan: StackPlan, demo: DemoRequest) -> int:
         seed=demo.seed,
         concurrency=16,
         sandbox_url=plan.sandbox_url,
+        home=plan.home,
     )
     return 0 if ctx.run(session) else 1

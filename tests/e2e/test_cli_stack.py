@@ -91,7 +91,7 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 def test_status_sees_every_component_healthy(stack: Stack) -> None:
     status = stack.fordring("status")
     assert status.returncode == 0, status.stdout
-    components = {"supervisor", "kafka", "mongo", "sandbox", "ledger", "renderer", "dispatcher"}
+    components = {"supervisor", "kafka", "mongo", "sandbox", "ledger", "renderer", "dispatcher", "matcher"}
     rows = status.stdout.splitlines()
     for name in components:
         assert any(name in row for row in rows), status.stdout
@@ -100,7 +100,7 @@ def test_status_sees_every_component_healthy(stack: Stack) -> None:
     record = stack.record()
     assert record["api_key"] == (stack.home / "sandbox.key").read_text().strip()
     assert set(record["pids"]) == components
-    assert set(record["grpc"]) == {"ledger", "renderer", "dispatcher"}
+    assert set(record["grpc"]) == {"ledger", "renderer", "dispatcher", "matcher"}
     # Where the channel providers are and what they keep: the sandbox's section.
     sandbox = record["sandbox"]
     assert set(sandbox) >= {"url", "mail", "print_drop", "nets", "records"}
