@@ -130,6 +130,7 @@ def customer_to_pb(doc: Doc, currency: str = "NOK") -> pb.Customer:
         ),
         language=doc.get("language", ""),
         bank_accounts=doc.get("bank_accounts", []),
+        learned_bank_accounts=doc.get("learned_bank_accounts", []),
         channel_preferences=[channel_to_pb(c) for c in doc.get("channel_preferences", [])],
         consents=pb.Consents(**doc.get("consents", {})),
         credit_balance=money(balances.get(balance_currency, 0), balance_currency),

@@ -1,5 +1,5 @@
-"""What the ledger consumes: the matcher's payments (PaymentMatched, PaymentReversed), dunning's
-proposals (DunningActionTaken), and the dispatcher's delivery reports."""
+"""What the ledger consumes: the matcher's payments (PaymentMatched, PaymentReversed, PayerAccountLearned),
+dunning's proposals (DunningActionTaken), and the dispatcher's delivery reports."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from services.common.events import (
     PAYMENT_TOPIC,
     DunningActionTaken,
     Event,
+    PayerAccountLearned,
     PaymentMatched,
     PaymentReversed,
 )
@@ -27,6 +28,7 @@ from services.ledger.deliveries import DELIVERIES_CONSUMER, DeliveryLog
 from services.ledger.documents import Ctx
 from services.ledger.matched import MAX_BATCH as MATCHED_BATCH
 from services.ledger.matched import MatchedBatch, passes_by_itself
+from services.ledger.payer_accounts import learn_payer_account
 from services.ledger.proposals import PROPOSALS_CONSUMER, apply_dunning_action, apply_payment_matched
 from services.ledger.reversals import apply_payment_reversed
 from services.ledger.tenants import TenantDirectory
@@ -60,6 +62,8 @@ class ProposalHandlers:
             await apply_payment_matched(self._changes, await self._ctx(event, "matcher"), event)
         elif isinstance(event, PaymentReversed):
             await apply_payment_reversed(self._changes, await self._ctx(event, "matcher"), event)
+        elif isinstance(event, PayerAccountLearned):
+            await learn_payer_account(self._changes, await self._ctx(event, "matcher"), event)
         else:
             log.debug("ledger ignores %s on the payment topic", event.type)
 

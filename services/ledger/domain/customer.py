@@ -28,6 +28,8 @@ _POSTAL: Final = {
 MAX_NAME: Final = 200
 MAX_ADDRESS_LINES: Final = 5
 MAX_BANK_ACCOUNTS: Final = 10
+# Payer accounts learned from payments (the newest kept): a customer pays from a few accounts.
+MAX_LEARNED_ACCOUNTS: Final = 20
 _DEFAULT_LANGUAGE: Final = {"NO": "nb", "SE": "sv", "DK": "da"}
 
 
@@ -93,13 +95,11 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
         violations.add(p + "language", f"must be one of {', '.join(sorted(LANGUAGES))}")
     accounts = []
     for i, account in enumerate(data.bank_accounts[:MAX_BANK_ACCOUNTS]):
-        compact = account.replace(" ", "").replace(".", "")
+        compact = bank_account(account.replace(" ", "").replace(".", ""))
         if len(account) > 64:
             violations.add(f"{p}bank_accounts[{i}]", "at most 64 characters")
-        elif kontonr.is_valid(compact):
+        elif compact is not None:
             accounts.append(compact)
-        elif iban.is_valid(compact):
-            accounts.append(str(iban.compact(compact)))  # upper case, as banks report payer accounts
         else:
             violations.add(
                 f"{p}bank_accounts[{i}]", f"{account!r} is neither a Norwegian account number nor an IBAN"
@@ -124,6 +124,33 @@ def validate_customer(data: CustomerData, violations: Violations, prefix: str = 
         efaktura_consent=data.efaktura_consent,
         avtalegiro_consent=data.avtalegiro_consent,
     )
+
+
+def bank_account(compact: str) -> str | None:
+    """A Norwegian account number (its 11 digits) or an IBAN (upper case, no spaces, as banks report
+    payer accounts); None when it is neither."""
+    if kontonr.is_valid(compact):
+        return compact
+    if iban.is_valid(compact):
+        return str(iban.compact(compact))
+    return None
+
+
+_ACCOUNT_NOISE: Final = re.compile(r"[\s.\-]")
+_OTHER_ACCOUNT: Final = re.compile(r"\d{5,34}")
+
+
+def learned_account(account: str) -> str | None:
+    """A payer account the matcher learned, as the ERP's accounts are kept (`bank_account`), or else
+    the digits of another bank's account number (a Swedish bankgiro or clearing and account number:
+    no check digit scheme is shared by them all); None when it is no account number."""
+    if len(account) > 64:
+        return None
+    compact = _ACCOUNT_NOISE.sub("", account)
+    known = bank_account(compact)
+    if known is not None:
+        return known
+    return compact if _OTHER_ACCOUNT.fullmatch(compact) else None
 
 
 def _check_address(address: Address, violations: Violations, p: str) -> None:
