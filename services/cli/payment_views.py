@@ -220,19 +220,20 @@ def print_review(console: Console, payments: Iterable[pb.Payment]) -> None:
 def imports_table(imports: Iterable[pb.Import]) -> Table:
     table = Table(title_justify="left")
     table.add_column("Imported", no_wrap=True)
-    table.add_column("File / import id", overflow="fold")
-    for column in ("Payments", "Matched", "Review", "Reversals", "Duplicates", "Total"):
-        table.add_column(column, justify="right")
+    table.add_column("File / import id", overflow="fold", min_width=20)
+    table.add_column("Payments", overflow="fold")
+    table.add_column("Total", justify="right")
     for i in imports:
         state = "" if i.state == "done" else f", {i.state}"
+        outcome = [f"{i.payments}: {i.matched} matched"]
+        outcome.append(f"[yellow]{i.review} review[/yellow]" if i.review else "0 review")
+        outcome += [
+            f"{n} {what}" for n, what in ((i.reversals, "reversals"), (i.duplicates, "duplicates")) if n
+        ]
         table.add_row(
             _time(i.created_at).replace(" ", "\n"),
             f"{i.filename} [dim]({i.format}{state})[/dim]\n[dim]{i.id}[/dim]",
-            str(i.payments),
-            str(i.matched),
-            f"[yellow]{i.review}[/yellow]" if i.review else "0",
-            str(i.reversals),
-            str(i.duplicates),
+            ", ".join(outcome),
             money(i.total.minor_units, i.total.currency),
         )
     return table
