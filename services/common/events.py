@@ -142,6 +142,8 @@ class ProposalRejectedData(_Model):
     detail: str
     current_version: int | None = None
     current_status: str | None = None
+    # The payment a refused PaymentMatched was for (its proposer finds it by id).
+    payment_id: str = ""
 
 
 class CustomerUpsertedData(_Model):

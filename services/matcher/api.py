@@ -18,7 +18,7 @@ from services.common.mongo import Doc
 from services.common.tenancy import current_tenant
 from services.matcher.importing import Importer
 from services.matcher.review import AllocationInput, Resolution, Resolver
-from services.matcher.store import OPEN_REVIEW, MatcherStore
+from services.matcher.store import MatcherStore, import_prefix
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_FILTER: Final = 64
@@ -192,11 +192,17 @@ class MatcherApi(matcher_pb2_grpc.MatcherServiceServicer):
         if request.status:
             query["status"] = request.status
         if request.import_id:
+            found_import = await self._store.imports.find_one({"_id": request.import_id})
+            if found_import is None or found_import["tenant_id"] != tenant.id:
+                raise NotFound(f"no import {request.import_id}")
+            # An import's payments are one range of the list order.
+            prefix = import_prefix(found_import["created_at"])
             query["import_id"] = request.import_id
+            query["sort_key"] = {"$gte": prefix, "$lt": prefix + "~"}
         if request.method:
             query["method"] = request.method
         if after:
-            query["sort_key"] = {"$gt": after}
+            query.setdefault("sort_key", {})["$gt"] = after
         found = await self._store.payments.find(query).sort("sort_key", 1).limit(size + 1).to_list()
         token = _token(found[size - 1]["sort_key"]) if len(found) > size else ""
         return pb.ListPaymentsResponse(
@@ -217,7 +223,7 @@ class MatcherApi(matcher_pb2_grpc.MatcherServiceServicer):
         """Oldest first: the queue is worked from its head."""
         tenant = current_tenant()
         size, after = _page(request.page)
-        query: Doc = {"tenant_id": tenant.id, "status": {"$in": list(OPEN_REVIEW)}}
+        query: Doc = {"tenant_id": tenant.id, "in_review": True}
         if after:
             query["sort_key"] = {"$lt": after}
         found = await self._store.payments.find(query).sort("sort_key", -1).limit(size + 1).to_list()

@@ -22,7 +22,7 @@ from services.matcher.handlers import register
 from services.matcher.importing import Importer
 from services.matcher.review import Resolver
 from services.matcher.settings import MatcherSettings
-from services.matcher.store import OPEN_REVIEW, MatcherStore
+from services.matcher.store import MatcherStore
 
 log = logging.getLogger(__name__)
 MATCHER_SERVICE = matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_name
@@ -117,9 +117,7 @@ class MatcherApp:
     async def _measure(self) -> None:
         while not self.runtime.stopping.is_set():
             with contextlib.suppress(Exception):
-                self._review_queue = await self.store.payments.count_documents(
-                    {"status": {"$in": list(OPEN_REVIEW)}}
-                )
+                self._review_queue = await self.store.payments.count_documents({"in_review": True})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.runtime.stopping.wait(), timeout=15)
 

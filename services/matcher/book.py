@@ -243,7 +243,14 @@ class Projection:
         data = event.data
         if data.proposal_type != "PaymentMatched":
             return
-        payment = await self._store.payments.find_one({"matched_event_id": data.proposal_event_id})
+        # The ledger names the payment; an older ledger only the proposal (found without an index).
+        payment = (
+            await self._store.payments.find_one({"_id": data.payment_id})
+            if data.payment_id
+            else await self._store.payments.find_one({"matched_event_id": data.proposal_event_id})
+        )
+        if payment is not None and payment.get("matched_event_id") != data.proposal_event_id:
+            return
         if (
             payment is None
             or payment["tenant_id"] != event.tenant_id
@@ -259,6 +266,7 @@ class Projection:
                     "ledger_state": "rejected",
                     "reason": reason,
                     "rejected_at": now,
+                    "in_review": True,
                 },
                 "$push": {"evidence": reason},
             },

@@ -284,7 +284,14 @@ class Importer:
         for start in range(0, len(todo), self._batch):
             if not await lease.hold():
                 raise FailedPrecondition("the import lease was lost", reason="LEASE_LOST")
+            began = time.perf_counter()
             await self._record(doc, bank_file, book, todo[start : start + self._batch], today)
+            log.debug(
+                "import %s: %d payments recorded in %.3f s",
+                import_id,
+                min(self._batch, len(todo) - start),
+                time.perf_counter() - began,
+            )
         now = self._clock.now()
         await self._store.imports.update_one(
             {"_id": import_id},
@@ -427,7 +434,6 @@ class Importer:
                     "value_date": p.value_date.isoformat() if p.value_date else "",
                     "paid_on": paid_on,
                     "bank_ids": dict(p.bank_ids),
-                    "bank_refs": bank_refs(p.bank_ids),
                     "return_reason": p.return_reason,
                     "returned_ids": dict(p.returned_ids),
                     "status": status,
@@ -461,6 +467,10 @@ class Importer:
             )
             if status == "reversal":
                 docs[-1]["ledger_state"] = "proposed" if returned[-1][1] == "reversed" else ""
+            if status == "review":
+                docs[-1]["in_review"] = True
+            if refs := bank_refs(p.bank_ids):
+                docs[-1]["bank_refs"] = refs
 
         async def work(s: Session) -> None:
             await self._store.payments.insert_many(docs, session=s)
@@ -482,7 +492,9 @@ class Importer:
                 )
             for original_id, new_status in returned:
                 await self._store.payments.update_one(
-                    {"_id": original_id}, {"$set": {"status": new_status, "returned_at": now}}, session=s
+                    {"_id": original_id},
+                    {"$set": {"status": new_status, "returned_at": now}, "$unset": {"in_review": ""}},
+                    session=s,
                 )
             await add_to_outbox(self._store.db, s, events)
             await self._store.imports.update_one(

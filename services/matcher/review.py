@@ -203,6 +203,7 @@ class Resolver:
             done = await self._store.payments.find_one_and_update(
                 {"_id": pid, "status": {"$in": list(OPEN_REVIEW)}},
                 {
+                    "$unset": {"in_review": ""},
                     "$set": update,
                     "$push": {"evidence": f"resolved by {r.actor or 'an operator'}: {r.note}".rstrip(": ")},
                 },

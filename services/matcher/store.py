@@ -44,8 +44,13 @@ def payment_id(tenant_id: str, bank_key: str) -> str:
 
 def sort_key(created_at: datetime, seq: int) -> str:
     """Newest import first, then file order: one ascending string (ListPayments pages on it)."""
+    return f"{import_prefix(created_at)}{seq:07d}"
+
+
+def import_prefix(created_at: datetime) -> str:
+    """What every sort key of an import starts with."""
     inverted = 10**13 - int(created_at.timestamp() * 1000)
-    return f"{inverted:013d}-{seq:07d}"
+    return f"{inverted:013d}-"
 
 
 class MatcherStore:
@@ -67,16 +72,18 @@ class MatcherStore:
         await self.imports.create_index([("tenant_id", ASCENDING), ("created_at", DESCENDING)], name="newest")
         await self.imports.create_index([("state", ASCENDING)], name="state")
         await self.files.create_index([("import_id", ASCENDING), ("n", ASCENDING)], name="import")
-        # ListPayments (newest import first, file order), the review queue, an import's payments.
+        # Few index entries per payment on purpose: a 50,000-payment file writes each of them.
+        # ListPayments: newest import first, file order (an import's payments are one range of it).
         await self.payments.create_index([("tenant_id", ASCENDING), ("sort_key", ASCENDING)], name="list")
+        # The review queue: only the payments in it are in this index.
         await self.payments.create_index(
-            [("tenant_id", ASCENDING), ("status", ASCENDING), ("sort_key", ASCENDING)], name="status"
+            [("tenant_id", ASCENDING), ("sort_key", ASCENDING)],
+            name="review",
+            partialFilterExpression={"in_review": {"$exists": True}},
         )
-        await self.payments.create_index([("import_id", ASCENDING), ("seq", ASCENDING)], name="import")
-        # The ledger's answer to a proposal names the proposal's event id.
-        await self.payments.create_index("matched_event_id", name="proposal", sparse=True)
-        # A returned payment names the original's bank identifiers ("end_to_end_id:…").
-        await self.payments.create_index("bank_refs", name="bank_refs")
+        # A returned payment names the original's bank identifiers ("end_to_end_id:…"); only the
+        # formats that have such identifiers (camt) fill the field.
+        await self.payments.create_index("bank_refs", name="bank_refs", sparse=True)
         await self.items.create_index([("tenant_id", ASCENDING), ("changed_at", ASCENDING)], name="changed")
         await self.customers.create_index(
             [("tenant_id", ASCENDING), ("changed_at", ASCENDING)], name="changed"
