@@ -209,6 +209,7 @@ class Projection:
             if isinstance(event, PaymentApplied):
                 applied[summary.invoice_id].add(event.data.payment_id)
         ops: list[UpdateOne | UpdateMany] = []
+        stored: dict[str, int] = {}
         if latest:
             stored = {
                 d["_id"]: d["version"]
@@ -216,20 +217,23 @@ class Projection:
                     {"_id": {"$in": list(latest)}}, projection={"version": 1}
                 )
             }
-            for invoice_id, (tenant_id, summary) in latest.items():
-                if stored.get(invoice_id, -1) > summary.version:
-                    continue
-                fields = {**item_fields(summary), "tenant_id": tenant_id, "changed_at": now}
-                ops.append(
-                    UpdateOne(
-                        {"_id": invoice_id}, {"$set": fields, "$setOnInsert": {"pending": {}}}, upsert=True
-                    )
-                )
-        for invoice_id, payment_ids in applied.items():
-            unset = {f"pending.{pid}": "" for pid in payment_ids}
-            ops.append(UpdateOne({"_id": invoice_id}, {"$unset": unset, "$set": {"changed_at": now}}))
+        # One write per invoice: its newest state, and the claims the ledger has now applied.
+        for invoice_id in {*latest, *applied}:
+            change: Doc = {"$set": {"changed_at": now}}
+            if invoice_id in latest:
+                tenant_id, summary = latest[invoice_id]
+                if stored.get(invoice_id, -1) <= summary.version:
+                    change["$set"].update(item_fields(summary), tenant_id=tenant_id)
+            if invoice_id in latest and invoice_id not in stored:
+                change["$setOnInsert"] = {"pending": {}}
+                ops.append(UpdateOne({"_id": invoice_id}, change, upsert=True))
+                continue
+            if invoice_id in applied:
+                change["$unset"] = {f"pending.{pid}": "" for pid in applied[invoice_id]}
+            if len(change["$set"]) > 1 or "$unset" in change:
+                ops.append(UpdateOne({"_id": invoice_id}, change))
         if ops:
-            await self._store.items.bulk_write(ops, ordered=True)
+            await self._store.items.bulk_write(ops, ordered=False)
         paid = {pid for pids in applied.values() for pid in pids}
         if paid:
             await self._store.payments.update_many(
