@@ -193,6 +193,8 @@ async def test_the_same_bank_transaction_in_a_second_file_is_a_duplicate(match_w
     two = await world.import_file(tenant, both)
     assert not two.already_imported
     assert (two.summary.payments, two.summary.matched, two.summary.duplicates) == (2, 1, 1)
+    listed = await world.payments(tenant)
+    assert [p.import_id for p in listed] == [two.summary.id, one.summary.id]  # newest import first
     await eventually(
         lambda: statuses(tenant, {"first": first, "second": second}),
         lambda s: s == {"first": ("PAID", 0), "second": ("PAID", 0)},
