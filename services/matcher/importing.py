@@ -30,7 +30,7 @@ from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from services.common.clock import Clock, local_today
-from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Violations
 from services.common.events import (
     PAYMENT_TOPIC,
     Allocation,
@@ -46,6 +46,7 @@ from services.common.ids import new_id
 from services.common.lease import Lease
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.outbox import add_to_outbox
+from services.common.text import check_text
 from services.matcher.adapters.bankfiles import parse
 from services.matcher.book import Book, Books
 from services.matcher.domain.matching import Decision, decide
@@ -125,10 +126,11 @@ class Importer:
     # --- the call ---------------------------------------------------------------------------
 
     async def import_file(self, tenant_id: str, content: bytes, *, filename: str, format: str) -> Imported:
-        if len(filename) > MAX_FILENAME:
-            raise InvalidArgument([FieldViolation("filename", f"at most {MAX_FILENAME} characters")])
+        v = Violations()
+        check_text(filename, "header.filename", MAX_FILENAME, v)
         if not content:
-            raise InvalidArgument([FieldViolation("chunk", "the file is empty")])
+            v.add("chunk", "the file is empty")
+        v.raise_if_any()
         started = time.monotonic()
         sha = hashlib.sha256(content).hexdigest()
         existing = await self._store.imports.find_one({"tenant_id": tenant_id, "sha256": sha})

@@ -29,6 +29,7 @@ from services.common.events import (
 )
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.outbox import add_to_outbox
+from services.common.text import check_text
 from services.matcher.book import Book, Books
 from services.matcher.domain.open_items import normalise_account
 from services.matcher.importing import MAX_REFERENCE, Importer, claim
@@ -73,8 +74,7 @@ class Resolver:
 
     async def resolve(self, tenant_id: str, r: Resolution) -> Doc:
         v = Violations()
-        if len(r.note) > MAX_NOTE:
-            v.add("note", f"at most {MAX_NOTE} characters")
+        check_text(r.note, "note", MAX_NOTE, v, multiline=True)
         if not r.refund and not r.allocations and not r.customer_number:
             v.add("allocate", "give allocations, or a customer_number whose credit balance takes it all")
         if len(r.allocations) > MAX_ALLOCATIONS:
