@@ -69,8 +69,9 @@ class ProposalHandlers:
 
     async def on_payment_batch(self, events: list[Event]) -> dict[str, Exception]:
         """A batch of the matcher's topic, in order: each run of PaymentMatched in one transaction
-        (services/ledger/matched.py), the rare others one at a time between them. Returns the events
-        not applied, for the consumer to try again one at a time (and to dead-letter)."""
+        (services/ledger/matched.py), returns and learned accounts one at a time between them.
+        Returns the events not applied, for the consumer to try again one at a time (and to
+        dead-letter)."""
         failed: dict[str, Exception] = {}
         run: list[tuple[Ctx, PaymentMatched]] = []
         contexts: dict[str, Ctx] = {}
@@ -83,10 +84,14 @@ class ProposalHandlers:
                     failed[event.id] = exc
                 else:
                     run.append((contexts[event.tenant_id], event))
-                continue
-            await self._apply_run(run, failed)
-            run = []
-            await self._one(event, failed)
+            elif isinstance(event, PaymentReversed | PayerAccountLearned):
+                # After the proposals before it (a return after the payment it returns).
+                await self._apply_run(run, failed)
+                run = []
+                await self._one(event, failed)
+            else:
+                # PaymentReceived and PaymentResolved, one beside each proposal: not the ledger's.
+                log.debug("ledger ignores %s on the payment topic", event.type)
         await self._apply_run(run, failed)
         return failed
 

@@ -23,6 +23,8 @@ from services.common.events import (
     Event,
     PaymentMatched,
     PaymentMatchedData,
+    PaymentReceived,
+    PaymentReceivedData,
     encode_event,
 )
 from services.common.mongo import Doc
@@ -60,6 +62,26 @@ def matched(
                 Allocation(invoice_id=i, amount_minor=a, based_on_version=(based_on or {}).get(i))
                 for i, (_, a) in zip(ids, allocations, strict=True)
             ],
+        ),
+    )
+
+
+def received(proposal: PaymentMatched) -> PaymentReceived:
+    data = proposal.data
+    return PaymentReceived(
+        tenant_id=proposal.tenant_id,
+        subject=proposal.subject,
+        occurred_at=proposal.occurred_at,
+        data=PaymentReceivedData(
+            payment_id=data.payment_id,
+            import_id=f"import-{uuid.uuid4()}",
+            amount_minor=data.amount_minor,
+            currency=data.currency,
+            paid_on=data.paid_on,
+            status="matched",
+            method=data.method,
+            confidence=1.0,
+            candidate_invoice_ids=[a.invoice_id for a in data.allocations],
         ),
     )
 
@@ -261,8 +283,13 @@ async def test_a_batch_on_kafka_is_applied_once_however_often_it_comes(
     events = [matched(tenant, [(i, 400_00)], 400_00) for i in invoices]
     events += [matched(tenant, [(i, 850_00)], 850_00) for i in invoices]  # the rest, same key
 
+    # As the matcher publishes them: each proposal after the PaymentReceived that announces it.
+    stream: list[Event] = []
+    for proposal in events:
+        stream += [received(proposal), proposal]
+
     for _ in range(2):  # the whole lot redelivered
-        for event in events:
+        for event in stream:
             await producer.send(
                 topics[PAYMENT_TOPIC],
                 encode_event(event),

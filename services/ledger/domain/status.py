@@ -149,9 +149,9 @@ def status_after_return(
     re-opened here; its claim ended on its own grounds (the caller refuses to return payments there).
     """
     new = derive_status(position, due_date=due_date, today=today, dunning_stage=dunning_stage)
-    if current in (S.CREDITED, S.WRITTEN_OFF) or new in (S.CREDITED, S.WRITTEN_OFF):
-        if new != current:
-            raise IllegalTransition(current, new)
+    closed = (S.CREDITED, S.WRITTEN_OFF)
+    if new != current and (current in closed or new in closed):
+        raise IllegalTransition(current, new)
     return new
 
 
