@@ -352,52 +352,75 @@ class Issuer:
 
     @staticmethod
     def _invoice_doc(p: _Pending, number: str, kid: str, profile_version: int) -> Doc:
-        ctx, cmd, draft, customer = p.ctx, p.cmd, p.draft, p.customer
-        totals = draft.totals
-        invoice_id = new_id()
-        doc: Doc = {
-            "_id": invoice_id,
-            "tenant_id": ctx.tenant.id,
-            "kind": "invoice",
-            "external_id": cmd.idempotency_key,
-            "request_hash": p.fingerprint,
-            "invoice_number": number,
-            "kid": kid,
-            "customer_id": customer["_id"],
-            "customer_number": customer["number"],
-            "customer_name": customer["name"],
-            "customer_kind": customer["kind"],
-            "issue_date": draft.issue_date.isoformat(),
-            "due_date": draft.due_date.isoformat(),
-            "currency": draft.currency,
-            **opening_amounts(draft.lines, totals),
-            "dunning_stage": 0,
-            "version": 1,
-            "buyer_reference": cmd.buyer_reference,
-            "order_reference": cmd.order_reference,
-            "contract_reference": cmd.contract_reference,
-            "language": draft.language or customer.get("language", ""),
-            "credits_invoice_id": "",
-            "credit_note_ids": [],
-            "created_at": ctx.now,
-            "updated_at": ctx.now,
-            "origin_traceparent": ctx.traceparent,
-            "origin_trace_id": ctx.trace_id,
-            "profile_version": profile_version,
-        }
-        doc["status"] = initial_status(doc, ctx.today)
-        doc["history"] = [
-            history_entry(
-                ctx,
-                event_id=new_id(),
-                type_="issued",
-                before="",
-                after=doc["status"],
-                version=1,
-                text=f"invoice {number} issued, {totals.gross_minor} {draft.currency} due {draft.due_date}",
-            )
-        ]
-        return doc
+        return invoice_doc(
+            p.ctx,
+            p.cmd,
+            p.draft,
+            p.customer,
+            fingerprint=p.fingerprint,
+            number=number,
+            kid=kid,
+            profile_version=profile_version,
+        )
+
+
+def invoice_doc(
+    ctx: Ctx,
+    cmd: IssueInvoice,
+    draft: InvoiceDraft,
+    customer: Doc,
+    *,
+    fingerprint: str,
+    number: str,
+    kid: str,
+    profile_version: int,
+) -> Doc:
+    """An invoice as IssueInvoice stores it (without its place in the tenant's sequence, `seq`)."""
+    totals = draft.totals
+    invoice_id = new_id()
+    doc: Doc = {
+        "_id": invoice_id,
+        "tenant_id": ctx.tenant.id,
+        "kind": "invoice",
+        "external_id": cmd.idempotency_key,
+        "request_hash": fingerprint,
+        "invoice_number": number,
+        "kid": kid,
+        "customer_id": customer["_id"],
+        "customer_number": customer["number"],
+        "customer_name": customer["name"],
+        "customer_kind": customer["kind"],
+        "issue_date": draft.issue_date.isoformat(),
+        "due_date": draft.due_date.isoformat(),
+        "currency": draft.currency,
+        **opening_amounts(draft.lines, totals),
+        "dunning_stage": 0,
+        "version": 1,
+        "buyer_reference": cmd.buyer_reference,
+        "order_reference": cmd.order_reference,
+        "contract_reference": cmd.contract_reference,
+        "language": draft.language or customer.get("language", ""),
+        "credits_invoice_id": "",
+        "credit_note_ids": [],
+        "created_at": ctx.now,
+        "updated_at": ctx.now,
+        "origin_traceparent": ctx.traceparent,
+        "origin_trace_id": ctx.trace_id,
+        "profile_version": profile_version,
+    }
+    doc["status"] = initial_status(doc, ctx.today)
+    doc["history"] = [
+        history_entry(
+            ctx,
+            event_id=new_id(),
+            type_="issued",
+            before="",
+            after=doc["status"],
+            version=1,
+            text=f"invoice {number} issued, {totals.gross_minor} {draft.currency} due {draft.due_date}",
+        )
+    ]
+    return doc
 
 
 def replay(existing: Doc, fingerprint: str) -> Doc:

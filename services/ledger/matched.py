@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -85,6 +85,15 @@ _INVOICE_FIELDS: Final = dict.fromkeys(
 _CUSTOMER_FIELDS: Final = {"tenant_id": 1, "number": 1, "credit_balances": 1, "version": 1}
 
 Key = tuple[str, str]  # (tenant id, document id)
+# Ids per `$in` lookup. The embedded server matches every document it finds against the whole `$in`
+# list, so a lookup's cost per document grows with the list: 100 ids cost 0.11 ms a document, 500
+# cost 0.32 ms (measured with bench/ledger_payments.py).
+_LOOKUP: Final = 100
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    for i in range(0, len(ids), _LOOKUP):
+        yield list(ids[i : i + _LOOKUP])
 
 
 def passes_by_itself(exc: BaseException) -> bool:
@@ -115,7 +124,9 @@ class MatchedBatch:
         unique: dict[str, tuple[Ctx, PaymentMatched]] = {}
         for ctx, event in items:
             unique.setdefault(event.id, (ctx, event))
-        done = await processed_among(self._changes.store.db, PROPOSALS_CONSUMER, list(unique))
+        done: set[str] = set()
+        for chunk in _chunks(list(unique)):
+            done |= await processed_among(self._changes.store.db, PROPOSALS_CONSUMER, chunk)
         todo = [item for event_id, item in unique.items() if event_id not in done]
         if not todo:
             return []
@@ -189,15 +200,20 @@ class _Batch:
         for ctx, event, _ in proposals:
             wanted[ctx.tenant.id].update(a.invoice_id for a in event.data.allocations)
         ids = sorted({i for ids in wanted.values() for i in ids})
-        if not ids:
-            return
-        found = self.changes.store.invoices.find(
-            {"_id": {"$in": ids}}, projection=_INVOICE_FIELDS, session=self.s
-        )
-        async for doc in found:
-            if doc["_id"] in wanted.get(doc["tenant_id"], ()):
-                key = (doc["tenant_id"], doc["_id"])
-                self.read[key] = self.invoices[key] = doc
+        for chunk in _chunks(ids):
+            # At most one document per id: with the limit the server closes the cursor at once (a
+            # cursor left open costs a getMore that returns nothing).
+            found = self.changes.store.invoices.find(
+                {"_id": {"$in": chunk}},
+                projection=_INVOICE_FIELDS,
+                limit=len(chunk),
+                batch_size=len(chunk),
+                session=self.s,
+            )
+            async for doc in found:
+                if doc["_id"] in wanted.get(doc["tenant_id"], ()):
+                    key = (doc["tenant_id"], doc["_id"])
+                    self.read[key] = self.invoices[key] = doc
         # A proposal based on an older version is refused if the invoice was credited since: that
         # needs the history, read only for invoices with something credited that a proposal saw older.
         stale = {
@@ -318,18 +334,18 @@ class _Batch:
         updates = []
         for key in self.changed | set(self.history):
             change: Doc = {}
-            # Point updates on `_id` (the tenant was checked on the document read); an invoice whose
-            # amounts changed only if nobody changed it since it was read.
-            where: Doc = {"_id": key[1]}
             if key in self.changed:
                 before, after = self.read[key], self.invoices[key]
                 change["$set"] = {
                     k: v for k, v in after.items() if k not in ("_id", "history") and before.get(k) != v
                 }
-                where["version"] = before["version"]
             if self.history.get(key):
                 change["$push"] = {"history": {"$each": self.history[key]}}
-            updates.append(UpdateOne(where, change))
+            # Point updates on `_id` alone: the tenant was checked on the document read, and the
+            # snapshot transaction refuses the write (a write conflict: the batch is tried again) if
+            # anyone changed the invoice since. A filter with more fields costs the embedded server a
+            # planning pass per document.
+            updates.append(UpdateOne({"_id": key[1]}, change))
         if updates:
             result = await store.invoices.bulk_write(updates, ordered=False, session=s)
             if result.matched_count != len(updates):
