@@ -6,8 +6,8 @@ import atexit
 import json
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Final, TypeVar
 
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -20,6 +20,16 @@ Doc = dict[str, Any]
 Client = AsyncMongoClient[Doc]
 Database = AsyncDatabase[Doc]
 Session = AsyncClientSession
+
+# Ids per `{"_id": {"$in": [...]}}`: the embedded server matches each document it finds against the
+# whole list (0.1 ms a document at 100 ids, 3 ms at 5,000), so long lists go in slices of this.
+IN_LIMIT: Final = 100
+
+
+def in_slices(ids: Sequence[T]) -> Iterator[list[T]]:
+    """`ids` in lists of at most IN_LIMIT, for `$in` lookups."""
+    for start in range(0, len(ids), IN_LIMIT):
+        yield list(ids[start : start + IN_LIMIT])
 
 
 def create_mongo_client(uri: str, *, app_name: str, max_pool_size: int = 100) -> Client:

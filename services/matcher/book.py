@@ -29,7 +29,7 @@ from services.common.events import (
     ProposalRejected,
 )
 from services.common.ledger_client import LedgerClient
-from services.common.mongo import Doc
+from services.common.mongo import Doc, in_slices
 from services.matcher.domain.open_items import OpenItem, OpenItems
 from services.matcher.store import MatcherStore
 
@@ -210,13 +210,9 @@ class Projection:
                 applied[summary.invoice_id].add(event.data.payment_id)
         ops: list[UpdateOne | UpdateMany] = []
         stored: dict[str, int] = {}
-        if latest:
-            stored = {
-                d["_id"]: d["version"]
-                async for d in self._store.items.find(
-                    {"_id": {"$in": list(latest)}}, projection={"version": 1}
-                )
-            }
+        for some in in_slices(list(latest)):
+            async for d in self._store.items.find({"_id": {"$in": some}}, projection={"version": 1}):
+                stored[d["_id"]] = d["version"]
         # One write per invoice: its newest state, and the claims the ledger has now applied.
         for invoice_id in {*latest, *applied}:
             change: Doc = {"$set": {"changed_at": now}}
@@ -234,11 +230,17 @@ class Projection:
                 ops.append(UpdateOne({"_id": invoice_id}, change))
         if ops:
             await self._store.items.bulk_write(ops, ordered=False)
-        paid = {pid for pids in applied.values() for pid in pids}
+        paid = sorted({pid for pids in applied.values() for pid in pids})
         if paid:
-            await self._store.payments.update_many(
-                {"_id": {"$in": list(paid)}, "ledger_state": "proposed"},
-                {"$set": {"ledger_state": "applied", "applied_at": now}},
+            await self._store.payments.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": pid, "ledger_state": "proposed"},
+                        {"$set": {"ledger_state": "applied", "applied_at": now}},
+                    )
+                    for pid in paid
+                ],
+                ordered=False,
             )
         for event in rejected:
             await self._rejected(event, now)
@@ -302,10 +304,12 @@ class Projection:
                 )
         for tenant_id, versions in wanted.items():
             ids = list(versions)
-            stored = {
-                d["_id"]: d.get("version", 0)
-                async for d in self._store.customers.find({"_id": {"$in": ids}}, projection={"version": 1})
-            }
+            stored: dict[str, int] = {}
+            for some in in_slices(ids):
+                async for doc in self._store.customers.find(
+                    {"_id": {"$in": some}}, projection={"version": 1}
+                ):
+                    stored[doc["_id"]] = doc.get("version", 0)
             todo = [cid for cid in ids if stored.get(cid, -1) < versions[cid]]
             for start in range(0, len(todo), _LEDGER_BATCH):
                 found = await self._ledger.customers(tenant_id, todo[start : start + _LEDGER_BATCH])

@@ -44,7 +44,7 @@ from services.common.events import (
 )
 from services.common.ids import new_id
 from services.common.lease import Lease
-from services.common.mongo import Doc, Session, in_transaction
+from services.common.mongo import Doc, Session, in_slices, in_transaction
 from services.common.outbox import add_to_outbox
 from services.common.text import check_text
 from services.matcher.adapters.bankfiles import parse
@@ -267,10 +267,8 @@ class Importer:
         payments = bank_file.payments
         ids = [payment_id(tenant_id, p.bank_key) for p in payments]
         recorded: dict[str, str] = {}
-        for start in range(0, len(ids), 5000):
-            async for found in self._store.payments.find(
-                {"_id": {"$in": ids[start : start + 5000]}}, projection={"import_id": 1}
-            ):
+        for some in in_slices(ids):
+            async for found in self._store.payments.find({"_id": {"$in": some}}, projection={"import_id": 1}):
                 recorded[found["_id"]] = found["import_id"]
         duplicates: list[str] = []
         todo: list[tuple[int, str, BankPayment]] = []
