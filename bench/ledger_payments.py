@@ -379,6 +379,9 @@ async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, Any]
     verdict = "ok" if ratio >= TARGET else "BELOW TARGET"
     print(f"payments / raw updates of the invoices = {ratio:.2f} (target >= {TARGET:.2f}: {verdict})")
     print(f"payments / raw updates of an index-less copy = {ledger.per_second / bare.per_second:.2f}")
+    # The database's CPU per payment against per raw update: steadier than the rates on a shared machine.
+    cpu_ratio = baseline.cpu["database"] / baseline.count / (ledger.cpu["database"] / ledger.count)
+    print(f"database CPU per raw update / per payment = {cpu_ratio:.2f}")
     print(f"after: {left}")
     return {
         "count": args.count,
@@ -389,6 +392,7 @@ async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, Any]
         "payments_per_second": ledger.per_second,
         "ratio": ratio,
         "ratio_to_bare": ledger.per_second / bare.per_second,
+        "database_cpu_ratio": cpu_ratio,
         "target": TARGET,
         "cpu_seconds": {"bare": bare.cpu, "baseline": baseline.cpu, "ledger": ledger.cpu},
         "after": left,
