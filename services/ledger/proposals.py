@@ -19,8 +19,10 @@ from services.common.events import (
     DunningActionTaken,
     DunningActionTakenData,
     Event,
+    PayerAccountLearned,
     PaymentMatched,
     PaymentMatchedData,
+    PaymentReversed,
     ProposalRejected,
     ProposalRejectedData,
 )
@@ -276,6 +278,10 @@ def rejection(
         detail=detail,
         current_version=inv["version"] if inv else None,
         current_status=inv["status"] if inv else None,
+        # The matcher finds its payment by this id (a return's: the bank's debit).
+        payment_id=event.data.payment_id
+        if isinstance(event, PaymentMatched | PaymentReversed | PayerAccountLearned)
+        else "",
     )
     # About an invoice of this tenant, or else about the proposal itself (an id the proposer named
     # may be another tenant's, and nothing is announced about that one).

@@ -231,10 +231,11 @@ async def test_a_return_is_applied_once_and_a_second_return_of_the_payment_is_re
     refused = await announced(
         invoice_events, tenant, "ProposalRejected", "proposal_event_id", another_debit.id
     )
-    assert (refused["reason"], refused["proposal_type"], refused["invoice_id"]) == (
+    assert (refused["reason"], refused["proposal_type"], refused["invoice_id"], refused["payment_id"]) == (
         "ALREADY_REVERSED",
         "PaymentReversed",
         invoice.id,
+        another_debit.data.payment_id,
     )
     after = await tenant.get(invoice.id)
     assert (after.paid_total.minor_units, after.version) == (0, settled.version + 1)
