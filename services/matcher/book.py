@@ -247,7 +247,7 @@ class Projection:
 
     async def _rejected(self, event: ProposalRejected, now: datetime) -> None:
         data = event.data
-        if data.proposal_type != "PaymentMatched":
+        if data.proposal_type not in ("PaymentMatched", "PaymentReversed"):
             return
         # The ledger names the payment; an older ledger only the proposal (found without an index).
         payment = (
@@ -263,7 +263,8 @@ class Projection:
             or payment["ledger_state"] != "proposed"
         ):
             return
-        reason = f"the ledger refused the allocation ({data.reason}): {data.detail}"
+        what = "the return" if data.proposal_type == "PaymentReversed" else "the allocation"
+        reason = f"the ledger refused {what} ({data.reason}): {data.detail}"
         await self._store.payments.update_one(
             {"_id": payment["_id"], "ledger_state": "proposed"},
             {
@@ -277,6 +278,14 @@ class Projection:
                 "$push": {"evidence": reason},
             },
         )
+        if data.proposal_type == "PaymentReversed" and payment.get("reverses_payment_id"):
+            # The ledger did not take the original back: it stands as it was.
+            original = await self._store.payments.find_one({"_id": payment["reverses_payment_id"]})
+            if original is not None and original["status"] == "reversed":
+                await self._store.payments.update_one(
+                    {"_id": original["_id"], "status": "reversed"},
+                    {"$set": {"status": original.get("status_before_return", "matched")}},
+                )
         invoice_ids = [a["invoice_id"] for a in payment.get("allocations", [])]
         if invoice_ids:
             await self._store.items.update_many(

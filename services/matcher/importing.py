@@ -329,7 +329,7 @@ class Importer:
         docs: list[Doc] = []
         events: list[tuple[Event, str]] = []
         claims: dict[str, dict[str, int]] = {}  # invoice id → {payment id: amount}
-        returned: list[tuple[str, str]] = []  # (original payment id, its new status)
+        returned: list[tuple[Doc, str]] = []  # (original payment, its new status)
         counts: Counter[str] = Counter()
         methods: Counter[str] = Counter()
         for seq, pid, p in batch:
@@ -400,9 +400,10 @@ class Importer:
                 )
                 if original.get("ledger_state") in ("proposed", "applied"):
                     events.append((reversed_, PAYMENT_TOPIC))
-                    returned.append((original["_id"], "reversed"))
+                    returned.append((original, "reversed"))
+                    matched_event_id = reversed_.id
                 else:  # never applied: it only leaves the review queue
-                    returned.append((original["_id"], "returned"))
+                    returned.append((original, "returned"))
                 events.append(
                     (_received(tenant_id, pid, import_id, p, paid_on, decision, now), PAYMENT_TOPIC)
                 )
@@ -490,10 +491,17 @@ class Importer:
                     ],
                     session=s,
                 )
-            for original_id, new_status in returned:
+            for original, new_status in returned:
                 await self._store.payments.update_one(
-                    {"_id": original_id},
-                    {"$set": {"status": new_status, "returned_at": now}, "$unset": {"in_review": ""}},
+                    {"_id": original["_id"]},
+                    {
+                        "$set": {
+                            "status": new_status,
+                            "returned_at": now,
+                            "status_before_return": original["status"],
+                        },
+                        "$unset": {"in_review": ""},
+                    },
                     session=s,
                 )
             await add_to_outbox(self._store.db, s, events)

@@ -59,3 +59,35 @@ async def test_a_camt054_pays_and_a_returned_payment_reopens_the_invoice(match_w
 
 def _id_of(payments: list[mpb.Payment], end_to_end_id: str) -> str:
     return next(p.id for p in payments if p.bank_ids.get("end_to_end_id") == end_to_end_id)
+
+
+async def test_a_return_the_ledger_refuses_waits_in_review_and_the_payment_stands(
+    match_world: MatchWorld,
+) -> None:
+    """The invoice was credited after it was paid: taking the payment back is for a person."""
+    world = match_world
+    tenant = await world.tenant()
+    invoice = await issue(tenant, customer("F"), 500_00)
+    await world.known(tenant, [invoice])
+    paid = FilePayment(gross(invoice), reference=invoice.kid, acct_svcr_ref="REF-7", end_to_end_id="E2E-7")
+    assert (await world.import_file(tenant, camt054([paid], msg_id="NTF-7"))).summary.matched == 1
+    await eventually(
+        lambda: tenant.get(invoice.id), lambda i: i.status == pb.INVOICE_STATUS_PAID, what="paid"
+    )
+    await tenant.credit(invoice)
+    returned = FilePayment(
+        gross(invoice),
+        debit=True,
+        acct_svcr_ref="REF-8",
+        return_reason="AC04",
+        returned_end_to_end_id="E2E-7",
+    )
+    reply = await world.import_file(tenant, camt054([returned], msg_id="NTF-8"))
+    assert reply.summary.reversals == 1
+    queue = await eventually(
+        lambda: world.review(tenant), lambda q: len(q) == 1, what="the refused return in review"
+    )
+    assert queue[0].status == "rejected"
+    assert "INVOICE_CREDITED" in queue[0].reason
+    original = next(p for p in await world.payments(tenant) if p.bank_ids.get("end_to_end_id") == "E2E-7")
+    assert original.status == "matched"
