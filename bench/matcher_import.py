@@ -247,6 +247,9 @@ def main() -> None:
         "--pure", action="store_true", help="only parse and decide (no database, no services)"
     )
     parser.add_argument("--out", default="bench/results/matcher_import.json")
+    parser.add_argument(
+        "--patience", type=float, default=1800.0, help="seconds to wait for the ledger to apply the import"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     invoices = make_invoices(args.invoices, rng)

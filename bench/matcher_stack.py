@@ -223,12 +223,21 @@ async def whole_import(
         decided = time.perf_counter() - t0
         summary = reply.summary
         matched = summary.matched
-        deadline = time.monotonic() + 600
+        print(
+            f"  the matcher answered after {decided:.1f} s: {matched:,} matched, {summary.review:,} in review"
+        )
+        # The ledger applies while the matcher still decides; the clock stops at its last payment, or
+        # at the patience, with the rate it kept (a partial figure, said as such).
+        deadline = time.monotonic() + args.patience
         while (applied := await ledger.payments.count_documents({"tenant_id": TENANT.id})) < matched:
             started_children.check("ledger")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the ledger applied {applied} of {matched} payments within 600 s")
-            await asyncio.sleep(0.2)
+                print(
+                    f"  stopped waiting after {args.patience:.0f} s: "
+                    f"the ledger had applied {applied:,} of {matched:,}"
+                )
+                break
+            await asyncio.sleep(0.5)
         whole = time.perf_counter() - t0
     wrong = 0
     expected = {payment_id(TENANT.id, p.bank_key): c for p, c in zip(_parsed(content), cases, strict=True)}
@@ -238,7 +247,16 @@ async def whole_import(
     await client.close()
     methods = Counter(dict(summary.by_method))
     methods["review"] = summary.review
-    return {"decided_seconds": decided, "whole_seconds": whole, "applied": float(applied)}, methods, wrong
+    return (
+        {
+            "decided_seconds": decided,
+            "whole_seconds": whole,
+            "applied": float(applied),
+            "matched": float(matched),
+        },
+        methods,
+        wrong,
+    )
 
 
 def _parsed(content: bytes) -> Sequence[Any]:
@@ -262,11 +280,17 @@ async def run_stack(args: argparse.Namespace, results: dict[str, Any]) -> bool:
             f"ratio {ratio:.2f} (target >= {APPLY_TARGET:.2f}: {'ok' if ok else 'BELOW TARGET'})"
         )
         times, methods, wrong = await whole_import(backend, Path(work), args)
-        fast = times["whole_seconds"] < IMPORT_TARGET_SECONDS
+        complete = times["applied"] >= times["matched"]
+        fast = complete and times["whole_seconds"] < IMPORT_TARGET_SECONDS
         print(
             f"  import    {args.payments:,} payments decided in {times['decided_seconds']:.1f} s, "
-            f"applied in the ledger {times['whole_seconds']:.1f} s after the upload began "
-            f"(target < {IMPORT_TARGET_SECONDS:.0f} s: {'ok' if fast else 'ABOVE TARGET'})"
+            + (
+                f"applied in the ledger {times['whole_seconds']:.1f} s after the upload began"
+                if complete
+                else f"{times['applied']:,.0f} of {times['matched']:,.0f} applied after "
+                f"{times['whole_seconds']:.0f} s ({times['applied'] / times['whole_seconds']:,.0f}/s)"
+            )
+            + f" (target < {IMPORT_TARGET_SECONDS:.0f} s: {'ok' if fast else 'ABOVE TARGET'})"
         )
         print("            " + ", ".join(f"{m} {n:,}" for m, n in methods.most_common()) + f"; wrong {wrong}")
         ok = ok and fast and wrong == 0
@@ -276,6 +300,8 @@ async def run_stack(args: argparse.Namespace, results: dict[str, Any]) -> bool:
             apply_ratio=ratio,
             import_decided_seconds=times["decided_seconds"],
             import_to_ledger_seconds=times["whole_seconds"],
+            import_applied=times["applied"],
+            import_matched=times["matched"],
             import_methods=dict(methods),
             import_wrong=wrong,
         )
