@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 from fordring.ledger.v1 import ledger_pb2 as pb
 from fordring.ledger.v1 import ledger_pb2_grpc
+from fordring.ledger.v1 import tenants_pb2 as tenants_pb
 
 from services.common.errors import NotFound, Unavailable
 from services.common.tenancy import service_metadata
@@ -92,6 +93,18 @@ class LedgerClient:
         except grpc.aio.AioRpcError as error:
             raise _translated(error, f"{len(customer_ids)} customers") from None
         return {customer.id: customer for customer in reply.customers}
+
+    async def creditor_profile(self, tenant_id: str) -> tenants_pb.CreditorProfile | None:
+        """The tenant's current creditor profile; None when it has none yet."""
+        try:
+            reply = await self._ledger().GetCreditorProfile(
+                pb.GetCreditorProfileRequest(), metadata=self._metadata(tenant_id), timeout=15
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise _translated(error, "creditor profile") from None
+        return reply.profile
 
     async def history(self, tenant_id: str, invoice_id: str) -> list[pb.HistoryEntry]:
         try:

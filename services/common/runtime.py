@@ -126,6 +126,21 @@ class ServiceRuntime:
             self._once.add(name)
         self._tasks.append(asyncio.create_task(work, name=name))
 
+    def spawn_every(self, seconds: float, work: Callable[[], Awaitable[object]], name: str) -> None:
+        """Run `work` now and then every `seconds` until the stop (a round that fails is logged and
+        the next one tried)."""
+
+        async def rounds() -> None:
+            while not self.stopping.is_set():
+                try:
+                    await work()
+                except Exception:
+                    log.warning("%s failed; trying again in %.0f s", name, seconds, exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+
+        self.spawn(rounds(), name)
+
     async def start(self) -> None:
         """Check the database, then start the background work; Kafka is not waited for."""
         await ping(self.mongo)

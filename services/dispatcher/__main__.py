@@ -3,22 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
-from services.common.logs import setup_logging
-from services.common.outbox_admin import outbox_main
-from services.common.settings import load
+from services.common.entry import service_main
 from services.dispatcher.app import serve
 from services.dispatcher.settings import DispatcherSettings
 
 
 def main() -> None:
-    settings = load(DispatcherSettings)
-    if len(sys.argv) > 1:
-        raise SystemExit(outbox_main(sys.argv[1:], settings))
-    setup_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    asyncio.run(serve(settings))
+    service_main(DispatcherSettings, serve)
 
 
 if __name__ == "__main__":

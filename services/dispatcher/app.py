@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -143,7 +142,7 @@ class DispatcherApp:
         await site.start()
         self.public_port = self.public.addresses[0][1]
         self.runtime.spawn(self._run_timers(), "timers")
-        self.runtime.spawn(self._measure_backlog(), "timer-backlog")
+        self.runtime.spawn_every(5, self._measure_backlog, "timer-backlog")
         await self.runtime.serve(self.grpc)
         log.info(
             "dispatcher ready: gRPC on %s, HTTP on %s, public on %s",
@@ -175,11 +174,7 @@ class DispatcherApp:
         )
 
     async def _measure_backlog(self) -> None:
-        while not self.runtime.stopping.is_set():
-            with contextlib.suppress(Exception):
-                self._backlog = await self.timers.backlog()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.runtime.stopping.wait(), timeout=5)
+        self._backlog = await self.timers.backlog()
 
     async def stop(self) -> None:
         await self.runtime.stop_serving(self.grpc)

@@ -223,11 +223,11 @@ class MatcherApi(matcher_pb2_grpc.MatcherServiceServicer):
         """Oldest first: the queue is worked from its head."""
         tenant = current_tenant()
         size, after = _page(request.page)
-        query: Doc = {"tenant_id": tenant.id, "in_review": True}
+        query: Doc = {"tenant_id": tenant.id, "in_review": {"$exists": True}}
         if after:
-            query["sort_key"] = {"$lt": after}
-        found = await self._store.payments.find(query).sort("sort_key", -1).limit(size + 1).to_list()
-        token = _token(found[size - 1]["sort_key"]) if len(found) > size else ""
+            query["in_review"]["$gt"] = after
+        found = await self._store.payments.find(query).sort("in_review", 1).limit(size + 1).to_list()
+        token = _token(found[size - 1]["in_review"]) if len(found) > size else ""
         return pb.ListReviewQueueResponse(
             payments=[payment_pb(d) for d in found[:size]], page=cpb.PageResponse(next_page_token=token)
         )

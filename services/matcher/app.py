@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from fordring.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from services.common.cache import ExpiringLru
 from services.common.clock import Clock
 from services.common.directory import DirectoryClient
 from services.common.events import CUSTOMER_TOPIC, INVOICE_TOPIC
@@ -17,6 +17,7 @@ from services.common.ledger_client import LedgerClient
 from services.common.runtime import ServiceRuntime, serve_until_signal
 from services.matcher.api import MatcherApi
 from services.matcher.book import Books, Projection
+from services.matcher.domain.open_items import normalise_account
 from services.matcher.freshness import Freshness
 from services.matcher.handlers import register
 from services.matcher.importing import Importer
@@ -52,6 +53,7 @@ class MatcherApp:
             lease_seconds=settings.import_lease_seconds,
             on_commit=wake,
             catch_up=self._catch_up,
+            own_accounts=self._own_accounts,
         )
         self.resolver = Resolver(self.store, self.books, self.importer, self.clock, on_commit=wake)
         register(self.runtime.broker, settings, self.projection, settings.consumer_group)
@@ -61,6 +63,7 @@ class MatcherApp:
             lambda server: matcher_pb2_grpc.add_MatcherServiceServicer_to_server(api, server), MATCHER_SERVICE
         )
         self._review_queue = 0
+        self._accounts: ExpiringLru[frozenset[str]] = ExpiringLru(1000)
         _meter.create_observable_gauge(
             "fordring_matcher_review_queue", [self._observe_queue], description="Payments waiting in review"
         )
@@ -69,6 +72,21 @@ class MatcherApp:
             [self._observe_items],
             description="Invoices in the loaded books (open and recently closed)",
         )
+
+    async def _own_accounts(self, tenant_id: str) -> frozenset[str]:
+        """The accounts the creditor's profile names (compared as the matcher compares accounts)."""
+        hit, cached = self._accounts.get(tenant_id)
+        if hit and cached is not None:
+            return cached
+        profile = await self.ledger.creditor_profile(tenant_id)
+        given = (
+            ()
+            if profile is None
+            else (profile.bank_account, profile.iban, profile.bankgiro, profile.plusgiro)
+        )
+        accounts = frozenset(filter(None, map(normalise_account, given)))
+        self._accounts.put(tenant_id, accounts, 60)
+        return accounts
 
     async def _catch_up(self) -> None:
         if self.settings.catch_up_seconds > 0:
@@ -88,8 +106,10 @@ class MatcherApp:
         await self.runtime.start()
         await self.store.ensure_indexes()
         self.runtime.spawn(self._warm(), "book-warmup", once=True)
-        self.runtime.spawn(self._resume(), "import-resume")
-        self.runtime.spawn(self._measure(), "review-queue")
+        # Imports a replica left running are finished here (checked now and every half lease).
+        resume_every = max(1.0, self.settings.import_lease_seconds / 2)
+        self.runtime.spawn_every(resume_every, self.importer.resume_interrupted, "import-resume")
+        self.runtime.spawn_every(15, self._count_review_queue, "review-queue")
         await self.runtime.serve(self.grpc)
         log.info("matcher ready: gRPC on %s, HTTP on %s", self.grpc.port, self.runtime.http.port)
 
@@ -103,23 +123,8 @@ class MatcherApp:
         except Exception:
             log.warning("could not read the books ahead; the first import of each tenant will", exc_info=True)
 
-    async def _resume(self) -> None:
-        """Imports a replica left running are finished here (checked now and every half lease)."""
-        every = max(1.0, self.settings.import_lease_seconds / 2)
-        while not self.runtime.stopping.is_set():
-            try:
-                await self.importer.resume_interrupted()
-            except Exception:
-                log.exception("resuming interrupted imports failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.runtime.stopping.wait(), timeout=every)
-
-    async def _measure(self) -> None:
-        while not self.runtime.stopping.is_set():
-            with contextlib.suppress(Exception):
-                self._review_queue = await self.store.payments.count_documents({"in_review": True})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.runtime.stopping.wait(), timeout=15)
+    async def _count_review_queue(self) -> None:
+        self._review_queue = await self.store.payments.count_documents({"in_review": {"$exists": True}})
 
     async def stop(self) -> None:
         await self.runtime.stop_serving(self.grpc)

@@ -31,7 +31,7 @@ from services.common.events import (
 from services.common.ledger_client import LedgerClient
 from services.common.mongo import Doc, in_slices
 from services.matcher.domain.open_items import OpenItem, OpenItems
-from services.matcher.store import MatcherStore
+from services.matcher.store import MatcherStore, review_key
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ class Projection:
                     "ledger_state": "rejected",
                     "reason": reason,
                     "rejected_at": now,
-                    "in_review": True,
+                    "in_review": review_key(payment["sort_key"]),
                 },
                 "$push": {"evidence": reason},
             },

@@ -50,8 +50,9 @@ from services.common.text import check_text
 from services.matcher.adapters.bankfiles import parse
 from services.matcher.book import Book, Books
 from services.matcher.domain.matching import Decision, decide
+from services.matcher.domain.open_items import normalise_account
 from services.matcher.domain.payments import FORMATS, BankFile, BankFileError, BankPayment, FileFormat
-from services.matcher.store import FILE_CHUNK, MatcherStore, payment_id, sort_key
+from services.matcher.store import FILE_CHUNK, MatcherStore, payment_id, review_key, sort_key
 
 log = logging.getLogger(__name__)
 _meter = metrics.get_meter("fordring.matcher")
@@ -114,8 +115,10 @@ class Importer:
         lease_seconds: float = 60.0,
         on_commit: Callable[[], None] = lambda: None,
         catch_up: Callable[[], Awaitable[object]] | None = None,
+        own_accounts: Callable[[str], Awaitable[frozenset[str]]] | None = None,
     ) -> None:
         self._catch_up = catch_up
+        self._own_accounts = own_accounts
         self._store = store
         self._books = books
         self._clock = clock
@@ -139,7 +142,8 @@ class Importer:
             return Imported(existing, True)
         try:
             bank_file = await asyncio.to_thread(parse_file, content, format, filename)
-        except InvalidArgument:
+            await self._check_account(tenant_id, bank_file)
+        except (InvalidArgument, FailedPrecondition):
             IMPORTS.add(1, {"format": format or "unknown", "outcome": "rejected"})
             raise
         if existing is None:
@@ -150,6 +154,20 @@ class Importer:
         IMPORTS.add(1, {"format": doc["format"], "outcome": "done"})
         IMPORT_SECONDS.record(time.monotonic() - started, {"format": doc["format"]})
         return Imported(doc, False)
+
+    async def _check_account(self, tenant_id: str, bank_file: BankFile) -> None:
+        """A file for another account than the creditor's is someone else's money: its KIDs could
+        be this creditor's by chance. Refused whole (when the creditor's profile names accounts)."""
+        given = normalise_account(bank_file.creditor_account)
+        if self._own_accounts is None or not given:
+            return
+        own = await self._own_accounts(tenant_id)
+        if own and given not in own:
+            raise FailedPrecondition(
+                f"the file is for account {bank_file.creditor_account}, which is not one of this creditor's "
+                f"accounts ({', '.join(sorted(own))}): nothing of it is applied",
+                reason="NOT_OUR_ACCOUNT",
+            )
 
     async def _create(
         self, tenant_id: str, sha: str, bank_file: BankFile, content: bytes, filename: str
@@ -469,7 +487,7 @@ class Importer:
             if status == "reversal":
                 docs[-1]["ledger_state"] = "proposed" if returned[-1][1] == "reversed" else ""
             if status == "review":
-                docs[-1]["in_review"] = True
+                docs[-1]["in_review"] = review_key(docs[-1]["sort_key"])
             if refs := bank_refs(p.bank_ids):
                 docs[-1]["bank_refs"] = refs
 

@@ -47,6 +47,12 @@ def sort_key(created_at: datetime, seq: int) -> str:
     return f"{import_prefix(created_at)}{seq:07d}"
 
 
+def review_key(sort_key: str) -> str:
+    """A payment's place in the review queue: oldest import first, then file order."""
+    created_ms = 10**13 - int(sort_key[:13])
+    return f"{created_ms:013d}-{sort_key[14:]}"
+
+
 def import_prefix(created_at: datetime) -> str:
     """What every sort key of an import starts with."""
     inverted = 10**13 - int(created_at.timestamp() * 1000)
@@ -75,10 +81,13 @@ class MatcherStore:
         # Few index entries per payment on purpose: a 50,000-payment file writes each of them.
         # ListPayments: newest import first, file order (an import's payments are one range of it).
         await self.payments.create_index([("tenant_id", ASCENDING), ("sort_key", ASCENDING)], name="list")
-        # The review queue: only the payments in it are in this index.
+        # The review queue, oldest import first and in file order: only the payments in it are in
+        # this index (`in_review` is their place in the queue, absent on every other payment).
+        if "review" in await self.payments.index_information():  # its first form, before the queue order
+            await self.payments.drop_index("review")
         await self.payments.create_index(
-            [("tenant_id", ASCENDING), ("sort_key", ASCENDING)],
-            name="review",
+            [("tenant_id", ASCENDING), ("in_review", ASCENDING)],
+            name="review_queue",
             partialFilterExpression={"in_review": {"$exists": True}},
         )
         # A returned payment names the original's bank identifiers ("end_to_end_id:…"); only the

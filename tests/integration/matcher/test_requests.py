@@ -6,9 +6,10 @@ import grpc
 import pytest
 from fordring.matcher.v1 import matcher_pb2 as mpb
 
+from services.ledger.profiles import change_profile
 from services.sandbox.bankfiles import FilePayment, ocr_giro_file
 from tests.integration.matcher.test_matcher import customer, gross, issue
-from tests.support.ledger import eventually, field_violations
+from tests.support.ledger import error_reason, eventually, field_violations
 from tests.support.matcher import MatchWorld, upload
 
 pytestmark = pytest.mark.integration
@@ -122,3 +123,37 @@ async def test_one_tenant_never_sees_anothers_payments(match_world: MatchWorld) 
             mpb.ResolvePaymentRequest(payment_id=payment.id, refund=mpb.Refund()), metadata=second.metadata
         )
     assert resolve.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_file_for_another_creditors_account_is_refused_whole(match_world: MatchWorld) -> None:
+    """Its KIDs could be this creditor's by chance: the money is someone else's."""
+    world = match_world
+    tenant = await world.tenant()
+    await change_profile(
+        world.ledger.store,
+        tenant.tenant.id,
+        {
+            "legal_name": "Testkreditor AS",
+            "org_number": "974760673",
+            "address_lines": ("Storgata 1",),
+            "postal_code": "0155",
+            "city": "Oslo",
+            "bank_account": "15030012345",
+        },
+        now=world.ledger.clock.now(),
+        actor="test",
+    )
+    invoice = await issue(tenant, customer("C"), 100_00)
+    await world.known(tenant, [invoice])
+    payment = FilePayment(gross(invoice), reference=invoice.kid)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await world.import_file(
+            tenant, ocr_giro_file([payment], account="86011117947", transmission_number="7000001")
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(caught.value) == "NOT_OUR_ACCOUNT"
+    assert await world.payments(tenant) == []
+    ours = await world.import_file(
+        tenant, ocr_giro_file([payment], account="15030012345", transmission_number="7000002")
+    )
+    assert ours.summary.matched == 1
