@@ -117,6 +117,7 @@ def import_json(found: pb.Import) -> dict[str, Any]:
         "by_method": dict(sorted(found.by_method.items())),
         "created_at": found.created_at,
         "finished_at": found.finished_at,
+        "warnings": list(found.warnings),
     }
 
 
@@ -167,6 +168,8 @@ def print_import(console: Console, response: pb.ImportPaymentsResponse) -> None:
             highlight=False,
         )
     console.print(import_summary(response), highlight=False)
+    for warning in found.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 def payments_table(payments: Iterable[pb.Payment], title: str = "") -> Table:

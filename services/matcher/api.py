@@ -51,6 +51,7 @@ def import_pb(d: Doc) -> pb.Import:
         created_at=_at(d.get("created_at")),
         finished_at=_at(d.get("finished_at")),
         creditor_account=d.get("creditor_account", ""),
+        warnings=d.get("warnings", []),
     )
 
 

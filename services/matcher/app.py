@@ -54,6 +54,7 @@ class MatcherApp:
             on_commit=wake,
             catch_up=self._catch_up,
             own_accounts=self._own_accounts,
+            other_account=settings.other_account,
         )
         self.resolver = Resolver(self.store, self.books, self.importer, self.clock, on_commit=wake)
         register(self.runtime.broker, settings, self.projection, settings.consumer_group)

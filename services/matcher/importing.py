@@ -116,7 +116,9 @@ class Importer:
         on_commit: Callable[[], None] = lambda: None,
         catch_up: Callable[[], Awaitable[object]] | None = None,
         own_accounts: Callable[[str], Awaitable[frozenset[str]]] | None = None,
+        other_account: str = "warn",
     ) -> None:
+        self._other_account = other_account
         self._catch_up = catch_up
         self._own_accounts = own_accounts
         self._store = store
@@ -142,12 +144,12 @@ class Importer:
             return Imported(existing, True)
         try:
             bank_file = await asyncio.to_thread(parse_file, content, format, filename)
-            await self._check_account(tenant_id, bank_file)
+            warnings = await self._check_account(tenant_id, bank_file)
         except (InvalidArgument, FailedPrecondition):
             IMPORTS.add(1, {"format": format or "unknown", "outcome": "rejected"})
             raise
         if existing is None:
-            existing = await self._create(tenant_id, sha, bank_file, content, filename)
+            existing = await self._create(tenant_id, sha, bank_file, content, filename, warnings)
         if existing["state"] == "receiving":
             await self._store_file(existing["_id"], content)
         doc = await self.run(existing["_id"], wait=max(self._lease_seconds * 5, 300.0), bank_file=bank_file)
@@ -155,22 +157,33 @@ class Importer:
         IMPORT_SECONDS.record(time.monotonic() - started, {"format": doc["format"]})
         return Imported(doc, False)
 
-    async def _check_account(self, tenant_id: str, bank_file: BankFile) -> None:
-        """A file for another account than the creditor's is someone else's money: its KIDs could
-        be this creditor's by chance. Refused whole (when the creditor's profile names accounts)."""
+    async def _check_account(self, tenant_id: str, bank_file: BankFile) -> list[str]:
+        """A file for another account than the creditor's may be someone else's money, whose KIDs
+        could be this creditor's by chance: refused whole, or imported with a warning (the setting
+        `other_account`; only when the creditor's profile names accounts)."""
         given = normalise_account(bank_file.creditor_account)
-        if self._own_accounts is None or not given:
-            return
+        if self._own_accounts is None or self._other_account == "off" or not given:
+            return []
         own = await self._own_accounts(tenant_id)
-        if own and given not in own:
-            raise FailedPrecondition(
-                f"the file is for account {bank_file.creditor_account}, which is not one of this creditor's "
-                f"accounts ({', '.join(sorted(own))}): nothing of it is applied",
-                reason="NOT_OUR_ACCOUNT",
-            )
+        if not own or given in own:
+            return []
+        problem = (
+            f"the file is for account {bank_file.creditor_account}, which is not one of the accounts "
+            f"of the creditor's profile ({', '.join(sorted(own))})"
+        )
+        if self._other_account == "refuse":
+            raise FailedPrecondition(f"{problem}: nothing of it is applied", reason="NOT_OUR_ACCOUNT")
+        log.warning("tenant %s: %s; imported as the setting other_account=warn says", tenant_id, problem)
+        return [problem]
 
     async def _create(
-        self, tenant_id: str, sha: str, bank_file: BankFile, content: bytes, filename: str
+        self,
+        tenant_id: str,
+        sha: str,
+        bank_file: BankFile,
+        content: bytes,
+        filename: str,
+        warnings: list[str],
     ) -> Doc:
         now = self._clock.now()
         credits = sum(p.amount_minor for p in bank_file.payments if p.direction == "credit")
@@ -195,6 +208,7 @@ class Importer:
             "reversals": 0,
             "duplicates": 0,
             "by_method": {},
+            "warnings": warnings,
             "created_at": now,
             "updated_at": now,
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from services.common.settings import CommonSettings
@@ -24,3 +26,7 @@ class MatcherSettings(CommonSettings):
     # Before an import decides anything, how long it waits for the consumers to take in the invoice
     # and customer events the ledger had published when the file arrived.
     catch_up_seconds: float = Field(default=10.0, ge=0)
+    # A file for an account the creditor's profile does not name (bank account, IBAN, bankgiro,
+    # plusgiro): "refuse" it whole, import it with a "warn"ing on the import, or "off" (no check).
+    # A creditor that receives on accounts its profile does not list needs warn or off.
+    other_account: Literal["refuse", "warn", "off"] = "warn"

@@ -6,10 +6,12 @@ import grpc
 import pytest
 from fordring.matcher.v1 import matcher_pb2 as mpb
 
+from services.common.errors import FailedPrecondition
 from services.ledger.profiles import change_profile
+from services.matcher.importing import Importer
 from services.sandbox.bankfiles import FilePayment, ocr_giro_file
 from tests.integration.matcher.test_matcher import customer, gross, issue
-from tests.support.ledger import error_reason, eventually, field_violations
+from tests.support.ledger import eventually, field_violations
 from tests.support.matcher import MatchWorld, upload
 
 pytestmark = pytest.mark.integration
@@ -125,8 +127,11 @@ async def test_one_tenant_never_sees_anothers_payments(match_world: MatchWorld) 
     assert resolve.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_a_file_for_another_creditors_account_is_refused_whole(match_world: MatchWorld) -> None:
-    """Its KIDs could be this creditor's by chance: the money is someone else's."""
+async def test_a_file_for_another_account_than_the_creditors_is_flagged_or_refused(
+    match_world: MatchWorld,
+) -> None:
+    """It may be someone else's money whose KIDs are this creditor's by chance: by default it is
+    imported with a warning on the import; with other_account=refuse it is refused whole."""
     world = match_world
     tenant = await world.tenant()
     await change_profile(
@@ -143,17 +148,25 @@ async def test_a_file_for_another_creditors_account_is_refused_whole(match_world
         now=world.ledger.clock.now(),
         actor="test",
     )
-    invoice = await issue(tenant, customer("C"), 100_00)
-    await world.known(tenant, [invoice])
-    payment = FilePayment(gross(invoice), reference=invoice.kid)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await world.import_file(
-            tenant, ocr_giro_file([payment], account="86011117947", transmission_number="7000001")
-        )
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error_reason(caught.value) == "NOT_OUR_ACCOUNT"
-    assert await world.payments(tenant) == []
-    ours = await world.import_file(
-        tenant, ocr_giro_file([payment], account="15030012345", transmission_number="7000002")
+    first, second = await issue(tenant, customer("C"), 100_00), await issue(tenant, customer("C"), 200_00)
+    await world.known(tenant, [first, second])
+    matcher = world.matcher
+    strict = Importer(
+        matcher.store,
+        matcher.books,
+        matcher.clock,
+        own_accounts=matcher._own_accounts,
+        other_account="refuse",
     )
-    assert ours.summary.matched == 1
+    theirs = ocr_giro_file([FilePayment(gross(first), reference=first.kid)], account="86011117947")
+    with pytest.raises(FailedPrecondition) as refused:
+        await strict.import_file(tenant.tenant.id, theirs, filename="theirs.dat", format="")
+    assert refused.value.reason == "NOT_OUR_ACCOUNT"
+    assert await world.payments(tenant) == []
+
+    warned = await world.import_file(tenant, theirs)
+    assert warned.summary.matched == 1
+    assert any("86011117947" in w for w in warned.summary.warnings)
+    ours = ocr_giro_file([FilePayment(gross(second), reference=second.kid)], account="15030012345")
+    clean = await world.import_file(tenant, ours)
+    assert (clean.summary.matched, list(clean.summary.warnings)) == (1, [])
