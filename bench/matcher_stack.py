@@ -41,6 +41,7 @@ from bench.matcher_import import (
     norwegian_account,
 )
 from services.cli.probes import HttpProbe
+from services.cli.processes import tail
 from services.common.events import (
     CUSTOMER_TOPIC,
     DELIVERY_TOPIC,
@@ -217,9 +218,13 @@ async def whole_import(
         async with grpc.aio.insecure_channel(
             f"{HOST}:{ports['matcher_grpc']}", options=[("grpc.max_send_message_length", 8 * CHUNK)]
         ) as channel:
-            reply = await matcher_pb2_grpc.MatcherServiceStub(channel).ImportPayments(
-                iter(requests), metadata=metadata, timeout=600
-            )
+            try:
+                reply = await matcher_pb2_grpc.MatcherServiceStub(channel).ImportPayments(
+                    iter(requests), metadata=metadata, timeout=1800
+                )
+            except grpc.aio.AioRpcError:
+                print("\n".join(["  the matcher's log ends:", *tail(work / "matcher.log", lines=60)]))
+                raise
         decided = time.perf_counter() - t0
         summary = reply.summary
         matched = summary.matched

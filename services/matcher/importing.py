@@ -242,7 +242,12 @@ class Importer:
             return doc
         tenant_id = doc["tenant_id"]
         async with self._tenant_lease(tenant_id, wait) as lease:
-            doc = await self._store.imports.find_one({"_id": import_id})
+            # This replica runs it now: a batch of one that lost the lease cannot commit (fencing).
+            doc = await self._store.imports.find_one_and_update(
+                {"_id": import_id},
+                {"$set": {"runner": lease.holder, "updated_at": self._clock.now()}},
+                return_document=True,
+            )
             assert doc is not None
             if doc["state"] != "running":
                 return doc
@@ -285,11 +290,26 @@ class Importer:
                     reason="IMPORT_RUNNING",
                 )
             await asyncio.sleep(0.2)
+        keeper = asyncio.create_task(self._keep(lease), name=f"lease:{tenant_id}")
         try:
             yield lease
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
             with contextlib.suppress(Exception):
                 await lease.release()
+
+    async def _keep(self, lease: Lease) -> None:
+        """Renew the lease while its work runs, however long one batch takes on a busy database."""
+        while True:
+            await asyncio.sleep(self._lease_seconds / 4)
+            try:
+                if not await lease.hold():
+                    log.warning("the import lease %s went to another replica", lease.holder)
+                    return
+            except Exception:  # the database away: the work's own writes fail too
+                log.warning("could not renew the import lease", exc_info=True)
 
     def tenant_lease(self, tenant_id: str, wait: float) -> contextlib.AbstractAsyncContextManager[Lease]:
         return self._tenant_lease(tenant_id, wait)
@@ -317,7 +337,7 @@ class Importer:
             if not await lease.hold():
                 raise FailedPrecondition("the import lease was lost", reason="LEASE_LOST")
             began = time.perf_counter()
-            await self._record(doc, bank_file, book, todo[start : start + self._batch], today)
+            await self._record(doc, bank_file, book, todo[start : start + self._batch], today, lease.holder)
             log.debug(
                 "import %s: %d payments recorded in %.3f s",
                 import_id,
@@ -326,7 +346,7 @@ class Importer:
             )
         now = self._clock.now()
         await self._store.imports.update_one(
-            {"_id": import_id},
+            {"_id": import_id, "runner": lease.holder},
             {
                 "$set": {
                     "state": "done",
@@ -355,6 +375,7 @@ class Importer:
         book: Book,
         batch: Sequence[tuple[int, str, BankPayment]],
         today: date,
+        runner: str,
     ) -> None:
         import_id, tenant_id = doc["_id"], doc["tenant_id"]
         now = self._clock.now()
@@ -506,6 +527,16 @@ class Importer:
                 docs[-1]["bank_refs"] = refs
 
         async def work(s: Session) -> None:
+            counted = await self._store.imports.update_one(
+                {"_id": import_id, "runner": runner},
+                {
+                    "$inc": {**counts, **{f"by_method.{m}": n for m, n in methods.items()}},
+                    "$set": {"updated_at": now},
+                },
+                session=s,
+            )
+            if counted.matched_count != 1:  # another replica took the import over: this batch is its
+                raise FailedPrecondition("the import was taken over by another replica", reason="LEASE_LOST")
             await self._store.payments.insert_many(docs, session=s)
             if claims:
                 await self._store.items.bulk_write(
@@ -537,14 +568,6 @@ class Importer:
                     session=s,
                 )
             await add_to_outbox(self._store.db, s, events)
-            await self._store.imports.update_one(
-                {"_id": import_id},
-                {
-                    "$inc": {**counts, **{f"by_method.{m}": n for m, n in methods.items()}},
-                    "$set": {"updated_at": now},
-                },
-                session=s,
-            )
 
         await in_transaction(self._store.client, work)
         self._on_commit()
