@@ -183,14 +183,21 @@ class _Decider:
             self.evidence.append(f"the reference {reference} is invoice {item.invoice_number}'s KID")
         if self.account_customers and item.customer_id not in self.account_customers:
             self.evidence.append("the payer's account is known for another customer (paid on their behalf)")
-        if item.is_open and item.open_minor != self.amount and item.customer_id not in self.account_customers:
-            # Luhn misses a 09/90 swap, so a mistyped KID can be another invoice's valid one. When the amount
-            # does not confirm this invoice and a neighbour's amount or payer account does, both are readings.
+        amount_fits = item.open_minor == self.amount
+        account_fits = item.customer_id in self.account_customers
+        if item.is_open and not account_fits and (not amount_fits or self.account_customers):
+            # Luhn misses a 09/90 swap, so a mistyped KID can be another invoice's valid one. When the
+            # amount or the payer's known account does not confirm this invoice and a neighbour's does,
+            # both are readings (even with equal amounts: the account says whose invoice was meant).
             rivals = [
                 c.item
                 for c in self.items.kid_candidates(reference)
                 if c.item.is_open
-                and (c.item.open_minor == self.amount or c.item.customer_id in self.account_customers)
+                and c.item.invoice_id != item.invoice_id
+                and (
+                    c.item.customer_id in self.account_customers
+                    or (not amount_fits and c.item.open_minor == self.amount)
+                )
             ]
             if rivals:
                 self._suggest([item], 0.5, f"its KID is {reference}, but its open amount is not the payment")

@@ -72,6 +72,24 @@ def test_a_luhn_blind_swap_onto_another_valid_kid_is_not_trusted_when_the_amount
     assert {"inv-9", f"inv-{other}"} <= set(d.candidate_invoice_ids)
 
 
+def test_a_luhn_blind_swap_of_the_same_amount_is_not_trusted_when_the_account_says_otherwise() -> None:
+    # The same swap, both invoices of one amount: the payer's known account is the other customer's,
+    # whose invoice is the one keying error away. Found by the stack bench (amounts repeat there).
+    typed = kid(9)[:6] + "90" + kid(9)[8:]
+    other = next(n for n in range(1, 10_000) if kid(n) == typed)
+    items = index(
+        item(9, open_minor=80_000, customer="c1"),
+        item(other, open_minor=80_000, customer="c2"),
+        accounts={"c1": [ACCOUNT]},
+    )
+    d = decide(payment(80_000, reference=typed, payer_account=ACCOUNT), items)
+    assert d.status == "review"
+    assert {"inv-9", f"inv-{other}"} <= set(d.candidate_invoice_ids)
+    # With no neighbour of the payer's, the valid KID stands (someone paying on another's behalf).
+    alone = index(item(other, open_minor=80_000, customer="c2"), accounts={"c1": [ACCOUNT]})
+    assert decide(payment(80_000, reference=typed, payer_account=ACCOUNT), alone).status == "matched"
+
+
 # --- 2. a KID with a keying error --------------------------------------------------------------
 
 
