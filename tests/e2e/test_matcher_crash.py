@@ -136,7 +136,9 @@ async def test_sigkill_the_matcher_in_the_middle_of_an_import(
             process = matcher_process(env, log)
 
             # The new process finds the import unfinished and finishes it from the stored file.
-            await eventually(recorded, lambda n: n == COUNT, timeout=90, what="every payment recorded")
+            # A batch the kill cut short holds its transaction (and the import document) until the server
+            # aborts it (60 s on MongoDB): the new process resumes after that.
+            await eventually(recorded, lambda n: n == COUNT, timeout=240, what="every payment recorded")
             imports = await db["imports"].find({"tenant_id": tenant.tenant.id}).to_list()
             assert [(i["state"], i["matched"], i["review"]) for i in imports] == [("done", COUNT, 0)]
 
