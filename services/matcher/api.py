@@ -242,14 +242,17 @@ class MatcherApi(matcher_pb2_grpc.MatcherServiceServicer):
         if action is None:
             raise InvalidArgument([FieldViolation("action", "allocate or refund")])
         allocate = request.allocate
+        # Too long to be an id or number is refused, never cut to one that might exist.
+        _filter(allocate.customer_number, "allocate.customer_number")
+        for i, a in enumerate(allocate.allocations):
+            _filter(a.invoice_id or a.invoice_number, f"allocate.allocations[{i}]")
         resolution = Resolution(
             payment_id=request.payment_id,
             refund=action == "refund",
             allocations=tuple(
-                AllocationInput(a.invoice_id[:MAX_FILTER], a.invoice_number[:MAX_FILTER], a.amount_minor)
-                for a in allocate.allocations
+                AllocationInput(a.invoice_id, a.invoice_number, a.amount_minor) for a in allocate.allocations
             ),
-            customer_number=allocate.customer_number[:MAX_FILTER],
+            customer_number=allocate.customer_number,
             learn_account=not allocate.do_not_learn_account,
             note=request.note,
             actor=tenant.key_name,

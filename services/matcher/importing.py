@@ -243,10 +243,16 @@ class Importer:
         tenant_id = doc["tenant_id"]
         async with self._tenant_lease(tenant_id, wait) as lease:
             # This replica runs it now: a batch of one that lost the lease cannot commit (fencing).
-            doc = await self._store.imports.find_one_and_update(
-                {"_id": import_id},
-                {"$set": {"runner": lease.holder, "updated_at": self._clock.now()}},
-                return_document=True,
+            # In a transaction: a batch a killed replica left open holds the document until the server
+            # aborts it, and a transaction's write conflict is retried where a plain write may wait.
+            doc = await in_transaction(
+                self._store.client,
+                lambda s: self._store.imports.find_one_and_update(
+                    {"_id": import_id},
+                    {"$set": {"runner": lease.holder, "updated_at": self._clock.now()}},
+                    return_document=True,
+                    session=s,
+                ),
             )
             assert doc is not None
             if doc["state"] != "running":

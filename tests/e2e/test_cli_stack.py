@@ -9,11 +9,9 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,64 +19,18 @@ from typing import Any
 import pytest
 
 from services.cli.demo_data import generate_invoices
+from tests.support.cli_stack import Stack, detached_stack
 from tests.support.peppol import official_validator
-from tests.support.stack_ports import stack_flags
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SUMMARY = re.compile(r"(\d+) created · (\d+) already there · (\d+) failed")
 
 
-@dataclass(frozen=True)
-class Stack:
-    home: Path
-    env: dict[str, str]
-
-    def fordring(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "services.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def record(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.home / "stack.json").read_text())
-        return data
-
-    def invoices(self) -> list[dict[str, Any]]:
-        listed = self.fordring("invoices", "list", "--json")
-        assert listed.returncode == 0, listed.stderr
-        found: list[dict[str, Any]] = json.loads(listed.stdout)
-        return found
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("fordring-home")
-    env = {**os.environ, "FORDRING_HOME": str(home), "COLUMNS": "200"}
-    for name in ("FORDRING_TARGET", "FORDRING_API_KEY"):
-        env.pop(name, None)
-    running = Stack(home, env)
-    started = running.fordring("up", "--detach", *stack_flags(), timeout=400)
-    assert started.returncode == 0, started.stdout + started.stderr
-    try:
+    with detached_stack(tmp_path_factory.mktemp("fordring-home")) as (running, _):
         yield running
-    finally:
-        stopped = running.fordring("down", timeout=200)
-        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        assert not (home / "stack.json").exists()
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:

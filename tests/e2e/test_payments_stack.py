@@ -7,13 +7,9 @@ another transmission, change nothing; an operator's decision on the queue pays t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,49 +18,18 @@ import pytest
 
 from services.cli.demo_data import generate_invoices
 from services.sandbox.bank import BankInvoice, GeneratedFile, generate_file
-from tests.support.stack_ports import stack_flags
+from tests.support.cli_stack import Stack, detached_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SETTLED = {"INVOICE_STATUS_PAID", "INVOICE_STATUS_OVERPAID", "INVOICE_STATUS_CREDITED"}
 
 
-@dataclass(frozen=True)
-class Stack:
-    home: Path
-    env: dict[str, str]
-
-    def fordring(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "services.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def json(self, *args: str) -> Any:
-        done = self.fordring(*args, "--json")
-        assert done.returncode == 0, done.stdout + done.stderr
-        return json.loads(done.stdout)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("fordring-home")
-    env = {**os.environ, "FORDRING_HOME": str(home), "COLUMNS": "200"}
-    for name in ("FORDRING_TARGET", "FORDRING_API_KEY"):
-        env.pop(name, None)
-    running = Stack(home, env)
-    started = running.fordring("up", "--detach", *stack_flags(), timeout=400)
-    assert started.returncode == 0, started.stdout + started.stderr
-    assert "matcher gRPC" in started.stdout
-    try:
+    with detached_stack(tmp_path_factory.mktemp("fordring-home")) as (running, started):
+        assert "matcher gRPC" in started.stdout
         yield running
-    finally:
-        stopped = running.fordring("down", timeout=200)
-        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
 
 
 def eventually(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 120.0) -> Any:

@@ -71,6 +71,13 @@ async def test_bad_requests_are_refused_with_the_field_named(match_world: MatchW
         )
     )
     assert "allocate.allocations[0]" in field_violations(unknown)
+    overlong = await resolve_refused(
+        mpb.ResolvePaymentRequest(
+            payment_id=waiting.id,
+            allocate=mpb.Allocate(allocations=[mpb.AllocationInput(invoice_number="9" * 65, amount_minor=1)]),
+        )
+    )
+    assert "allocate.allocations[0]" in field_violations(overlong)
     nothing = await resolve_refused(mpb.ResolvePaymentRequest(payment_id=waiting.id))
     assert "action" in field_violations(nothing)
     missing = await resolve_refused(
