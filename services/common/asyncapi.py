@@ -42,8 +42,9 @@ TOPICS: dict[str, tuple[str, tuple[type[Any], ...]]] = {
         (ev.PaymentMatched,),
     ),
     ev.DUNNING_TOPIC: (
-        "dunning: proposed reminders, notices, fees and interest (the ledger decides)",
-        (ev.DunningActionTaken,),
+        "dunning: proposed nudges, reminders, notices, fees and interest (the ledger decides); claims "
+        "handed to collection (after the ledger applied the hand-off); pauses and resumptions",
+        (ev.DunningActionTaken, ev.CollectionHandoff, ev.DunningPaused, ev.DunningResumed),
     ),
     ev.DOCUMENT_TOPIC: (
         "renderer: a document (PDF, HTML, EHF, e-mail, SMS) is in the invoice hotel",

@@ -124,6 +124,13 @@ class ChargeAddedData(_Model):
     # The payment deadline the notice gives (ISO date), as the dunning service proposed it.
     deadline: str = ""
     description: str = ""
+    # The dunning step's channel hints (the dispatcher's channel names, in order of preference) and
+    # whether the document carries the payment link; empty: the tenant's delivery rules decide.
+    channels: list[str] = Field(default_factory=list)
+    payment_link: bool = False
+    # Late-payment interest accrued to the day of the action (shown on reminders and notices; what
+    # the action charges of it is in charge_minor).
+    interest_to_date_minor: int = 0
 
 
 class InvoiceWrittenOffData(_Model):
@@ -281,12 +288,72 @@ class DunningActionTakenData(_Model):
     action_id: str
     invoice_id: str
     based_on_version: int
-    action: Literal["reminder", "collection_notice", "collection_handoff", "late_interest", "compensation"]
+    # "nudge": a friendly message with the payment link, no fee, no stage (it is applied like the
+    # others so it, too, never reaches an invoice that changed since the dunning service looked).
+    action: Literal[
+        "nudge", "reminder", "collection_notice", "collection_handoff", "late_interest", "compensation"
+    ]
     fee_minor: int = Field(default=0, ge=0)
     interest_minor: int = Field(default=0, ge=0)
+    # B2B fixed compensation (NO standardkompensasjon, SE förseningsersättning) charged with the step.
+    compensation_minor: int = Field(default=0, ge=0)
     description: str = ""
     # The payment deadline the notice gives (ISO date), if any.
     deadline: str = ""
+    # Channel hints for the document (the dispatcher's channel names, preferred first).
+    channels: list[str] = Field(default_factory=list)
+    payment_link: bool = False
+    # Interest accrued to the day of the step, shown on the document (charged: interest_minor).
+    interest_to_date_minor: int = Field(default=0, ge=0)
+
+
+class HandoffCharge(_Model):
+    kind: str
+    amount_minor: int
+    description: str = ""
+    added_at: str = ""
+
+
+class HandoffNotice(_Model):
+    action: str
+    sent_on: str
+    deadline: str = ""
+    fee_minor: int = 0
+
+
+class CollectionHandoffData(_Model):
+    """The ledger applied a hand-off: the claim goes to the collection agency (and into the tenant's
+    daily export file). Amounts as of the hand-off; ids, no personal data (the agency's file is made
+    with the debtor's details from the ledger)."""
+
+    action_id: str
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    customer_number: str
+    customer_kind: Literal["consumer", "business"]
+    jurisdiction: Literal["NO", "SE"]
+    currency: str
+    due_date: str
+    principal_minor: int
+    paid_minor: int
+    charges_minor: int
+    balance_minor: int
+    interest_to_date_minor: int
+    handed_off_on: str
+    notices: list[HandoffNotice] = Field(default_factory=list)
+    charges: list[HandoffCharge] = Field(default_factory=list)
+
+
+class DunningPausedData(_Model):
+    """Dunning of an invoice is paused (a dispute, customer service) or resumed."""
+
+    pause_id: str
+    invoice_id: str
+    kind: Literal["dispute", "pause"]
+    reason: str
+    actor: str = ""
+    until: str = ""
 
 
 # --- renderer: facts --------------------------------------------------------------------------
@@ -301,7 +368,7 @@ class DocumentRenderedData(_Model):
     customer_id: str
     document_id: str
     rendering_id: str
-    kind: Literal["invoice", "credit_note", "reminder", "collection_notice"]
+    kind: Literal["invoice", "credit_note", "nudge", "reminder", "collection_notice"]
     form: Literal["pdf", "html", "ehf", "email", "sms"]
     language: str
     media_type: str
@@ -312,12 +379,15 @@ class DocumentRenderedData(_Model):
     invoice_version: int
     # The ledger event it was rendered for.
     source_event_id: str
+    # A dunning step's channel hints (ChargeAdded.channels), preferred first: the dispatcher tries
+    # those its rules allow first. Empty: the tenant's delivery rules alone decide.
+    channels: list[str] = Field(default_factory=list)
 
 
 # --- dispatcher: facts ------------------------------------------------------------------------
 
 DeliveryChannel = Literal["email", "sms", "ehf", "efaktura", "vipps", "print", "avtalegiro"]
-DeliveryDocumentKind = Literal["invoice", "credit_note", "reminder", "collection_notice"]
+DeliveryDocumentKind = Literal["invoice", "credit_note", "nudge", "reminder", "collection_notice"]
 
 
 class DeliveryData(_Model):
@@ -468,6 +538,21 @@ class DunningActionTaken(_Envelope):
     data: DunningActionTakenData
 
 
+class CollectionHandoff(_Envelope):
+    type: Literal["CollectionHandoff"] = "CollectionHandoff"
+    data: CollectionHandoffData
+
+
+class DunningPaused(_Envelope):
+    type: Literal["DunningPaused"] = "DunningPaused"
+    data: DunningPausedData
+
+
+class DunningResumed(_Envelope):
+    type: Literal["DunningResumed"] = "DunningResumed"
+    data: DunningPausedData
+
+
 class DeliveryAttempted(_Envelope):
     type: Literal["DeliveryAttempted"] = "DeliveryAttempted"
     data: DeliveryData
@@ -516,6 +601,9 @@ Event = Annotated[
     | PayerAccountLearned
     | PaymentUnapplied
     | DunningActionTaken
+    | CollectionHandoff
+    | DunningPaused
+    | DunningResumed
     | DocumentRendered
     | DeliveryAttempted
     | Delivered
@@ -541,6 +629,9 @@ _INVOICE_SUBJECT: Final = frozenset(
         "InvoiceWrittenOff",
         "ProposalRejected",
         "DunningActionTaken",
+        "CollectionHandoff",
+        "DunningPaused",
+        "DunningResumed",
         "DocumentRendered",
         "DeliveryAttempted",
         "Delivered",

@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
@@ -19,6 +20,7 @@ T = TypeVar("T")
 Doc = dict[str, Any]
 Client = AsyncMongoClient[Doc]
 Database = AsyncDatabase[Doc]
+Collection = AsyncCollection[Doc]
 Session = AsyncClientSession
 
 # Ids per `{"_id": {"$in": [...]}}`: the embedded server matches each document it finds against the

@@ -29,7 +29,7 @@ from pymongo import ASCENDING, UpdateOne
 
 from services.common.clock import Clock
 from services.common.ids import new_id
-from services.common.mongo import Database, Doc, Session
+from services.common.mongo import Collection, Database, Doc, Session
 from services.common.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,12 @@ class Timers:
                 {"_id": {"$in": list(timer_ids)}, "owner": self.owner},
                 {"$set": {"lease_until": self._clock.now() + self._lease}},
             )
+
+    @property
+    def collection(self) -> Collection:
+        """For handlers that write their timers themselves, in the transaction of their effect (always
+        with `owner: self.owner` in the filter: only the holder of the lease may)."""
+        return self._timers
 
     @property
     def lease_seconds(self) -> float:

@@ -87,6 +87,14 @@ class Policy(BaseModel):
     # NO, business debtors only: the parties agreed to vary inkassoloven §9 (no inkassovarsel before
     # hand-off). Refused for consumers.
     collection_notice_waived: bool = False
+    # Today's bank files: on business days no step goes before this local time (the day's payments are
+    # in by then); None: no wait. With `require_daily_bank_files`, steps also wait until a bank file of
+    # the day (of the last business day, on other days) has been imported.
+    bank_files_cutoff: time | None = time(9, 0)
+    require_daily_bank_files: bool = False
+    # Customers who were late before get the nudge this many days before the due date, with an offer
+    # to sign up for AvtaleGiro/eFaktura (0: off).
+    early_nudge_days: int = Field(default=0, ge=0, le=30)
 
     @cached_property
     def sending_window(self) -> SendingWindow:
@@ -94,6 +102,20 @@ class Policy(BaseModel):
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
+
+
+def for_payer(policy: Policy, *, late_before: bool) -> Policy:
+    """The policy as it applies to one customer: with `early_nudge_days`, a customer who was late
+    before gets the nudge that many days before the due date."""
+    if not late_before or policy.early_nudge_days == 0:
+        return policy
+    steps = tuple(
+        step.model_copy(update={"offset_days": -policy.early_nudge_days, "offset_from": "due_date"})
+        if step.kind == "nudge" and i == 0
+        else step
+        for i, step in enumerate(policy.steps)
+    )
+    return policy.model_copy(update={"steps": steps})
 
 
 def parse_policy(text: str | bytes) -> Policy:

@@ -1,0 +1,1 @@
+"""The dunning service's outward formats: the collection agency's export file."""

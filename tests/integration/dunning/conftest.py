@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.support.backends import Backend
+from tests.support.dunning import DunWorld, dun_world_running
+
+
+@pytest.fixture
+async def dun_world(backend: Backend) -> AsyncIterator[DunWorld]:
+    """A ledger and a dunning service with their own clock (each test moves it by weeks)."""
+    async with dun_world_running(backend) as world:
+        yield world

@@ -1,0 +1,103 @@
+"""An unpaid invoice goes nudge → reminder (fee on the ledger) → inkassovarsel → hand-off, each step
+once; an invoice paid before its reminder gets none."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from fordring.dunning.v1 import dunning_pb2 as dpb
+
+from tests.support.dunning import DunWorld, consumer
+from tests.support.ledger import customer_input, eventually, invoice_request
+
+
+async def test_an_unpaid_invoice_is_nudged_reminded_noticed_and_handed_off(dun_world: DunWorld) -> None:
+    world = dun_world
+    tenant = await world.tenant()
+    today = world.clock.today()
+    invoice = await tenant.issue(invoice_request(customer=consumer("K-1"), issue_date=today, due_in_days=10))
+    await world.known(invoice.id)
+
+    world.at(today + timedelta(days=13))
+    await world.sweep()
+    await world.wait_history(tenant, invoice.id, "nudged")
+    for step, entry in (
+        ("reminder", "reminded"),
+        ("collection_notice", "collection_notice"),
+        ("collection_handoff", "collection_handoff"),
+    ):
+        await world.next_step(tenant, invoice.id, step)
+        await world.wait_history(tenant, invoice.id, entry)
+
+    types = await world.history_types(tenant, invoice.id)
+    for entry in ("nudged", "reminded", "collection_notice", "collection_handoff"):
+        assert types.count(entry) == 1, types
+    case = await eventually(
+        lambda: world.case(tenant, invoice.id),
+        lambda c: sum(s.state == "applied" for s in c.steps) == 4,
+        what="every step applied",
+    )
+    applied = {s.step: s for s in case.steps if s.state == "applied"}
+    assert set(applied) == {"nudge", "reminder", "collection_notice", "collection_handoff"}
+    assert applied["nudge"].fee_minor == 0
+    assert applied["reminder"].fee_minor == 3_500  # kr 35, the legal reminder fee for a consumer
+    assert applied["collection_notice"].fee_minor == 3_500
+    assert applied["reminder"].deadline
+    assert applied["collection_notice"].deadline
+    ledger = await tenant.get(invoice.id)
+    assert ledger.dunning_stage == 3  # in collection
+    fees = sum(c.amount_minor for c in ledger.charges if c.kind.endswith("_fee"))
+    interest = sum(c.amount_minor for c in ledger.charges if c.kind.endswith("_interest"))
+    assert fees == 7_000
+    # Forsinkelsesrente from the day after the due date, charged with the notice and the hand-off.
+    assert interest > 0
+    assert ledger.balance.minor_units == invoice.gross_total.minor_units + fees + interest
+    export = await world.stub.GetCollectionExport(dpb.GetCollectionExportRequest(), metadata=tenant.metadata)
+    assert export.claims == 1
+    assert f'"invoice_number": "{invoice.invoice_number}"'.encode() in export.content
+
+
+async def test_an_invoice_paid_before_its_reminder_gets_none(dun_world: DunWorld) -> None:
+    world = dun_world
+    tenant = await world.tenant()
+    today = world.clock.today()
+    invoice = await tenant.issue(invoice_request(customer=consumer("K-2"), issue_date=today, due_in_days=10))
+    await world.known(invoice.id)
+    world.at(today + timedelta(days=13))
+    await world.sweep()
+    await world.wait_history(tenant, invoice.id, "nudged")
+    case = await world.next_step(tenant, invoice.id, "reminder")
+    # Paid an hour before the reminder would go.
+    await tenant.pay(invoice, invoice.gross_total.minor_units)
+    await world.known(invoice.id, version=4)
+    world.to(world.clock.now() + timedelta(hours=2))
+    for _ in range(20):
+        world.dunning.timers.wake()
+        await asyncio.sleep(0.1)
+    types = await world.history_types(tenant, invoice.id)
+    assert "reminded" not in types
+    case = await world.case(tenant, invoice.id)
+    assert case.outcome == "done"
+    assert case.reason == "paid"
+
+
+async def test_a_business_pays_the_fixed_compensation_with_its_reminder(dun_world: DunWorld) -> None:
+    world = dun_world
+    tenant = await world.tenant()
+    today = world.clock.today()
+    invoice = await tenant.issue(
+        invoice_request(customer=customer_input("B-1"), issue_date=today, due_in_days=10)
+    )
+    await world.known(invoice.id)
+    world.at(today + timedelta(days=13))
+    await world.sweep()
+    await world.wait_history(tenant, invoice.id, "nudged")
+    await world.next_step(tenant, invoice.id, "reminder")
+    await world.wait_history(tenant, invoice.id, "reminded")
+    ledger = await eventually(
+        lambda: tenant.get(invoice.id), lambda i: len(i.charges) > 0, what="the compensation on the ledger"
+    )
+    charges = {c.kind: c.amount_minor for c in ledger.charges}
+    # Inkassoloven § 3-2 a / forsinkelsesrenteloven § 3a: kr 470 less the fees charged (none).
+    assert charges == {"reminder_compensation": 47_000}
