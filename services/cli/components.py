@@ -38,6 +38,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     # 8084 is the dispatcher's public port: the matcher's HTTP port comes after it.
     ServiceSpec(name="matcher", module="services.matcher", grpc_port=50054, http_port=8085),
+    ServiceSpec(name="dunning", module="services.dunning", grpc_port=50055, http_port=8086),
 )
 # The sandbox providers (SMTP, SMS, Peppol, eFaktura, Vipps, print house, Nets) beside the services.
 SANDBOX_HTTP_PORT = 8099
@@ -247,6 +248,8 @@ def plan_stack(home: Home, ports: PortChoice, api_key: str, broker_binary: str) 
             "FORDRING_RETRY_FIRST_SECONDS": "2",
             "FORDRING_RETRY_CAP_SECONDS": "30",
         },
+        # The daily files of claims handed to collection, for the collection agency.
+        "dunning": {"FORDRING_EXPORT_DIR": str(home.collection)},
     }
     sandbox = Component(
         name="sandbox",

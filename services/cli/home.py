@@ -39,6 +39,11 @@ class Home:
         return self.root / "bank"
 
     @property
+    def collection(self) -> Path:
+        """The dunning service's daily files of claims handed to collection (one folder per tenant)."""
+        return self.root / "collection"
+
+    @property
     def stack_file(self) -> Path:
         return self.root / "stack.json"
 

@@ -35,6 +35,7 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
     table.add_row("  Nets", f"{sandbox / 'avtalegiro'}/  (AvtaleGiro claim files)")
     table.add_row("  records", f"{sandbox}/<channel>/records.jsonl  (SMS, EHF, eFaktura, Vipps, …)")
     table.add_row("Bank files", f"{plan.home.bank}/  (the demo's incoming payments, Nets OCR Giro)")
+    table.add_row("Collection", f"{plan.home.collection}/  (claims handed to collection, a file a day)")
     console.print()
     console.print("[bold green]Fordring is up.[/bold green]")
     console.print(table, highlight=False)
@@ -49,6 +50,8 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
         "deliveries deviations",
         "payments import FILE",
         "payments review",
+        "dunning case NUMBER",
+        "dunning held",
         "customers flagged",
         "status",
     ):

@@ -43,7 +43,8 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 def test_status_sees_every_component_healthy(stack: Stack) -> None:
     status = stack.fordring("status")
     assert status.returncode == 0, status.stdout
-    components = {"supervisor", "kafka", "mongo", "sandbox", "ledger", "renderer", "dispatcher", "matcher"}
+    services = {"ledger", "renderer", "dispatcher", "matcher", "dunning"}
+    components = {"supervisor", "kafka", "mongo", "sandbox", *services}
     rows = status.stdout.splitlines()
     for name in components:
         assert any(name in row for row in rows), status.stdout
@@ -52,7 +53,7 @@ def test_status_sees_every_component_healthy(stack: Stack) -> None:
     record = stack.record()
     assert record["api_key"] == (stack.home / "sandbox.key").read_text().strip()
     assert set(record["pids"]) == components
-    assert set(record["grpc"]) == {"ledger", "renderer", "dispatcher", "matcher"}
+    assert set(record["grpc"]) == services
     # Where the channel providers are and what they keep: the sandbox's section.
     sandbox = record["sandbox"]
     assert set(sandbox) >= {"url", "mail", "print_drop", "nets", "records"}
