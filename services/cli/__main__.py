@@ -13,6 +13,7 @@ from services.cli.customers import customers
 from services.cli.deliveries import deliveries
 from services.cli.demo import demo
 from services.cli.down import down
+from services.cli.dunning import dunning
 from services.cli.home import Home
 from services.cli.invoices import invoices
 from services.cli.payments import payments
@@ -72,7 +73,7 @@ def cli(
     )
 
 
-for command in (up, status, down, demo, invoices, customers, deliveries, payments):
+for command in (up, status, down, demo, invoices, customers, deliveries, payments, dunning):
     cli.add_command(command)
 
 

@@ -13,6 +13,7 @@ from typing import TypeVar
 import grpc
 from fordring.common.v1 import common_pb2
 from fordring.dispatcher.v1 import dispatcher_pb2_grpc
+from fordring.dunning.v1 import dunning_pb2_grpc
 from fordring.ledger.v1 import ledger_pb2_grpc
 from fordring.matcher.v1 import matcher_pb2_grpc
 from fordring.renderer.v1 import renderer_pb2_grpc
@@ -138,6 +139,15 @@ async def matcher_stub(connection: Connection) -> AsyncIterator[matcher_pb2_grpc
     channel = open_channel(connection, "matcher")
     try:
         yield matcher_pb2_grpc.MatcherServiceStub(channel)
+    finally:
+        await channel.close(grace=None)
+
+
+@asynccontextmanager
+async def dunning_stub(connection: Connection) -> AsyncIterator[dunning_pb2_grpc.DunningServiceAsyncStub]:
+    channel = open_channel(connection, "dunning")
+    try:
+        yield dunning_pb2_grpc.DunningServiceStub(channel)
     finally:
         await channel.close(grace=None)
 

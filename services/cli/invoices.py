@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import IO
 
 import click
+from fordring.dunning.v1 import dunning_pb2
 from fordring.ledger.v1 import ledger_pb2
+from fordring.renderer.v1 import renderer_pb2
 
-from services.cli.client import QUICK, ledger_stub
+from services.cli.client import QUICK, Connection, ledger_stub
 from services.cli.context import CliContext
 from services.cli.documents import FORMS, KINDS, documents_or_reason, fetch_document, print_documents
+from services.cli.dunning import case_or_none
+from services.cli.dunning_views import case_json, print_case
 from services.cli.importer import print_report, run_import
 from services.cli.invoice_format import parse_jsonl
 from services.cli.ledger_reads import list_invoices, read_both
@@ -79,10 +84,16 @@ def list_command(ctx: CliContext, statuses: tuple[str, ...], customer_number: st
 
 @invoices.command("show")
 @click.argument("number")
-@click.option("--json", "as_json", is_flag=True, help='{"invoice": …, "history": […]} as JSON.')
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='{"invoice": …, "history": […], "documents": […], "dunning": {…}} as JSON ("dunning": the '
+    "dunning service's case, with the interest to date and the steps taken; absent without one).",
+)
 @click.pass_obj
 def show(ctx: CliContext, number: str, as_json: bool) -> None:
-    """Show invoice NUMBER with its lines and history."""
+    """Show invoice NUMBER with its lines, charges, history, documents and dunning."""
     connection = ctx.connection()
 
     md, timeout = connection.metadata, QUICK.call_timeout
@@ -97,18 +108,30 @@ def show(ctx: CliContext, number: str, as_json: bool) -> None:
             ),
         )
     )
-    documents, reason = ctx.run(documents_or_reason(connection, number))
+    (documents, reason), case = ctx.run(_documents_and_case(connection, number, invoice.invoice.id))
     if as_json:
-        write_json(
-            {
-                "invoice": to_dict(invoice.invoice),
-                "history": [to_dict(entry) for entry in history.entries],
-                "documents": [to_dict(doc) for doc in documents],
-            }
-        )
+        shown = {
+            "invoice": to_dict(invoice.invoice),
+            "history": [to_dict(entry) for entry in history.entries],
+            "documents": [to_dict(doc) for doc in documents],
+        }
+        if case is not None:
+            shown["dunning"] = case_json(case)
+        write_json(shown)
     else:
         print_invoice(ctx.console, invoice.invoice, history.entries)
+        if case is not None:
+            ctx.console.print("[bold]Dunning[/bold]")
+            print_case(ctx.console, case, invoice=False)
         print_documents(ctx.console, documents, reason)
+
+
+async def _documents_and_case(
+    connection: Connection, number: str, invoice_id: str
+) -> tuple[tuple[list[renderer_pb2.DocumentInfo], str], dunning_pb2.Case | None]:
+    """The invoice's documents (or why not) and its dunning case (None without a dunning service that
+    knows it), side by side: neither fails `show`."""
+    return await asyncio.gather(documents_or_reason(connection, number), case_or_none(connection, invoice_id))
 
 
 @invoices.command("document")

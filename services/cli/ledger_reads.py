@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import grpc
 from fordring.common.v1 import common_pb2
 from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -53,3 +55,63 @@ async def list_invoices(
         token = response.page.next_page_token
         if not token:
             return invoices
+
+
+async def invoice_by_number_or_id(connection: Connection, reference: str) -> ledger_pb2.Invoice:
+    """The invoice a person names: its number, or else its id (NOT_FOUND when it is neither)."""
+    async with ledger_stub(connection) as stub:
+        return await _number_or_id(
+            lambda: stub.GetInvoice(
+                ledger_pb2.GetInvoiceRequest(invoice_number=reference),
+                metadata=connection.metadata,
+                timeout=QUICK.call_timeout,
+            ),
+            lambda: stub.GetInvoice(
+                ledger_pb2.GetInvoiceRequest(invoice_id=reference),
+                metadata=connection.metadata,
+                timeout=QUICK.call_timeout,
+            ),
+            reference,
+            lambda reply: reply.invoice,
+        )
+
+
+async def customer_by_number_or_id(connection: Connection, reference: str) -> ledger_pb2.Customer:
+    """The customer a person names: their number, or else their id (NOT_FOUND when it is neither)."""
+    async with ledger_stub(connection) as stub:
+        return await _number_or_id(
+            lambda: stub.GetCustomer(
+                ledger_pb2.GetCustomerRequest(customer_number=reference),
+                metadata=connection.metadata,
+                timeout=QUICK.call_timeout,
+            ),
+            lambda: stub.GetCustomer(
+                ledger_pb2.GetCustomerRequest(customer_id=reference),
+                metadata=connection.metadata,
+                timeout=QUICK.call_timeout,
+            ),
+            reference,
+            lambda reply: reply.customer,
+        )
+
+
+async def _number_or_id(
+    by_number: Callable[[], Awaitable[A]],
+    by_id: Callable[[], Awaitable[A]],
+    reference: str,
+    found: Callable[[A], B],
+) -> B:
+    try:
+        return found(await with_retries(by_number, QUICK))
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND or not _looks_like_id(reference):
+            raise
+    return found(await with_retries(by_id, QUICK))
+
+
+def _looks_like_id(reference: str) -> bool:
+    try:
+        uuid.UUID(reference)
+    except ValueError:
+        return False
+    return True

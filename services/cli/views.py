@@ -35,6 +35,10 @@ _STATUS_STYLE = {
 }
 
 
+# The ledger's Invoice.dunning_stage (and the dunning service's Case.stage).
+DUNNING_STAGES = {0: "none", 1: "reminded", 2: "collection notice", 3: "in collection"}
+
+
 def status_value(name: str) -> ledger_pb2.InvoiceStatus.ValueType:
     return ledger_pb2.InvoiceStatus.Value(STATUS_PREFIX + name.upper())
 
@@ -149,6 +153,9 @@ def print_invoice(
     if invoice.written_off_total.minor_units:
         head.add_row("Written off", amount(invoice.written_off_total))
     head.add_row("Balance", f"[bold]{amount(invoice.balance)}[/bold]")
+    if invoice.dunning_stage:
+        stage = DUNNING_STAGES.get(invoice.dunning_stage, "?")
+        head.add_row("Dunning stage", f"{invoice.dunning_stage} ({stage})")
     console.print(head)
 
     lines = Table(title="Lines", title_justify="left")
