@@ -184,6 +184,19 @@ def test_the_matcher_has_its_panels(dashboard: dict[str, Any]) -> None:
     } <= plotted
 
 
+def test_the_dunning_service_has_its_panels(dashboard: dict[str, Any]) -> None:
+    exprs = [expr for _, expr in panel_exprs(dashboard)]
+    plotted = {name for expr in exprs for name in SERIES.findall(expr)}
+    assert {
+        "fordring_dunning_decisions_total",
+        "fordring_dunning_steps_proposed_total",
+        "fordring_dunning_held",
+        "fordring_dunning_steps_due",
+        "fordring_dunning_steps_late_seconds",
+    } <= plotted
+    assert any("fordring_timers_fired_total{" in e and 'kind="dunning-step"' in e for e in exprs)
+
+
 def test_the_reader_finds_what_the_services_export() -> None:
     """The code scan itself: it sees the ledger's and the dispatcher's metrics, as they are scraped."""
     series = exposed_series(instruments_in_code())

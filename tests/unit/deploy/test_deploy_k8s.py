@@ -59,6 +59,23 @@ def test_the_matcher_reaches_every_ledger_pod() -> None:
     )
 
 
+def test_dunning_reaches_every_ledger_pod_and_writes_no_files_by_default() -> None:
+    """Its collection files are served over gRPC; written to disk only with a shared volume (one a
+    replica alone would strand files on)."""
+    settings = literals(base_services()["dunning"], "dunning-config")
+    assert settings["FORDRING_LEDGER_TARGET"] == "dns:///ledger-headless:50051"
+    assert "FORDRING_EXPORT_DIR" not in settings
+
+
+def test_dunning_runs_in_several_replicas(overlay: tuple[str, Objects]) -> None:
+    """Its step timers are claimed with leases and fenced: replicas share them, none acts twice."""
+    name, objects = overlay
+    deployment = by_kind(objects, "Deployment")["dunning"]
+    assert deployment["spec"]["replicas"] >= 2, name
+    assert by_kind(objects, "HorizontalPodAutoscaler")["dunning"]["spec"]["minReplicas"] >= 2, name
+    assert by_kind(objects, "PodDisruptionBudget")["dunning"]["spec"]["minAvailable"] >= 1, name
+
+
 def test_every_service_has_the_components_shape(overlay: tuple[str, Objects]) -> None:
     name, objects = overlay
     deployments = by_kind(objects, "Deployment")
