@@ -22,7 +22,7 @@ from services.common.mongo import Doc, Session, in_transaction
 from services.common.outbox import outbox_doc
 from services.common.tenancy import current_tenant
 from services.dunning.cases import SETTLED, holds_of, invoice_state, is_known
-from services.dunning.domain.calendar import TIMEZONES
+from services.dunning.domain.calendar import TIMEZONES, calendar_for
 from services.dunning.domain.interest import RATES, accrue
 from services.dunning.domain.law import Jurisdiction
 from services.dunning.domain.policy import validate
@@ -362,7 +362,7 @@ class DunningApi(dunning_pb2_grpc.DunningServiceServicer):
         policy = await self._stepper.policy_for(case)
         now = self._clock.now()
         state = invoice_state(case)
-        decision = decide(state, policy, now, holds_of([case], None))
+        decision = decide(state, policy, now, holds_of([case], None, calendar_for(policy.jurisdiction)))
         today = now.astimezone(TIMEZONES[jurisdiction]).date()
         interest = 0
         if case.get("status") not in SETTLED:

@@ -6,16 +6,18 @@ the ledger's summaries into case fields and a case into the pure domain's `Invoi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from services.common.clock import parse_iso_date
 from services.common.events import InvoiceSummary
 from services.common.mongo import Doc
+from services.dunning.domain.calendar import BusinessCalendar
 from services.dunning.domain.interest import PartPayment
 from services.dunning.domain.policy import STAGE
 from services.dunning.domain.schedule import (
     BankFiles,
+    DebitInFlight,
     Decision,
     Holds,
     InvoiceState,
@@ -26,6 +28,8 @@ from services.dunning.domain.schedule import (
 
 # The ledger's statuses after which there is nothing to dun.
 SETTLED: Final = frozenset({"paid", "overpaid", "credited", "written_off"})
+# Business days after the due date until a debit's outcome is in the bank files.
+DEBIT_SETTLES_IN: Final = 3
 # Steps the ledger refused do not count; proposed ones do (the next waits for them).
 _COUNTED: Final = frozenset({"proposed", "applied"})
 
@@ -103,12 +107,31 @@ def invoice_state(case: Mapping[str, Any]) -> InvoiceState:
     )
 
 
-def holds_of(cases: list[Mapping[str, Any]], bank_files: BankFiles | None) -> Holds:
-    """The holds on a batch of cases, from what each case keeps (payments not applied, pauses)."""
+def settled_by(due: date, calendar: BusinessCalendar) -> date:
+    """When a debit drawn on the due date is in the bank files, money or failure: three business days
+    after the draw (AvtaleGiro's and eFaktura's payments are booked and reported by then)."""
+    day = calendar.on_or_after(due)
+    for _ in range(DEBIT_SETTLES_IN):
+        day = calendar.on_or_after(day + timedelta(days=1))
+    return day
+
+
+def holds_of(
+    cases: list[Mapping[str, Any]], bank_files: BankFiles | None, calendar: BusinessCalendar | None = None
+) -> Holds:
+    """The holds on a batch of cases, from what each case keeps (payments not applied, pauses,
+    AvtaleGiro/eFaktura debits the dispatcher delivered)."""
     payments: dict[str, list[str]] = {}
     statuses: dict[str, str] = {}
     pauses: list[Pause] = []
+    debits: list[DebitInFlight] = []
     for case in cases:
+        if calendar is not None and case.get("debits") and case.get("due_date"):
+            due = parse_iso_date(case["due_date"])
+            debits.extend(
+                DebitInFlight(case["_id"], d["channel"], due, settled_by(due, calendar), delivery_id)
+                for delivery_id, d in case["debits"].items()
+            )
         for payment_id, status in case.get("pending", {}).items():
             payments.setdefault(payment_id, []).append(case["_id"])
             statuses[payment_id] = status
@@ -122,6 +145,7 @@ def holds_of(cases: list[Mapping[str, Any]], bank_files: BankFiles | None) -> Ho
             for pid, ids in payments.items()
         ),
         pauses=pauses,
+        debits=debits,
         bank_files=bank_files,
     )
 

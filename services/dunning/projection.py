@@ -28,6 +28,8 @@ from services.common.events import (
     CollectionHandoff,
     CollectionHandoffData,
     CreditNoteIssued,
+    Delivered,
+    DeliveryFailed,
     Event,
     HandoffCharge,
     HandoffNotice,
@@ -387,6 +389,41 @@ class Projection:
                 {"_id": {"$in": list(invoice_ids)}}, {"$unset": {f"pending.{payment_id}": ""}}
             )
         return set(invoice_ids)
+
+    # --- the dispatcher's delivery events ----------------------------------------------------
+
+    async def on_delivery_batch(self, events: list[Event]) -> dict[str, Exception]:
+        await self.apply_delivery_events(events)
+        return {}
+
+    async def on_delivery_event(self, event: Event) -> None:
+        await self.apply_delivery_events([event])
+
+    async def apply_delivery_events(self, events: Sequence[Event]) -> None:
+        """An invoice delivered as an AvtaleGiro claim or an eFaktura is drawn from the payer's account
+        on its due date: no step goes until that draw's outcome is in the bank files. A final failure
+        (the agreement was cancelled, the bank refused it) lifts the hold."""
+        ops: list[UpdateOne] = []
+        touched: set[str] = set()
+        for event in events:
+            if not isinstance(event, Delivered | DeliveryFailed):
+                continue
+            data = event.data
+            if data.channel not in ("avtalegiro", "efaktura") or data.document_kind != "invoice":
+                continue
+            field = f"debits.{data.delivery_id}"
+            touched.add(data.invoice_id)
+            if isinstance(event, Delivered):
+                change: Doc = {
+                    "$set": {field: {"channel": data.channel}},
+                    "$setOnInsert": {"tenant_id": event.tenant_id},
+                }
+                ops.append(UpdateOne({"_id": data.invoice_id}, change, upsert=True))
+            elif data.final:
+                ops.append(UpdateOne({"_id": data.invoice_id}, {"$unset": {field: ""}}))
+        if ops:
+            await self._store.cases.bulk_write(ops, ordered=False)
+            await self.retime(touched)
 
     # --- timers ------------------------------------------------------------------------------
 

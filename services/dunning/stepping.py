@@ -27,7 +27,7 @@ from services.common.mongo import Doc, Session, in_slices, in_transaction
 from services.common.outbox import outbox_doc
 from services.common.timers import Timer, Timers, timer_doc
 from services.dunning.cases import decision_fields, held_doc, holds_of, invoice_state, is_known
-from services.dunning.domain.calendar import TIMEZONES
+from services.dunning.domain.calendar import TIMEZONES, calendar_for
 from services.dunning.domain.law import Jurisdiction
 from services.dunning.domain.policy import Policy, for_payer
 from services.dunning.domain.schedule import BankFiles, Decision, decide
@@ -207,7 +207,14 @@ class Stepper:
                 )
                 continue
             policy = await self.policy_for(case)
-            decision = decide(invoice_state(case), policy, now, holds_of([case], bank.get(case["tenant_id"])))
+            calendar = calendar_for(policy.jurisdiction)
+            decision = decide(
+                invoice_state(case),
+                policy,
+                now,
+                holds_of([case], bank.get(case["tenant_id"]), calendar),
+                calendar=calendar,
+            )
             change: Doc = {"$set": decision_fields(decision, now)}
             next_due: datetime | None
             if decision.outcome in ("due", "held") and _awaiting_overdue(case, decision, now, policy):

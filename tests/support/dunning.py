@@ -87,6 +87,10 @@ class DunWorld:
     prefix: str
     backend: Backend
 
+    async def ledger_tenant(self) -> TenantClient:
+        """A tenant with the default policies (nothing saved)."""
+        return await new_tenant(self.ledger, self.ledger_stub)
+
     async def tenant(self, *, policy: str | None = None) -> TenantClient:
         tenant = await new_tenant(self.ledger, self.ledger_stub)
         for kind in ("consumer", "business"):
