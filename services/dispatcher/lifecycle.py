@@ -174,9 +174,9 @@ class Lifecycle:
             if state == "delivered":
                 step.events.append(self.event(Delivered, d, now, self.data(d)))
             rules = self._rules_of(d["tenant_id"])
-            watch = rules.rules_for(d["channel"], "unopened")
+            watch = rules.rules_for(d["channel"], "unopened", d["kind"])
             if state == "accepted":
-                watch += rules.rules_for(d["channel"], "undelivered")
+                watch += rules.rules_for(d["channel"], "undelivered", d["kind"])
             for rule in watch:
                 # Watches due in the same moment share a timer (one write per batch, not one per
                 # delivery); the rule is checked per delivery when it fires.
@@ -296,7 +296,7 @@ class Lifecycle:
                     ),
                 )
             )
-        rules = self._rules_of(d["tenant_id"]).rules_for(d["channel"], "failed")
+        rules = self._rules_of(d["tenant_id"]).rules_for(d["channel"], "failed", d["kind"])
         for rule in rules[:1]:
             await self._schedule(s, step, d, rule, now)
         if not rules:

@@ -96,14 +96,17 @@ def invoice_status(invoice: lpb.Invoice) -> str:
     return _STATUS_OF_PB.get(invoice.status, "open")
 
 
+# Documents that only ask for money already owed: not sent once the invoice is paid, credited or
+# written off (an invoice or credit note still is: it is the bookkeeping document).
+DUNNING_KINDS = frozenset({"nudge", "reminder", "collection_notice"})
 # A rendering the ledger cannot place is tried this many times (with backoff), then is a deviation.
 MAX_PLAN_ATTEMPTS = 12
 
 
 @dataclass(frozen=True)
 class Planned:
-    """What planning a rendering came to: a delivery, a deviation, nothing (a reminder for a paid
-    invoice), or `later` (the ledger does not know it yet: why)."""
+    """What planning a rendering came to: a delivery, a deviation, nothing (a nudge or reminder for a
+    paid invoice), or `later` (the ledger does not know it yet: why)."""
 
     rendering: Doc
     delivery: Doc | None = None
@@ -232,10 +235,14 @@ class Planner:
             kind=rendering["kind"],
             forms=frozenset(rendering.get("forms", {})),
             payable=rendering["kind"] != "credit_note" and invoice.balance.minor_units > 0,
+            hints=tuple(rendering.get("channels", ())),
         )
         now = self._clock.now()
         status = invoice_status(invoice)
-        if status in CLOSED and rendering["kind"] in ("reminder", "collection_notice"):
+        if rendering["kind"] in DUNNING_KINDS and status not in CLOSED:
+            # The invoice read may be seconds old: a customer who has just paid is not reminded.
+            status = await self._closed(tenant_id, rendering) or status
+        if status in CLOSED and rendering["kind"] in DUNNING_KINDS:
             log.info(
                 "dispatcher: %s for %s not sent: the invoice is %s",
                 rendering["kind"],
@@ -485,8 +492,9 @@ class Planner:
         return None
 
     async def _closed(self, tenant_id: str, source: Doc) -> str | None:
-        """Paid, credited or written off by now? The projection first, then the ledger (the
-        projection may lag a payment applied a moment ago). Credit notes have nothing to pay."""
+        """Paid, credited or written off by now (`source`: a delivery or a rendering)? The projection
+        first, then the ledger (the projection may lag a payment applied a moment ago). Credit notes
+        have nothing to pay."""
         if source["kind"] == "credit_note":
             return None
         state = await self._store.invoice_state(source["invoice_id"])
@@ -556,6 +564,8 @@ def _rendering(event: DocumentRendered, now: datetime) -> Doc:
         "language": data.language,
         "forms_available": list(data.forms_available),
         "invoice_version": data.invoice_version,
+        # A dunning step's channel hints (the renderer passes them on from ChargeAdded).
+        "channels": list(data.channels),
         "forms": {},
         "planned": False,
     }

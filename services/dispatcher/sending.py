@@ -36,7 +36,7 @@ from services.dispatcher.adapters.base import ChannelError, Creditor, Outgoing, 
 from services.dispatcher.adapters.renderer import RendererClient
 from services.dispatcher.channels import Channels
 from services.dispatcher.lifecycle import Lifecycle, Step, send_timer_id
-from services.dispatcher.planning import invoice_status, recipient_of
+from services.dispatcher.planning import DUNNING_KINDS, invoice_status, recipient_of
 from services.dispatcher.recent import RecentLedger
 from services.dispatcher.rules import RulesBook
 from services.dispatcher.store import CLOSED, DispatcherStore
@@ -242,7 +242,7 @@ class Sender:
             f"i:{d['invoice_id']}", lambda: self._ledger.invoice(tenant_id, d["invoice_id"])
         )
         status = invoice_status(invoice)
-        if status in CLOSED and (d["kind"] in ("reminder", "collection_notice") or d["route"] == "fallback"):
+        if status in CLOSED and (d["kind"] in DUNNING_KINDS or d["route"] == "fallback"):
             return _placeholder(d), f"the invoice is {status}"
         customer: lpb.Customer = await once(
             f"c:{d['customer_id']}", lambda: self._ledger.customer(tenant_id, d["customer_id"])

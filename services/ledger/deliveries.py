@@ -48,6 +48,7 @@ _CHANNEL_NAMES: Final = {
 _DOCUMENTS: Final = {
     "invoice": "invoice",
     "credit_note": "credit note",
+    "nudge": "payment nudge",
     "reminder": "reminder",
     "collection_notice": "debt collection notice",
 }

@@ -31,7 +31,14 @@ from services.common.mongo import Doc, Session
 from services.ledger.changes import Changes, invoice_event
 from services.ledger.documents import Ctx, changed_invoice, history_entry, journal_entry, position_of, summary
 from services.ledger.domain import journal
-from services.ledger.domain.status import DunningStage, InvoiceStatus, dunning_rejection, dunning_stage_after
+from services.ledger.domain.status import (
+    DunningStage,
+    InvoiceStatus,
+    charge_rejection,
+    dunning_rejection,
+    dunning_stage_after,
+    is_compensation,
+)
 from services.ledger.metrics import PAYMENTS_APPLIED, PROPOSALS
 from services.ledger.payments import Payment, PaymentExists, apply_payment, check_payment, request_hash
 
@@ -39,6 +46,7 @@ log = logging.getLogger(__name__)
 
 PROPOSALS_CONSUMER: Final = "ledger"
 _HISTORY_TYPE: Final = {
+    "nudge": "nudged",
     "reminder": "reminded",
     "collection_notice": "collection_notice",
     "collection_handoff": "collection_handoff",
@@ -161,12 +169,19 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
             based_on_version=data.based_on_version,
             stage=stage,
             balance=pos.balance,
+        ) or charge_rejection(
+            data.action,
+            fee=data.fee_minor,
+            interest=data.interest_minor,
+            compensation=data.compensation_minor,
+            customer_kind=inv.get("customer_kind", ""),
+            compensation_charged=any(is_compensation(c["kind"]) for c in inv.get("charges", [])),
         )
         if rejection is not None:
             await add_rejection(changes, s, ctx, event, inv["_id"], *rejection, inv)
             return f"rejected:{rejection[0]}"
         charges, entries = _charges(ctx, inv, data)
-        added = data.fee_minor + data.interest_minor
+        added = sum(c["amount_minor"] for c in charges)
         event_id = new_id()
         new = changed_invoice(
             inv,
@@ -188,6 +203,11 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
             source_event_id=event.id,
             deadline=data.deadline,
             description=data.description,
+            # The step's hints, for the renderer and the dispatcher: how to reach the customer, and
+            # the interest the document states (what it charges of it is among the charges).
+            channels=data.channels,
+            payment_link=data.payment_link,
+            interest_to_date_minor=data.interest_to_date_minor,
         )
         await changes.save(
             s,
@@ -203,20 +223,24 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
 
 
 def _charges(ctx: Ctx, inv: Doc, data: DunningActionTakenData) -> tuple[list[Doc], list[Doc]]:
-    """The fee and the interest a dunning action adds (those not zero), with their journal entries."""
+    """The fee, the interest and the fixed compensation a dunning action adds (those not zero), each
+    a charge line of its own with its journal entry (the compensation is income like a fee)."""
     charges: list[Doc] = []
     entries: list[Doc] = []
-    for kind, amount, interest in (
-        ("fee", data.fee_minor, False),
-        ("interest", data.interest_minor, True),
+    step = data.action.replace("_", " ")
+    for kind, amount, interest, description in (
+        ("fee", data.fee_minor, False, data.description or step),
+        ("interest", data.interest_minor, True, data.description or step),
+        # Named apart from the step's description, which is the fee's ("Purregebyr").
+        ("compensation", data.compensation_minor, False, "fixed compensation"),
     ):
         if amount:
             charges.append(
                 {
                     "id": new_id(),
-                    "kind": f"{data.action}_{kind}",
+                    "kind": _charge_kind(data.action, kind),
                     "amount_minor": amount,
-                    "description": data.description or data.action.replace("_", " "),
+                    "description": description,
                     "added_at": ctx.now,
                     "action_id": data.action_id,
                 }
@@ -232,6 +256,12 @@ def _charges(ctx: Ctx, inv: Doc, data: DunningActionTakenData) -> tuple[list[Doc
                 )
             )
     return charges, entries
+
+
+def _charge_kind(action: str, kind: str) -> str:
+    """ "reminder_fee", "collection_notice_interest", "reminder_compensation"; the compensation action's
+    own line is plain "compensation"."""
+    return kind if action == kind else f"{action}_{kind}"
 
 
 async def _reject(

@@ -28,6 +28,7 @@ KINDS: dict[pb.DocumentKind.ValueType, DocumentKind] = {
     pb.DOCUMENT_KIND_CREDIT_NOTE: "credit_note",
     pb.DOCUMENT_KIND_REMINDER: "reminder",
     pb.DOCUMENT_KIND_COLLECTION_NOTICE: "collection_notice",
+    pb.DOCUMENT_KIND_NUDGE: "nudge",
 }
 KIND_PB: dict[str, pb.DocumentKind.ValueType] = {v: k for k, v in KINDS.items()}
 FORMS: dict[pb.DocumentForm.ValueType, Form] = {

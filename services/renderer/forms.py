@@ -16,7 +16,7 @@ from services.renderer.adapters.html import render_email_html, render_page
 from services.renderer.adapters.pdf import PdfRenderer
 from services.renderer.adapters.peppol import PeppolValidator
 from services.renderer.domain import messages
-from services.renderer.domain.model import DocumentView, Form
+from services.renderer.domain.model import MESSAGE_KINDS, DocumentView, Form
 from services.renderer.store import Rendered
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,9 @@ class Rendering:
 def forms_for(view: DocumentView) -> tuple[Form, ...]:
     """Which forms a document gets: EHF only for invoices and credit notes to a Norwegian or Swedish
     business with an organisation number (whom Peppol can address); SMS not for credit notes
-    (nothing to pay)."""
+    (nothing to pay); a nudge is only a message, an e-mail and an SMS (the link leads to the invoice)."""
+    if view.kind in MESSAGE_KINDS:
+        return ("email", "sms")
     forms: list[Form] = ["pdf", "html", "email"]
     if view.kind != "credit_note":
         forms.append("sms")
@@ -68,9 +70,7 @@ def forms_for(view: DocumentView) -> tuple[Form, ...]:
 
 
 def filename(view: DocumentView, form: str) -> str:
-    stem = {"invoice": "invoice", "credit_note": "credit-note", "reminder": "reminder"}.get(
-        view.kind, "collection-notice"
-    )
+    stem = view.kind.replace("_", "-")
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in view.number)[:40]
     return f"{stem}-{safe}.{_SUFFIX[form]}"
 

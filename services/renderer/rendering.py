@@ -64,6 +64,18 @@ class Target:
     invoice_id: str
     credited_invoice_id: str = ""
     deadline: str = ""
+    # A dunning step's: the interest accrued to its day (stated on the document), and its channel
+    # hints (passed on to the dispatcher with the documents).
+    interest_to_date_minor: int = 0
+    channels: tuple[str, ...] = ()
+
+
+# The dunning actions that are a document to the customer (the others only change the amounts).
+_DUNNING_DOCUMENTS: dict[str, DocumentKind] = {
+    "nudge": "nudge",
+    "reminder": "reminder",
+    "collection_notice": "collection_notice",
+}
 
 
 def target_of(event: Event) -> Target | None:
@@ -71,9 +83,15 @@ def target_of(event: Event) -> Target | None:
         return Target("invoice", event.data.invoice.invoice_id)
     if isinstance(event, CreditNoteIssued):
         return Target("credit_note", event.data.credit_note.invoice_id, event.data.invoice.invoice_id)
-    if isinstance(event, ChargeAdded) and event.data.action in ("reminder", "collection_notice"):
-        kind: DocumentKind = "reminder" if event.data.action == "reminder" else "collection_notice"
-        return Target(kind, event.data.invoice.invoice_id, deadline=getattr(event.data, "deadline", ""))
+    if isinstance(event, ChargeAdded) and event.data.action in _DUNNING_DOCUMENTS:
+        data = event.data
+        return Target(
+            _DUNNING_DOCUMENTS[data.action],
+            data.invoice.invoice_id,
+            deadline=data.deadline,
+            interest_to_date_minor=data.interest_to_date_minor,
+            channels=tuple(data.channels),
+        )
     return None
 
 
@@ -142,6 +160,7 @@ class Renderer:
             credited=credited,
             deadline=deadline,
             reminders_before=reminders_before,
+            interest_to_date_minor=target.interest_to_date_minor,
         )
         return view, profile.ehf_attach_pdf, invoice.customer_id, int(invoice.version)
 
@@ -197,7 +216,7 @@ class Renderer:
     async def _prepare_and_render(self, event: Event, target: Target) -> tuple[_Prepared, Rendering]:
         async with self._reads:
             view, attach_pdf, customer_id, invoice_version = await self.view(event.tenant_id, target)
-        item = _Prepared(event, view, attach_pdf, customer_id, invoice_version)
+        item = _Prepared(event, view, attach_pdf, customer_id, invoice_version, target.channels)
         return item, await self._render(item)
 
     async def _render(self, item: _Prepared) -> Rendering:
@@ -274,6 +293,7 @@ class Renderer:
                     forms_available=forms_available,
                     invoice_version=item.invoice_version,
                     source_event_id=item.event.id,
+                    channels=list(item.channels),
                 ),
             )
             outbox.append(outbox_doc(announced, DOCUMENT_TOPIC))
@@ -305,3 +325,4 @@ class _Prepared:
     attach_pdf: bool
     customer_id: str
     invoice_version: int
+    channels: tuple[str, ...] = ()

@@ -219,6 +219,105 @@ async def test_a_reminder_states_the_claim_the_fee_and_the_deadline(
     assert f"{gross // 100:,}".replace(",", " ") + f",{gross % 100:02d}" in text
 
 
+async def test_a_nudge_is_a_friendly_email_and_sms_with_the_payment_link(
+    render_world: RenderWorld, producer: AIOKafkaProducer
+) -> None:
+    w = render_world
+    tenant = await w.tenant()
+    invoice = await tenant.issue(
+        invoice_request(customer=consumer(), issue_date=today() - timedelta(days=20), due_in_days=14)
+    )
+    await documents_of(w.stub, tenant, invoice.id, at_least=4)  # the invoice's own forms first
+    nudge = DunningActionTaken(
+        tenant_id=tenant.tenant.id,
+        subject=invoice.id,
+        occurred_at=datetime.now(UTC),
+        data=DunningActionTakenData(
+            action_id=f"action-{uuid.uuid4()}",
+            invoice_id=invoice.id,
+            based_on_version=invoice.version,
+            action="nudge",
+            channels=["sms", "email"],
+            payment_link=True,
+        ),
+    )
+    await publish(producer, w.topics[DUNNING_TOPIC], nudge)
+
+    docs = by_form(await documents_of(w.stub, tenant, invoice.id, at_least=6), rpb.DOCUMENT_KIND_NUDGE)
+    assert set(docs) == {"email", "sms"}  # no PDF, no page, no EHF: only the message
+    _, sms = await read_document(w.stub, tenant, docs["sms"].id)
+    text = sms.decode()
+    assert len(text) <= 160
+    gross = invoice.gross_total.minor_units
+    assert f"{gross // 100:,}".replace(",", " ") + f",{gross % 100:02d}" in text
+    assert f"{datetime.fromisoformat(invoice.due_date):%d.%m.%Y}" in text
+    link = text.split()[-1]
+    assert invoice_from_token(link.rsplit("/i/", 1)[1], LINK_SECRET) == invoice.id
+    _, raw = await read_document(w.stub, tenant, docs["email"].id)
+    message = email.message_from_bytes(raw, policy=default)
+    assert str(message["Subject"]).startswith("Vennlig påminnelse: faktura " + invoice.invoice_number)
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert link in plain.get_content()
+    assert "PDF" not in plain.get_content()
+
+    def announced() -> list[dict[str, Any]] | None:
+        found = [
+            e
+            for e in rendered_events(w.document_events, tenant.tenant.id, invoice.id)
+            if e["kind"] == "nudge"
+        ]
+        return found if len(found) >= 2 else None
+
+    events = await w.document_events.wait_for(announced, what="DocumentRendered for the nudge")
+    assert sorted(e["form"] for e in events) == ["email", "sms"]
+    assert all(e["channels"] == ["sms", "email"] for e in events)
+    assert all(sorted(e["forms_available"]) == ["email", "sms"] for e in events)
+    assert {e["source_event_id"] for e in events} != {nudge.id}  # rendered for the ledger's ChargeAdded
+
+
+async def test_a_business_reminder_states_its_compensation_and_the_interest_to_date(
+    render_world: RenderWorld, producer: AIOKafkaProducer
+) -> None:
+    w = render_world
+    tenant = await w.tenant()
+    invoice = await tenant.issue(invoice_request(issue_date=today() - timedelta(days=40), due_in_days=14))
+    deadline = today() + timedelta(days=14)
+    reminder = DunningActionTaken(
+        tenant_id=tenant.tenant.id,
+        subject=invoice.id,
+        occurred_at=datetime.now(UTC),
+        data=DunningActionTakenData(
+            action_id=f"action-{uuid.uuid4()}",
+            invoice_id=invoice.id,
+            based_on_version=invoice.version,
+            action="reminder",
+            fee_minor=35_00,
+            compensation_minor=435_00,
+            interest_to_date_minor=9_87,
+            description="Purregebyr",
+            deadline=deadline.isoformat(),
+            channels=["email", "print"],
+        ),
+    )
+    await publish(producer, w.topics[DUNNING_TOPIC], reminder)
+
+    docs = by_form(
+        await documents_of(w.stub, tenant, invoice.id, at_least=9, timeout=60), rpb.DOCUMENT_KIND_REMINDER
+    )
+    assert set(docs) == {"pdf", "html", "email", "sms"}
+    _, pdf = await read_document(w.stub, tenant, docs["pdf"].id)
+    text = " ".join(pdf_text(pdf).split())
+    assert "Standardkompensasjon (forsinkelsesrenteloven § 3a)" in text
+    assert "435,00" in text
+    assert "Påløpt forsinkelsesrente per" in text
+    assert "9,87" in text
+    _, raw = await read_document(w.stub, tenant, docs["email"].id)
+    plain = email.message_from_bytes(raw, policy=default).get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert "Påløpt forsinkelsesrente" in plain.get_content()
+
+
 async def test_a_redelivered_event_renders_nothing_twice(
     render_world: RenderWorld, producer: AIOKafkaProducer
 ) -> None:

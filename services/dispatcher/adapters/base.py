@@ -17,7 +17,9 @@ from typing import Literal, Protocol
 
 ChannelName = Literal["email", "sms", "ehf", "efaktura", "vipps", "print", "avtalegiro"]
 CHANNELS: tuple[ChannelName, ...] = ("email", "sms", "ehf", "efaktura", "vipps", "print", "avtalegiro")
-DocumentKind = Literal["invoice", "credit_note", "reminder", "collection_notice"]
+DocumentKind = Literal["invoice", "credit_note", "nudge", "reminder", "collection_notice"]
+# Kinds that are only a message (the renderer makes no PDF of them): an e-mail goes without attachment.
+MESSAGE_KINDS: frozenset[DocumentKind] = frozenset({"nudge"})
 # Which contact a failure shows to be bad (the ledger flags it for cleaning).
 Contact = Literal["email", "phone", "address", "ehf", "efaktura"]
 

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import aiosmtplib
 
 from services.dispatcher.adapters.base import (
+    MESSAGE_KINDS,
     BadReceipt,
     ChannelError,
     ChannelName,
@@ -50,6 +51,7 @@ _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _STEMS: dict[DocumentKind, str] = {
     "invoice": "invoice",
     "credit_note": "credit-note",
+    "nudge": "nudge",
     "reminder": "reminder",
     "collection_notice": "collection-notice",
 }
@@ -82,7 +84,8 @@ def mailbox(value: str) -> str:
 
 
 def build_message(out: Outgoing, *, sender: str, reply_to: str = "", now: datetime | None = None) -> bytes:
-    """The renderer's message (subject, text, HTML) with our headers and the PDF attached, as sent.
+    """The renderer's message (subject, text, HTML) with our headers and the PDF attached, as sent (a
+    nudge is only the message: it has no PDF).
 
     `sender` is the From address; `reply_to` defaults to it. Raises ChannelError when the recipient
     has no usable address or a form is missing (nothing a retry can change).
@@ -99,7 +102,7 @@ def build_message(out: Outgoing, *, sender: str, reply_to: str = "", now: dateti
             "the delivery id cannot be a Message-ID", retryable=False, code="invalid_delivery_id"
         )
     rendered, pdf = out.documents.get("email"), out.documents.get("pdf")
-    if not rendered or not pdf:
+    if not rendered or (not pdf and out.kind not in MESSAGE_KINDS):
         missing = "email" if not rendered else "pdf"
         raise ChannelError(f"no {missing} form was rendered", retryable=False, code="no_document")
     fields, body = _split_message(rendered)
@@ -134,16 +137,23 @@ def build_message(out: Outgoing, *, sender: str, reply_to: str = "", now: dateti
         f"Content-Disposition: {disposition}",
     ]
     crlf = "\r\n"
+    attached = (
+        (
+            f"{crlf}--{boundary}{crlf}".encode(),
+            (crlf.join(attachment) + crlf + crlf).encode(),
+            base64.encodebytes(pdf).replace(b"\n", b"\r\n"),
+            f"--{boundary}--{crlf}".encode(),
+        )
+        if pdf
+        else (f"{crlf}--{boundary}--{crlf}".encode(),)
+    )
     return b"".join(
         (
             (crlf.join(outer) + crlf + crlf).encode("ascii", "surrogateescape"),
             f"--{boundary}{crlf}".encode(),
             (crlf.join(inner) + crlf + crlf).encode("ascii", "surrogateescape"),
             _CRLF.sub(b"\r\n", body),
-            f"{crlf}--{boundary}{crlf}".encode(),
-            (crlf.join(attachment) + crlf + crlf).encode(),
-            base64.encodebytes(pdf).replace(b"\n", b"\r\n"),
-            f"--{boundary}--{crlf}".encode(),
+            *attached,
         )
     )
 

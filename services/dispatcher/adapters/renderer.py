@@ -25,6 +25,7 @@ _KINDS = {
     "credit_note": pb.DOCUMENT_KIND_CREDIT_NOTE,
     "reminder": pb.DOCUMENT_KIND_REMINDER,
     "collection_notice": pb.DOCUMENT_KIND_COLLECTION_NOTICE,
+    "nudge": pb.DOCUMENT_KIND_NUDGE,
 }
 
 

@@ -1,19 +1,21 @@
 """The channel plan: which channels can carry a document to a customer, best first.
 
 Pure: the customer as the ledger knows it, the document, the tenant's rules and what the registries
-said go in; the candidates and why every other channel was passed over come out. The customer's own
-choices come first (in their order), then the tenant's order for their kind of customer; a channel
-is usable only with the contact it needs (not flagged as bad), the consent it needs, the form the
-renderer made for it, and — for EHF and eFaktura — the receiver registered.
+said go in; the candidates and why every other channel was passed over come out. A dunning step's
+channel hints come first (those the tenant's order for the document allows), then the customer's own
+choices (in their order), then the tenant's order for their kind of customer; a channel is usable
+only with the contact it needs (not flagged as bad), the consent it needs, the form the renderer made
+for it, and — for EHF and eFaktura — the receiver registered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
+from typing import cast
 
 from services.dispatcher.adapters.base import ChannelName, Contact
-from services.dispatcher.domain.rules import CustomerKind, DeliveryRules, DocumentKind
+from services.dispatcher.domain.rules import NUDGE_CHANNELS, CustomerKind, DeliveryRules, DocumentKind
 
 # The renderer's forms each channel sends (any one of a tuple is enough).
 FORMS: Mapping[ChannelName, tuple[str, ...]] = {
@@ -64,6 +66,8 @@ class Document:
     forms: frozenset[str]
     # Whether it asks for a payment (an invoice or reminder with something left to pay).
     payable: bool = True
+    # The dunning step's channel hints, preferred first (empty: none given).
+    hints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ def unusable(
 ) -> str | None:
     """Why `channel` cannot carry this document to this customer, or None when it can. A registry
     answer of None means "not asked yet": the channel stays a candidate until it is asked."""
+    if document.kind == "nudge" and channel not in NUDGE_CHANNELS:
+        return "a nudge goes by SMS or e-mail only"
     if not any(form in document.forms for form in FORMS[channel]):
         return f"no {'/'.join(FORMS[channel])} form rendered"
     if CONTACT[channel] in customer.flagged:
@@ -140,9 +146,12 @@ def plan(
     used: Set[str] = frozenset(),
     only: tuple[ChannelName, ...] | None = None,
 ) -> Plan:
-    """The usable channels, best first: the customer's choices, then the tenant's order (or `only`,
-    a fallback rule's list). `used`: channels this document went out on already (never twice)."""
-    order = only if only is not None else (*customer.preferences, *rules.order(document.kind, customer.kind))
+    """The usable channels, best first: the document's hints the tenant's order allows, the customer's
+    choices, then the tenant's order (or `only`, a fallback rule's list). `used`: channels this
+    document went out on already (never twice)."""
+    tenants = rules.order(document.kind, customer.kind)
+    hinted = tuple(channel for channel in channels_named(document.hints) if channel in tenants)
+    order = only if only is not None else (*hinted, *customer.preferences, *tenants)
     seen: list[ChannelName] = []
     passed: dict[ChannelName, str] = {}
     for channel in order:
@@ -156,4 +165,15 @@ def plan(
             seen.append(channel)
         else:
             passed[channel] = why
+    if only is None:
+        for channel in channels_named(document.hints):
+            if channel not in seen and channel not in passed:
+                passed[channel] = (
+                    f"hinted, but not among the tenant's channels for a {document.kind.replace('_', ' ')}"
+                )
     return Plan(tuple(seen), passed)
+
+
+def channels_named(hints: tuple[str, ...]) -> tuple[ChannelName, ...]:
+    """The hints that name a channel, in their order (an unknown name is no channel)."""
+    return tuple(cast(ChannelName, hint) for hint in hints if hint in FORMS)

@@ -23,7 +23,10 @@ Condition = Literal["failed", "unopened", "undelivered"]
 # "operator": no channel to try; a deviation asks a person to act.
 Target = ChannelName | Literal["operator"]
 CustomerKind = Literal["consumer", "business"]
-DocumentKind = Literal["invoice", "credit_note", "reminder", "collection_notice"]
+DocumentKind = Literal["invoice", "credit_note", "nudge", "reminder", "collection_notice"]
+# The channels a nudge may take: it is a short message with the payment link (the renderer makes only
+# its e-mail and SMS), never a letter, an EHF document or a payment claim.
+NUDGE_CHANNELS: frozenset[ChannelName] = frozenset({"sms", "email"})
 
 
 class _Rules(BaseModel):
@@ -31,13 +34,18 @@ class _Rules(BaseModel):
 
 
 class FallbackRule(_Rules):
-    """When a delivery on `channel` meets `when` (after `after`), try `then`, the first usable."""
+    """When a delivery on `channel` meets `when` (after `after`), try `then`, the first usable.
+    `documents`: the kinds of document the rule is for (empty: every kind)."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     channel: ChannelName
     when: Condition
     after: timedelta = timedelta(0)
     then: tuple[Target, ...] = Field(min_length=1)
+    documents: tuple[DocumentKind, ...] = ()
+
+    def applies_to(self, document: DocumentKind) -> bool:
+        return not self.documents or document in self.documents
 
     @model_validator(mode="after")
     def _sane(self) -> FallbackRule:
@@ -76,6 +84,9 @@ class DeliveryRules(_Rules):
         consumer=("efaktura", "email", "print"),
         business=("email", "print"),
     )
+    # Nudges (a friendly word with the payment link before any reminder): SMS first, e-mail after;
+    # only these two (NUDGE_CHANNELS).
+    nudges: ChannelOrder = ChannelOrder(consumer=("sms", "email"), business=("sms", "email"))
     # Whether a consumer's e-mail address is enough, or e-mail needs their consent (or their choice of
     # e-mail): Norwegian bookkeeping rules want the consumer's acceptance of electronic invoices.
     consumer_email_needs_consent: bool = True
@@ -99,6 +110,10 @@ class DeliveryRules(_Rules):
             then=("efaktura", "email", "print"),
         ),
         FallbackRule(name="vipps-failed-email", channel="vipps", when="failed", then=("email", "print")),
+        # Before the general SMS rule: the first rule that applies is the one taken.
+        FallbackRule(
+            name="nudge-sms-failed-email", channel="sms", when="failed", then=("email",), documents=("nudge",)
+        ),
         FallbackRule(name="sms-failed-print", channel="sms", when="failed", then=("print",)),
         FallbackRule(name="print-returned", channel="print", when="failed", then=("operator",)),
         FallbackRule(
@@ -124,12 +139,29 @@ class DeliveryRules(_Rules):
             raise ValueError("fallback rule names must be unique")
         return self
 
+    @model_validator(mode="after")
+    def _nudges_are_messages(self) -> DeliveryRules:
+        other = sorted({*self.nudges.consumer, *self.nudges.business} - NUDGE_CHANNELS)
+        if other:
+            raise ValueError(f"nudges go by SMS or e-mail only, not {', '.join(other)}")
+        return self
+
     def order(self, document: DocumentKind, customer: CustomerKind) -> tuple[ChannelName, ...]:
+        if document == "nudge":
+            return self.nudges.for_kind(customer)
         chosen = self.reminders if document in ("reminder", "collection_notice") else self.documents
         return chosen.for_kind(customer)
 
-    def rules_for(self, channel: ChannelName, when: Condition) -> tuple[FallbackRule, ...]:
-        return tuple(r for r in self.fallbacks if r.channel == channel and r.when == when)
+    def rules_for(
+        self, channel: ChannelName, when: Condition, document: DocumentKind | None = None
+    ) -> tuple[FallbackRule, ...]:
+        """The rules for a delivery on `channel` meeting `when`, in order (of a `document` kind: those
+        that apply to it)."""
+        return tuple(
+            r
+            for r in self.fallbacks
+            if r.channel == channel and r.when == when and (document is None or r.applies_to(document))
+        )
 
 
 DEFAULT_RULES = DeliveryRules()

@@ -187,6 +187,7 @@ def check_can_write_off(status: InvoiceStatus, position: Position) -> None:
 
 
 DUNNING_ACTIONS: Final = (
+    "nudge",
     "reminder",
     "collection_notice",
     "collection_handoff",
@@ -196,6 +197,8 @@ DUNNING_ACTIONS: Final = (
 
 
 def dunning_stage_after(action: str, current: DunningStage) -> DunningStage:
+    """The stage an applied action leaves the invoice at (a nudge, interest and compensation leave it
+    where it was)."""
     return {
         "reminder": max(current, DunningStage.REMINDED),
         "collection_notice": max(current, DunningStage.COLLECTION_NOTICE),
@@ -225,6 +228,9 @@ def dunning_rejection(
         return "STALE", f"based on version {based_on_version}, the invoice is at version {version}"
     if status in (S.OPEN, S.PART_PAID):
         return "NOT_OVERDUE", "the invoice is not overdue"
+    if action == "nudge" and stage > DunningStage.NONE:
+        # A nudge is the friendly word before the first reminder, never a softer step after one.
+        return "STAGE_PASSED", f"a nudge comes before reminders; the invoice is at stage {stage.name.lower()}"
     if action == "collection_handoff" and stage < DunningStage.COLLECTION_NOTICE:
         return "NO_COLLECTION_NOTICE", "a claim is handed to collection only after a collection notice"
     # The stage the action itself stands for, not max(it, stage): a reminder after the notice is refused.
@@ -232,4 +238,31 @@ def dunning_rejection(
         return "STAGE_PASSED", f"the invoice is already at dunning stage {stage.name.lower()}"
     if stage >= DunningStage.IN_COLLECTION and action != "late_interest":
         return "IN_COLLECTION", "the claim is with the collection agency"
+    return None
+
+
+def is_compensation(charge_kind: str) -> bool:
+    """Whether a charge line is the fixed B2B compensation ("compensation", "reminder_compensation")."""
+    return charge_kind == "compensation" or charge_kind.endswith("_compensation")
+
+
+def charge_rejection(
+    action: str,
+    *,
+    fee: int,
+    interest: int,
+    compensation: int,
+    customer_kind: str,
+    compensation_charged: bool,
+) -> tuple[str, str] | None:
+    """Why the amounts a dunning action proposes must not be charged, as (reason code, detail);
+    None = charge them. The action itself is judged by `dunning_rejection` first."""
+    if action == "nudge" and (fee or interest or compensation):
+        return "NUDGE_CHARGES", "a nudge charges no fee, interest or compensation"
+    if compensation and customer_kind != "business":
+        # NO: forsinkelsesrenteloven § 3a (standardkompensasjon); SE: lag (2013:7) (förseningsersättning).
+        return "COMPENSATION_FROM_CONSUMER", "the fixed compensation is charged to businesses only"
+    if compensation and compensation_charged:
+        # A fixed amount per claim, once (the dunning service subtracts fees already charged).
+        return "COMPENSATION_CHARGED", "the fixed compensation was charged on this claim already"
     return None

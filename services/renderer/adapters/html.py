@@ -11,8 +11,8 @@ import base64
 from html import escape
 
 from services.renderer.domain.formatting import Pair, Presentation, TotalRow, long_date, present
-from services.renderer.domain.messages import email_subject
-from services.renderer.domain.model import DocumentView
+from services.renderer.domain.messages import email_subject, wording
+from services.renderer.domain.model import MESSAGE_KINDS, DocumentView
 from services.renderer.domain.texts import text
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -229,7 +229,7 @@ def render_email_html(view: DocumentView) -> str:
     )
     due = long_date(view.due_date, language) if view.due_date is not None else ""
     lead = text(
-        f"email.lead.{view.kind}",
+        f"email.lead.{wording(view)}",
         language,
         number=view.number,
         seller=view.seller.legal_name,
@@ -249,6 +249,9 @@ def render_email_html(view: DocumentView) -> str:
         # A reminder or notice sent by e-mail says all the law asks of it in the e-mail itself.
         lead = shown.dunning.legal
     signature = _e(text("email.signature", language, seller=view.seller.legal_name)).replace("\n", "<br>")
+    attachment_note = (
+        "" if view.kind in MESSAGE_KINDS else f"<p>{_e(text('email.attachment_note', language))}</p>"
+    )
     footer = _lines_html((shown.seller.name, *shown.seller.lines, *shown.seller_legal))
     return (
         f'<!DOCTYPE html><html lang="{_e(language)}"><head><meta charset="utf-8">'
@@ -266,7 +269,7 @@ def render_email_html(view: DocumentView) -> str:
         f"<p>{_e(lead)}</p>"
         f'<table role="presentation" cellpadding="0" cellspacing="0">{details}</table>'
         f"{button}"
-        f"<p>{_e(text('email.attachment_note', language))}</p>"
+        f"{attachment_note}"
         f"<p>{signature}</p>"
         f'<p style="font-size:12px;color:#777;border-top:1px solid #e5e5e5;padding-top:12px">{footer}</p>'
         f"</td></tr></table></td></tr></table></body></html>"

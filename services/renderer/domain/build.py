@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from services.common.creditor import CreditorProfile
 from services.renderer.domain.model import (
@@ -121,13 +121,23 @@ def vat_of(invoice: Any, lines: tuple[Line, ...]) -> tuple[VatSubtotal, ...]:
     return tuple(subtotals)
 
 
+def charge_kind(ledger_kind: str) -> Literal["fee", "interest", "compensation"]:
+    """The ledger's charge kinds ("reminder_fee", "late_interest_interest", "reminder_compensation",
+    "compensation") as a document lists them."""
+    if ledger_kind.endswith("interest"):
+        return "interest"
+    if ledger_kind == "compensation" or ledger_kind.endswith("_compensation"):
+        return "compensation"
+    return "fee"
+
+
 def charges_of(invoice: Any) -> tuple[Charge, ...]:
     found = []
     for c in invoice.charges:
         added = datetime.fromisoformat(c.added_at.replace("Z", "+00:00")).date() if c.added_at else date.min
         found.append(
             Charge(
-                kind="interest" if c.kind.endswith("interest") else "fee",
+                kind=charge_kind(c.kind),
                 description=c.description,
                 amount_minor=c.amount_minor,
                 added_on=added,
@@ -148,10 +158,12 @@ def build_view(
     credited: Any = None,
     deadline: date | None = None,
     reminders_before: int = 0,
+    interest_to_date_minor: int = 0,
 ) -> DocumentView:
     """`invoice` and `customer` are the ledger's messages (fordring.ledger.v1 Invoice and Customer);
-    `credited` is the invoice a credit note credits; reminders and notices pass their deadline and
-    how many reminders came before."""
+    `credited` is the invoice a credit note credits; reminders and notices pass their deadline, how
+    many reminders came before and the interest accrued to the notice's date. A nudge is dated the
+    day it is sent and names the invoice's own due date."""
     lines = lines_of(invoice)
     issue_date = date.fromisoformat(invoice.issue_date)
     dunning = None
@@ -169,8 +181,11 @@ def build_view(
             credited_minor=invoice.credited_total.minor_units,
             charges=charges_of(invoice),
             deadline=deadline,
+            interest_to_date_minor=interest_to_date_minor,
         )
         due_date = deadline
+        document_date = notice_date
+    if kind == "nudge":
         document_date = notice_date
     if kind == "credit_note":
         due_date = None

@@ -304,8 +304,8 @@ def check_document(view: DocumentView) -> None:
                 f"{view.kind} for invoice {view.number}: the deadline {view.dunning.deadline} is {days} days "
                 f"after sending ({view.issue_date}); at least {MIN_DUNNING_DAYS} are required"
             )
-    if view.kind == "invoice" and view.due_date is None:
-        raise DocumentError(f"invoice {view.number} has no due date")
+    if view.kind in ("invoice", "nudge") and view.due_date is None:
+        raise DocumentError(f"{view.kind} for invoice {view.number} has no due date")
 
 
 def document_title(view: DocumentView) -> str:
@@ -347,7 +347,8 @@ def payment_box(view: DocumentView) -> PaymentBox | None:
     if view.kind == "credit_note":
         return None
     language = view.language
-    due_label = "label.due_date" if view.kind == "invoice" else "label.deadline"
+    # A nudge names the invoice's own due date; a reminder or notice its new deadline.
+    due_label = "label.due_date" if view.kind in ("invoice", "nudge") else "label.deadline"
     reference = None
     if view.kid:
         reference = Pair(
@@ -403,6 +404,11 @@ def _facts(view: DocumentView) -> tuple[Pair, ...]:
     elif view.kind == "invoice":
         facts.append(Pair(text("label.invoice_number", language), view.number))
         facts.append(Pair(text("label.invoice_date", language), short_date(view.issue_date, language)))
+        if view.due_date is not None:
+            facts.append(Pair(text("label.due_date", language), short_date(view.due_date, language)))
+    elif view.kind == "nudge":
+        facts.append(Pair(text("label.invoice_number", language), view.number))
+        facts.append(Pair(text("label.notice_date", language), short_date(view.issue_date, language)))
         if view.due_date is not None:
             facts.append(Pair(text("label.due_date", language), short_date(view.due_date, language)))
     else:
@@ -508,6 +514,9 @@ def _dunning(view: DocumentView) -> DunningBox | None:
         rows.append(TotalRow(text("label.fees_and_interest", language), "", "heading"))
         for charge in dunning.charges:
             what = charge.description or text(f"label.{charge.kind}.{jurisdiction}", language)
+            if charge.kind == "compensation":
+                # The ledger's line carries the step's name; the debtor is owed the law's.
+                what = text(f"label.compensation.{jurisdiction}", language)
             label = text(
                 "label.charge_added", language, what=what, date=short_date(charge.added_on, language)
             )
@@ -517,16 +526,46 @@ def _dunning(view: DocumentView) -> DunningBox | None:
             text("label.total_due", language), money(view.amount_due_minor, currency, language), "strong"
         )
     )
+    if dunning.interest_to_date_minor > 0:
+        rows.append(
+            TotalRow(
+                text("label.interest_to_date", language, date=short_date(view.issue_date, language)),
+                money(dunning.interest_to_date_minor, currency, language),
+            )
+        )
+    return DunningBox(rows=tuple(rows), legal=dunning_legal(view))
+
+
+def dunning_legal(view: DocumentView) -> str:
+    """What the law asks a reminder or notice to say, in words (the PDF, the page and both e-mail
+    bodies): the creditor's law's text, then the interest accrued to the notice's date and whether the
+    amount to pay includes it (a reminder states what is owed: the claim, fees and interest, apart)."""
+    dunning = view.dunning
+    if dunning is None:
+        raise DocumentError(f"{view.kind} for invoice {view.number} has no dunning facts")
+    language, currency = view.language, view.currency
     legal_key = "legal.reminder" if view.kind == "reminder" else "legal.notice"
     legal = text(
-        f"{legal_key}.{jurisdiction}",
+        f"{legal_key}.{view.seller.jurisdiction}",
         language,
         number=view.number,
         due_date=long_date(dunning.original_due_date, language),
         amount=money(view.amount_due_minor, currency, language),
         deadline=long_date(dunning.deadline, language),
     )
-    return DunningBox(rows=tuple(rows), legal=legal)
+    accrued = dunning.interest_to_date_minor
+    if accrued <= 0:
+        return legal
+    charged = dunning.interest_minor
+    how = "included" if charged >= accrued else ("partly" if charged > 0 else "extra")
+    interest = text(
+        f"text.interest_to_date.{how}",
+        language,
+        date=long_date(view.issue_date, language),
+        amount=money(accrued, currency, language),
+        charged=money(charged, currency, language),
+    )
+    return f"{legal} {interest}"
 
 
 def _credit(view: DocumentView) -> CreditBox | None:

@@ -13,12 +13,13 @@ import unicodedata
 from services.renderer.domain.formatting import (
     check_document,
     document_title,
+    dunning_legal,
     long_date,
     money,
     payment_box,
     short_date,
 )
-from services.renderer.domain.model import DocumentView
+from services.renderer.domain.model import MESSAGE_KINDS, DocumentView
 from services.renderer.domain.texts import text
 
 SMS_LIMIT = 160  # septets in one GSM-7 message
@@ -84,6 +85,14 @@ def _values(view: DocumentView) -> dict[str, str]:
     }
 
 
+def wording(view: DocumentView) -> str:
+    """Whose texts a document takes: its kind's, but a nudge sent on or before the due date says the
+    invoice falls due, not that it fell due."""
+    if view.kind == "nudge" and view.due_date is not None and view.issue_date <= view.due_date:
+        return "nudge_early"
+    return view.kind
+
+
 def email_subject(view: DocumentView) -> str:
     """ "Faktura 10023 fra Fjordline Energi AS"."""
     check_document(view)
@@ -93,7 +102,7 @@ def email_subject(view: DocumentView) -> str:
 
 def email_text(view: DocumentView) -> str:
     """The plain-text body: greeting, what and how much, how to pay, the link, the law's words for a
-    reminder or notice, the signature."""
+    reminder or notice, the signature. A nudge is the message itself: nothing is attached."""
     check_document(view)
     language = view.language
     values = _values(view)
@@ -101,19 +110,9 @@ def email_text(view: DocumentView) -> str:
     parts = [text("email.greeting", language, name=view.buyer.name)]
     if view.dunning is not None and view.kind in ("reminder", "collection_notice"):
         # A reminder or notice sent by e-mail says all the law asks of it in the e-mail itself.
-        legal_key = "legal.reminder" if view.kind == "reminder" else "legal.notice"
-        parts.append(
-            text(
-                f"{legal_key}.{view.seller.jurisdiction}",
-                language,
-                number=view.number,
-                due_date=long_date(view.dunning.original_due_date, language),
-                amount=values["amount"],
-                deadline=long_date(view.dunning.deadline, language),
-            )
-        )
+        parts.append(dunning_legal(view))
     else:
-        parts.append(text(f"email.lead.{view.kind}", language, **values))
+        parts.append(text(f"email.lead.{wording(view)}", language, **values))
     box = payment_box(view)
     if box is not None:
         rows = [box.amount, *([box.due] if box.due else []), *([box.reference] if box.reference else [])]
@@ -122,7 +121,8 @@ def email_text(view: DocumentView) -> str:
     if view.payment_link:
         link_label = "label.view_online" if view.kind == "credit_note" else "label.pay_online"
         parts.append(f"{text(link_label, language)}: {view.payment_link}")
-    parts.append(text("email.attachment_note", language))
+    if view.kind not in MESSAGE_KINDS:
+        parts.append(text("email.attachment_note", language))
     parts.append(text("email.signature", language, seller=view.seller.legal_name))
     return "\n\n".join(parts) + "\n"
 
@@ -135,7 +135,7 @@ def sms_text(view: DocumentView) -> str:
     values["seller"] = _gsm7_friendly(values["seller"])
     values["number"] = _gsm7_friendly(values["number"])
     lengths = ("long", "short", "shortest") if view.kid or view.kind != "invoice" else ("short", "shortest")
-    candidates = [text(f"sms.{view.kind}.{length}", view.language, **values) for length in lengths]
+    candidates = [text(f"sms.{wording(view)}.{length}", view.language, **values) for length in lengths]
     for candidate in candidates:
         septets = gsm7_septets(candidate)
         if septets is not None and septets <= SMS_LIMIT:

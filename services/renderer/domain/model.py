@@ -10,7 +10,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-DocumentKind = Literal["invoice", "credit_note", "reminder", "collection_notice"]
+DocumentKind = Literal["invoice", "credit_note", "nudge", "reminder", "collection_notice"]
+# Kinds that are only a message (e-mail and SMS): no PDF to attach or print, no invoice page of their own.
+MESSAGE_KINDS: frozenset[DocumentKind] = frozenset({"nudge"})
 Language = Literal["nb", "sv", "en"]
 # UNCL5305 as EN 16931 uses it: standard, zero rated, exempt, reverse charge, intra-community,
 # export outside the EU/EEA, outside the scope of VAT.
@@ -102,9 +104,9 @@ class VatSubtotal:
 
 @dataclass(frozen=True)
 class Charge:
-    """A fee or interest a dunning step added to the claim."""
+    """A fee, interest or the fixed B2B compensation a dunning step added to the claim."""
 
-    kind: Literal["fee", "interest"]
+    kind: Literal["fee", "interest", "compensation"]
     description: str
     amount_minor: int
     added_on: date
@@ -131,10 +133,13 @@ class Dunning:
     original_due_date: date
     paid_minor: int
     credited_minor: int
-    # Every fee and interest charge so far, this step's included.
+    # Every fee, interest and compensation charge so far, this step's included.
     charges: tuple[Charge, ...]
     # The new payment deadline (at least 14 days after the notice is sent).
     deadline: date
+    # Late-payment interest accrued from the due date to the notice's date, as the dunning step
+    # computed it (0: not stated). Shown whatever part of it is charged (the interest charges).
+    interest_to_date_minor: int = 0
 
     @property
     def fees_minor(self) -> int:
@@ -143,6 +148,10 @@ class Dunning:
     @property
     def interest_minor(self) -> int:
         return sum(c.amount_minor for c in self.charges if c.kind == "interest")
+
+    @property
+    def compensation_minor(self) -> int:
+        return sum(c.amount_minor for c in self.charges if c.kind == "compensation")
 
 
 @dataclass(frozen=True)
@@ -153,9 +162,10 @@ class DocumentView:
     invoice_id: str
     # The invoice's or credit note's number (a reminder shows its invoice's number).
     number: str
-    # The document's date: the invoice's or credit note's issue date, a reminder's sending date.
+    # The document's date: the invoice's or credit note's issue date, a reminder's or nudge's sending date.
     issue_date: date
-    # Invoices: the due date; reminders and notices: the new deadline; credit notes: None.
+    # Invoices and nudges: the (original) due date; reminders and notices: the new deadline; credit
+    # notes: None.
     due_date: date | None
     currency: str
     seller: Seller

@@ -19,6 +19,7 @@ _TEXTS: dict[str, dict[Language, str]] = {
     # Titles.
     "title.invoice": {"nb": "Faktura", "sv": "Faktura", "en": "Invoice"},
     "title.credit_note": {"nb": "Kreditnota", "sv": "Kreditfaktura", "en": "Credit note"},
+    "title.nudge": {"nb": "Vennlig påminnelse", "sv": "Vänlig påminnelse", "en": "Friendly reminder"},
     "title.reminder": {"nb": "Purring", "sv": "Påminnelse", "en": "Payment reminder"},
     "title.reminder_repeat": {
         "nb": "{stage}. gangs purring",
@@ -140,6 +141,65 @@ _TEXTS: dict[str, dict[Language, str]] = {
     "label.fee.SE": {"nb": "Påminnelsesgebyr", "sv": "Påminnelseavgift", "en": "Reminder fee"},
     "label.interest.NO": {"nb": "Forsinkelsesrente", "sv": "Dröjsmålsränta", "en": "Late-payment interest"},
     "label.interest.SE": {"nb": "Forsinkelsesrente", "sv": "Dröjsmålsränta", "en": "Late-payment interest"},
+    # The fixed B2B compensation: named by its law whatever the step was called.
+    "label.compensation.NO": {
+        "nb": "Standardkompensasjon (forsinkelsesrenteloven § 3a)",
+        "sv": "Standardkompensasjon (norska forsinkelsesrenteloven § 3a)",
+        "en": "Fixed compensation (Norwegian Late Payment Interest Act § 3a)",
+    },
+    "label.compensation.SE": {
+        "nb": "Förseningsersättning (svensk fast kompensasjon)",
+        "sv": "Förseningsersättning",
+        "en": "Förseningsersättning (Swedish fixed compensation)",
+    },
+    # Interest accrued to the notice's date, stated whether or not it is charged yet.
+    "label.interest_to_date": {
+        "nb": "Påløpt forsinkelsesrente per {date}",
+        "sv": "Upplupen dröjsmålsränta per {date}",
+        "en": "Late-payment interest accrued to {date}",
+    },
+    "text.interest_to_date.included": {
+        "nb": (
+            "Påløpt forsinkelsesrente per {date} er {amount} og er tatt med i beløpet å betale. Renten "
+            "løper til kravet er betalt."
+        ),
+        "sv": (
+            "Upplupen dröjsmålsränta per {date} är {amount} och ingår i beloppet att betala. Räntan löper "
+            "tills fordran är betald."
+        ),
+        "en": (
+            "Late-payment interest accrued to {date} is {amount} and is included in the amount to pay. "
+            "Interest runs until the claim is paid."
+        ),
+    },
+    "text.interest_to_date.partly": {
+        "nb": (
+            "Påløpt forsinkelsesrente per {date} er {amount}, hvorav {charged} er tatt med i beløpet å "
+            "betale; resten kommer i tillegg. Renten løper til kravet er betalt."
+        ),
+        "sv": (
+            "Upplupen dröjsmålsränta per {date} är {amount}, varav {charged} ingår i beloppet att betala; "
+            "resten tillkommer. Räntan löper tills fordran är betald."
+        ),
+        "en": (
+            "Late-payment interest accrued to {date} is {amount}, of which {charged} is included in the "
+            "amount to pay; the rest comes in addition. Interest runs until the claim is paid."
+        ),
+    },
+    "text.interest_to_date.extra": {
+        "nb": (
+            "Påløpt forsinkelsesrente per {date} er {amount}. Den kommer i tillegg til beløpet å betale, "
+            "og renten løper til kravet er betalt."
+        ),
+        "sv": (
+            "Upplupen dröjsmålsränta per {date} är {amount}. Den tillkommer utöver beloppet att betala, "
+            "och räntan löper tills fordran är betald."
+        ),
+        "en": (
+            "Late-payment interest accrued to {date} is {amount}. It comes in addition to the amount to "
+            "pay, and interest runs until the claim is paid."
+        ),
+    },
     "label.charge_added": {
         "nb": "{what}, lagt til {date}",
         "sv": "{what}, tillagd {date}",
@@ -276,6 +336,11 @@ _TEXTS: dict[str, dict[Language, str]] = {
         "sv": "Kreditfaktura {number} från {seller}",
         "en": "Credit note {number} from {seller}",
     },
+    "email.subject.nudge": {
+        "nb": "Vennlig påminnelse: faktura {number} fra {seller}",
+        "sv": "Vänlig påminnelse: faktura {number} från {seller}",
+        "en": "Friendly reminder: invoice {number} from {seller}",
+    },
     "email.subject.reminder": {
         "nb": "Purring: faktura {number} fra {seller}",
         "sv": "Påminnelse: faktura {number} från {seller}",
@@ -296,6 +361,39 @@ _TEXTS: dict[str, dict[Language, str]] = {
         "nb": "Her er kreditnota {number} fra {seller} på {amount}. Den krediterer faktura {credited}.",
         "sv": "Här är kreditfaktura {number} från {seller} på {amount}. Den krediterar faktura {credited}.",
         "en": "Here is credit note {number} from {seller} for {amount}. It credits invoice {credited}.",
+    },
+    # A nudge: friendly, no fee, no threat; the amount, the original due date and the link.
+    "email.lead.nudge": {
+        "nb": (
+            "Vi ser at faktura {number} på {amount}, som forfalt {due_date}, ikke er betalt ennå. Kanskje "
+            "har den blitt glemt? Du kan betale enkelt via lenken nedenfor. Har du allerede betalt, kan du "
+            "se bort fra denne meldingen."
+        ),
+        "sv": (
+            "Vi ser att faktura {number} på {amount}, som förföll {due_date}, inte är betald ännu. Den "
+            "kanske har glömts bort? Du kan enkelt betala via länken nedan. Har du redan betalat kan du "
+            "bortse från detta meddelande."
+        ),
+        "en": (
+            "Invoice {number} for {amount}, due on {due_date}, has not been paid yet. Perhaps it slipped "
+            "your mind? You can pay easily with the link below. If you have already paid, please "
+            "disregard this message."
+        ),
+    },
+    # A nudge sent on or before the due date (the dunning service's early nudge).
+    "email.lead.nudge_early": {
+        "nb": (
+            "Faktura {number} på {amount} forfaller {due_date}. Du kan betale enkelt via lenken nedenfor. "
+            "Har du allerede betalt, kan du se bort fra denne meldingen."
+        ),
+        "sv": (
+            "Faktura {number} på {amount} förfaller {due_date}. Du kan enkelt betala via länken nedan. Har "
+            "du redan betalat kan du bortse från detta meddelande."
+        ),
+        "en": (
+            "Invoice {number} for {amount} falls due on {due_date}. You can pay easily with the link "
+            "below. If you have already paid, please disregard this message."
+        ),
     },
     "email.lead.reminder": {
         "nb": "Vi har ikke mottatt betaling for faktura {number}. Betal {amount} innen {due_date}.",
@@ -356,6 +454,36 @@ _TEXTS: dict[str, dict[Language, str]] = {
         "nb": "Kreditnota {amount}: {link}",
         "sv": "Kreditfaktura {amount}: {link}",
         "en": "Credit note {amount}: {link}",
+    },
+    "sms.nudge.long": {
+        "nb": "Hei! Faktura {number} fra {seller} på {amount} forfalt {due_date}. Glemt? Betal her: {link}",
+        "sv": "Hej! Faktura {number} från {seller} på {amount} förföll {due_date}. Glömt? Betala: {link}",
+        "en": "Hi! Invoice {number} from {seller} for {amount} was due {due_date}. Forgotten? Pay: {link}",
+    },
+    "sms.nudge.short": {
+        "nb": "{seller}: vennlig påminnelse om {amount}, forfalt {due_date}. Betal: {link}",
+        "sv": "{seller}: vänlig påminnelse om {amount}, förföll {due_date}. Betala: {link}",
+        "en": "{seller}: a friendly reminder of {amount}, due {due_date}. Pay: {link}",
+    },
+    "sms.nudge.shortest": {
+        "nb": "Påminnelse: {amount} forfalt {due_date}: {link}",
+        "sv": "Påminnelse: {amount} förföll {due_date}: {link}",
+        "en": "Reminder: {amount} due {due_date}: {link}",
+    },
+    "sms.nudge_early.long": {
+        "nb": "Hei! Faktura {number} fra {seller} på {amount} forfaller {due_date}. Betal her: {link}",
+        "sv": "Hej! Faktura {number} från {seller} på {amount} förfaller {due_date}. Betala: {link}",
+        "en": "Hi! Invoice {number} from {seller} for {amount} is due {due_date}. Pay here: {link}",
+    },
+    "sms.nudge_early.short": {
+        "nb": "{seller}: vennlig påminnelse om {amount}, forfall {due_date}. Betal: {link}",
+        "sv": "{seller}: vänlig påminnelse om {amount}, förfaller {due_date}. Betala: {link}",
+        "en": "{seller}: a friendly reminder of {amount}, due {due_date}. Pay: {link}",
+    },
+    "sms.nudge_early.shortest": {
+        "nb": "Påminnelse: {amount} forfaller {due_date}: {link}",
+        "sv": "Påminnelse: {amount} förfaller {due_date}: {link}",
+        "en": "Reminder: {amount} due {due_date}: {link}",
     },
     "sms.reminder.long": {
         "nb": "Purring fra {seller}: faktura {number} er ubetalt. Betal {amount} innen {due_date}: {link}",

@@ -228,3 +228,29 @@ def test_the_delivery_is_found_by_our_message_id() -> None:
 def test_what_is_not_a_receipt_is_refused(body: bytes, content_type: str) -> None:
     with pytest.raises(BadReceipt):
         ADAPTER.parse_receipts(body, content_type)
+
+
+def test_a_nudge_goes_without_an_attachment() -> None:
+    nudge = replace(no_consumer_invoice(), kind="nudge")
+    rendered = received(Forms.email(nudge))
+
+    message = received(
+        build_message(
+            outgoing(kind="nudge", documents={"email": Forms.email(nudge)}),
+            sender="faktura@fjordline-energi.no",
+        )
+    )
+
+    assert message["Subject"] == rendered["Subject"]
+    assert list(message.iter_attachments()) == []
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    assert nudge.payment_link in plain.get_content()
+
+
+def test_a_reminder_without_its_pdf_is_still_refused() -> None:
+    with pytest.raises(ChannelError, match="no pdf form"):
+        build_message(
+            outgoing(kind="reminder", documents={"email": Forms.email(no_consumer_invoice())}),
+            sender="faktura@fjordline-energi.no",
+        )

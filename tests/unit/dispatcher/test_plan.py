@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from pydantic import ValidationError
 
+from services.dispatcher.adapters.base import ChannelName
 from services.dispatcher.domain.plan import Customer, Document, plan, unusable
 from services.dispatcher.domain.rules import DEFAULT_RULES, DeliveryRules, FallbackRule
 
@@ -120,3 +121,88 @@ def test_rules_round_trip_as_json_and_rule_names_are_unique() -> None:
     with pytest.raises(ValidationError):
         DeliveryRules.model_validate({"fallbacks": [rule, rule]})
     assert [r.name for r in DEFAULT_RULES.rules_for("email", "unopened")] == ["email-unopened-sms"]
+
+
+# --- nudges and a dunning step's channel hints ----------------------------------------------------
+
+NUDGE = Document(kind="nudge", forms=frozenset({"email", "sms"}))
+REMINDER = Document(kind="reminder", forms=frozenset({"pdf", "html", "email", "sms"}))
+
+
+def test_a_nudge_goes_by_sms_first_then_email() -> None:
+    reachable = replace(CONSUMER, email_consent=True, sms_consent=True)
+    assert plan(reachable, NUDGE, DEFAULT_RULES).candidates == ("sms", "email")
+    assert first(replace(reachable, sms_consent=False), NUDGE) == "email"
+    assert first(replace(BUSINESS, sms_consent=True), NUDGE) == "sms"
+
+
+@pytest.mark.parametrize("channel", ["print", "ehf", "avtalegiro", "efaktura", "vipps"])
+def test_a_nudge_never_goes_by_letter_ehf_or_a_payment_channel(channel: ChannelName) -> None:
+    everything = replace(BUSINESS, efaktura_consent=True, avtalegiro_consent=True, preferences=(channel,))
+    with_every_form = replace(NUDGE, forms=ALL_FORMS)
+    why = unusable(channel, everything, with_every_form, DEFAULT_RULES, {})
+    assert why == "a nudge goes by SMS or e-mail only"
+    assert channel not in plan(everything, with_every_form, DEFAULT_RULES).candidates
+
+
+def test_nothing_reaches_a_customer_without_sms_or_email_for_a_nudge() -> None:
+    letters_only = Customer(kind="consumer", has_address=True)
+    found = plan(letters_only, NUDGE, DEFAULT_RULES)
+    assert found.candidates == ()
+    assert "sms: no phone number" in found.why_none()
+
+
+def test_hints_come_first_in_their_order() -> None:
+    reachable = replace(CONSUMER, email_consent=True, sms_consent=True)
+    hinted = replace(NUDGE, hints=("email", "sms"))
+    assert plan(reachable, hinted, DEFAULT_RULES).candidates == ("email", "sms")
+    # Before the customer's own choice, too: the dunning step chose for this document.
+    chose_sms = replace(reachable, preferences=("sms",))
+    assert plan(chose_sms, hinted, DEFAULT_RULES).candidates[0] == "email"
+
+
+def test_a_hint_the_tenants_rules_do_not_allow_for_the_kind_is_passed_over() -> None:
+    reachable = replace(CONSUMER, email_consent=True, sms_consent=True, efaktura_consent=True)
+    # The default rules send reminders by eFaktura, e-mail or post: an SMS hint is not one of them.
+    found = plan(reachable, replace(REMINDER, hints=("sms", "print", "email")), DEFAULT_RULES)
+    assert found.candidates == ("print", "email", "efaktura")
+    assert found.passed["sms"] == "hinted, but not among the tenant's channels for a reminder"
+    # A hint for a channel the customer cannot receive on goes by the next one.
+    no_address = replace(reachable, has_address=False)
+    assert (
+        plan(no_address, replace(REMINDER, hints=("print", "email")), DEFAULT_RULES).candidates[0] == "email"
+    )
+
+
+def test_unknown_hints_are_no_channel_and_fallbacks_ignore_hints() -> None:
+    reachable = replace(CONSUMER, email_consent=True, sms_consent=True)
+    assert first(reachable, replace(NUDGE, hints=("pigeon", "email"))) == "email"
+    fallback = plan(reachable, replace(NUDGE, hints=("sms",)), DEFAULT_RULES, used={"sms"}, only=("email",))
+    assert fallback.candidates == ("email",)
+
+
+def test_a_failed_nudge_sms_falls_back_to_email_and_an_invoice_sms_to_a_letter() -> None:
+    assert [r.name for r in DEFAULT_RULES.rules_for("sms", "failed", "nudge")][:1] == [
+        "nudge-sms-failed-email"
+    ]
+    assert [r.name for r in DEFAULT_RULES.rules_for("sms", "failed", "invoice")] == ["sms-failed-print"]
+    assert [r.name for r in DEFAULT_RULES.rules_for("sms", "failed", "reminder")] == ["sms-failed-print"]
+
+
+def test_nudge_channels_other_than_sms_and_email_are_refused() -> None:
+    with pytest.raises(ValidationError, match="SMS or e-mail only"):
+        DeliveryRules.model_validate({"nudges": {"consumer": ["sms", "print"], "business": ["email"]}})
+    assert DeliveryRules.model_validate({"nudges": {"consumer": ["email"], "business": ["email"]}}).order(
+        "nudge", "consumer"
+    ) == ("email",)
+
+
+def test_rules_saved_before_nudges_existed_still_load() -> None:
+    saved = DEFAULT_RULES.model_dump(mode="json")
+    del saved["nudges"]
+    for rule in saved["fallbacks"]:
+        del rule["documents"]
+    saved["fallbacks"] = [r for r in saved["fallbacks"] if r["name"] != "nudge-sms-failed-email"]
+    rules = DeliveryRules.model_validate(saved)
+    assert rules.order("nudge", "consumer") == ("sms", "email")
+    assert [r.name for r in rules.rules_for("sms", "failed", "nudge")] == ["sms-failed-print"]

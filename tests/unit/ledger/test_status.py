@@ -21,6 +21,7 @@ from services.ledger.domain.status import (
     IllegalTransition,
     InvoiceStatus,
     Position,
+    charge_rejection,
     check_can_credit,
     check_can_receive_payment,
     check_can_write_off,
@@ -28,6 +29,7 @@ from services.ledger.domain.status import (
     derive_status,
     dunning_rejection,
     dunning_stage_after,
+    is_compensation,
     is_settled,
     next_status,
 )
@@ -427,6 +429,7 @@ def test_write_off_refused_without_a_balance() -> None:
         ("collection_handoff", DunningStage.COLLECTION_NOTICE, DunningStage.IN_COLLECTION),
         ("late_interest", DunningStage.REMINDED, DunningStage.REMINDED),
         ("compensation", DunningStage.NONE, DunningStage.NONE),
+        ("nudge", DunningStage.NONE, DunningStage.NONE),
         ("something_else", DunningStage.REMINDED, DunningStage.REMINDED),
     ],
 )
@@ -463,6 +466,7 @@ R, CN, IC = DunningStage.REMINDED, DunningStage.COLLECTION_NOTICE, DunningStage.
         ("late_interest", S.OVERDUE, DunningStage.NONE),
         ("late_interest", S.IN_COLLECTION, IC),
         ("compensation", S.REMINDED, R),
+        ("nudge", S.OVERDUE, DunningStage.NONE),
     ],
 )
 def test_dunning_applied(action: str, status: InvoiceStatus, stage: DunningStage) -> None:
@@ -484,6 +488,12 @@ def test_dunning_applied(action: str, status: InvoiceStatus, stage: DunningStage
         ("collection_notice", S.IN_COLLECTION, IC, "STAGE_PASSED"),
         ("collection_handoff", S.IN_COLLECTION, IC, "IN_COLLECTION"),
         ("compensation", S.IN_COLLECTION, IC, "IN_COLLECTION"),
+        # A nudge: only on an overdue invoice no reminder has reached yet.
+        ("nudge", S.OPEN, DunningStage.NONE, "NOT_OVERDUE"),
+        ("nudge", S.PART_PAID, DunningStage.NONE, "NOT_OVERDUE"),
+        ("nudge", S.REMINDED, R, "STAGE_PASSED"),
+        ("nudge", S.COLLECTION_NOTICE, CN, "STAGE_PASSED"),
+        ("nudge", S.IN_COLLECTION, IC, "STAGE_PASSED"),
     ],
 )
 def test_dunning_rejected(
@@ -546,6 +556,56 @@ def test_an_applied_dunning_action_moves_the_status_legally(
             "STAGE_PASSED",
             "IN_COLLECTION",
         }
+
+
+def charges(
+    action: str,
+    *,
+    fee: int = 0,
+    interest: int = 0,
+    compensation: int = 0,
+    customer_kind: str = "business",
+    charged: bool = False,
+) -> str | None:
+    rejection = charge_rejection(
+        action,
+        fee=fee,
+        interest=interest,
+        compensation=compensation,
+        customer_kind=customer_kind,
+        compensation_charged=charged,
+    )
+    return None if rejection is None else rejection[0]
+
+
+@pytest.mark.parametrize(
+    ("fee", "interest", "compensation", "reason"),
+    [
+        (0, 0, 0, None),
+        (3500, 0, 0, "NUDGE_CHARGES"),
+        (0, 1, 0, "NUDGE_CHARGES"),
+        (0, 0, 47_000, "NUDGE_CHARGES"),
+    ],
+)
+def test_a_nudge_charges_nothing(fee: int, interest: int, compensation: int, reason: str | None) -> None:
+    assert charges("nudge", fee=fee, interest=interest, compensation=compensation) == reason
+
+
+def test_the_fixed_compensation_only_from_a_business_and_once() -> None:
+    assert charges("reminder", fee=3500, compensation=43_500) is None
+    assert charges("collection_notice", compensation=47_000) is None
+    assert charges("compensation", compensation=47_000) is None
+    assert charges("reminder", compensation=43_500, customer_kind="consumer") == "COMPENSATION_FROM_CONSUMER"
+    assert charges("reminder", fee=3500, customer_kind="consumer") is None
+    assert charges("collection_notice", compensation=47_000, charged=True) == "COMPENSATION_CHARGED"
+    assert charges("collection_notice", fee=3500, charged=True) is None
+
+
+def test_which_charge_lines_are_the_compensation() -> None:
+    assert is_compensation("reminder_compensation")
+    assert is_compensation("compensation")
+    assert not is_compensation("reminder_fee")
+    assert not is_compensation("late_interest_interest")
 
 
 # --- a whole life: random operations, applied as the ledger applies them ------------------------
