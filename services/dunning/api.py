@@ -23,7 +23,7 @@ from services.common.outbox import outbox_doc
 from services.common.tenancy import current_tenant
 from services.dunning.cases import SETTLED, holds_of, invoice_state, is_known
 from services.dunning.domain.calendar import TIMEZONES, calendar_for
-from services.dunning.domain.interest import RATES, accrue
+from services.dunning.domain.interest import accrue
 from services.dunning.domain.law import Jurisdiction
 from services.dunning.domain.policy import validate
 from services.dunning.domain.schedule import decide
@@ -161,7 +161,15 @@ class DunningApi(dunning_pb2_grpc.DunningServiceServicer):
                 "due_to", f"{count} invoices: at most {MAX_SIMULATED} per dry run; narrow the period"
             )
         states = [invoice_state(case) async for case in self._store.cases.find(query) if is_known(case)]
-        report = simulate(states, policy, start, until, start_at_due=not forward, forward=forward)
+        report = simulate(
+            states,
+            policy,
+            start,
+            until,
+            start_at_due=not forward,
+            forward=forward,
+            rates=self._stepper.rates[policy.jurisdiction],
+        )
         currency = "NOK" if policy.jurisdiction == "NO" else "SEK"
         return pb.SimulatePolicyResponse(
             invoices=report.invoices,
@@ -362,13 +370,14 @@ class DunningApi(dunning_pb2_grpc.DunningServiceServicer):
         policy = await self._stepper.policy_for(case)
         now = self._clock.now()
         state = invoice_state(case)
-        decision = decide(state, policy, now, holds_of([case], None, calendar_for(policy.jurisdiction)))
+        rates = self._stepper.rates[jurisdiction]
+        decision = decide(
+            state, policy, now, holds_of([case], None, calendar_for(policy.jurisdiction)), rates=rates
+        )
         today = now.astimezone(TIMEZONES[jurisdiction]).date()
         interest = 0
         if case.get("status") not in SETTLED:
-            interest = accrue(
-                state.principal_minor, state.due_date, today, RATES[jurisdiction], state.payments
-            ).minor
+            interest = accrue(state.principal_minor, state.due_date, today, rates, state.payments).minor
         step = decision.step
         return pb.Case(
             invoice_id=case["_id"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,14 +16,17 @@ from services.common.clock import Clock
 from services.common.directory import DirectoryClient
 from services.common.ledger_client import LedgerClient
 from services.common.runtime import ServiceRuntime, serve_until_signal
+from services.common.settings import SettingsError
 from services.common.timers import Timers
 from services.dunning.api import DunningApi
+from services.dunning.domain.interest import RateTable
+from services.dunning.domain.law import Jurisdiction
 from services.dunning.exports import export_file, write_atomically
 from services.dunning.handlers import register
 from services.dunning.policies import PolicyBook
 from services.dunning.projection import Projection
 from services.dunning.settings import DunningSettings
-from services.dunning.stepping import Stepper, Tenants
+from services.dunning.stepping import Stepper, Tenants, load_rates
 from services.dunning.store import STEP_TIMER, DunningStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,7 @@ class DunningApp:
             self.tenants,
             self.clock,
             held_recheck=settings.held_recheck_seconds,
+            rates=_rates(settings),
             on_commit=wake,
         )
         self.projection = Projection(
@@ -164,6 +169,13 @@ class DunningApp:
             await self.ledger.close()
 
         await self.runtime.stop(before_close=close_clients)
+
+
+def _rates(settings: DunningSettings) -> Mapping[Jurisdiction, RateTable]:
+    try:
+        return load_rates(settings.rate_files)
+    except (OSError, ValueError, KeyError) as exc:
+        raise SettingsError(f"FORDRING_RATE_FILES: {exc}") from None
 
 
 async def serve(settings: DunningSettings) -> None:

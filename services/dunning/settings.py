@@ -23,5 +23,9 @@ class DunningSettings(CommonSettings):
     held_recheck_seconds: float = Field(default=6 * 3600.0, gt=0)
     # After the ledger refused a proposal (the invoice changed), when to decide again.
     rejected_recheck_seconds: float = Field(default=60.0, gt=0)
+    # Late-payment interest rates beyond the built-in tables (services/dunning/domain/interest.py):
+    # comma-separated paths of rate-table JSON files (RateTable.to_json), each extending its
+    # jurisdiction's table with the half-years the government has published since.
+    rate_files: str = ""
     # Where the daily collection export files are written (empty: only served by GetCollectionExport).
     export_dir: str = ""

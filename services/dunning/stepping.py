@@ -28,6 +28,7 @@ from services.common.outbox import outbox_doc
 from services.common.timers import Timer, Timers, timer_doc
 from services.dunning.cases import decision_fields, held_doc, holds_of, invoice_state, is_known
 from services.dunning.domain.calendar import TIMEZONES, calendar_for
+from services.dunning.domain.interest import RATES, RateTable
 from services.dunning.domain.law import Jurisdiction
 from services.dunning.domain.policy import Policy, for_payer
 from services.dunning.domain.schedule import BankFiles, Decision, decide
@@ -92,6 +93,7 @@ class Stepper:
         clock: Clock,
         *,
         held_recheck: float,
+        rates: Mapping[Jurisdiction, RateTable] = RATES,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
@@ -100,6 +102,7 @@ class Stepper:
         self._tenants = tenants
         self._clock = clock
         self._held_recheck = timedelta(seconds=held_recheck)
+        self.rates = rates
         self._on_commit = on_commit
 
     # --- what a case's timer should be -------------------------------------------------------
@@ -133,7 +136,7 @@ class Stepper:
         if not is_known(case):
             return None
         policy = await self.policy_for(case)
-        decision = decide(invoice_state(case), policy, now)
+        decision = decide(invoice_state(case), policy, now, rates=self.rates[policy.jurisdiction])
         if decision.outcome == "done":
             return None
         if decision.outcome == "waiting" and decision.step is not None:
@@ -214,6 +217,7 @@ class Stepper:
                 now,
                 holds_of([case], bank.get(case["tenant_id"]), calendar),
                 calendar=calendar,
+                rates=self.rates[policy.jurisdiction],
             )
             change: Doc = {"$set": decision_fields(decision, now)}
             next_due: datetime | None
@@ -319,6 +323,16 @@ class Stepper:
         return DunningActionTaken(
             tenant_id=case["tenant_id"], subject=case["_id"], occurred_at=now, data=data
         )
+
+
+def load_rates(paths: str) -> Mapping[Jurisdiction, RateTable]:
+    """The built-in rate tables, extended by the operator's files (comma-separated paths)."""
+    tables = dict(RATES)
+    for path in filter(None, (p.strip() for p in paths.split(","))):
+        with open(path, encoding="utf-8") as source:
+            table = RateTable.from_json(source.read())
+        tables[table.jurisdiction] = tables[table.jurisdiction].extended(*table.rates)
+    return tables
 
 
 def _awaiting_overdue(case: Mapping[str, Any], decision: Decision, now: datetime, policy: Policy) -> bool:

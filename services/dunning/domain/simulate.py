@@ -15,6 +15,7 @@ from datetime import datetime, time, timedelta
 from typing import Final
 
 from services.dunning.domain.calendar import TIMEZONES
+from services.dunning.domain.interest import RateTable
 from services.dunning.domain.policy import Policy
 from services.dunning.domain.schedule import InvoiceState, TakenStep, decide
 
@@ -55,6 +56,7 @@ def simulate(
     *,
     start_at_due: bool = False,
     forward: bool = False,
+    rates: RateTable | None = None,
 ) -> SimulationReport:
     """Replay `policy` over `invoices` from `start` (or each one's due date, `start_at_due`) to `until`.
 
@@ -90,7 +92,7 @@ def simulate(
                 stage=invoice.stage if forward else 0,
                 interest_charged_minor=invoice.interest_charged_minor if forward else 0,
             )
-            decision = decide(state, policy, now)
+            decision = decide(state, policy, now, rates=rates)
             if decision.outcome == "done":
                 # Paid late, but before the policy's next step reached the customer.
                 if decision.reason == "paid" and today > invoice.due_date:
