@@ -131,6 +131,9 @@ class ChargeAddedData(_Model):
     # Late-payment interest accrued to the day of the action (shown on reminders and notices; what
     # the action charges of it is in charge_minor).
     interest_to_date_minor: int = 0
+    # What the document offers the customer besides paying: "avtalegiro", "efaktura" (sign up for
+    # automatic payment; the early nudge to customers who paid late before).
+    offers: list[str] = Field(default_factory=list)
 
 
 class InvoiceWrittenOffData(_Model):
@@ -305,6 +308,8 @@ class DunningActionTakenData(_Model):
     payment_link: bool = False
     # Interest accrued to the day of the step, shown on the document (charged: interest_minor).
     interest_to_date_minor: int = Field(default=0, ge=0)
+    # Offers on the document: "avtalegiro", "efaktura" (sign up for automatic payment).
+    offers: list[str] = Field(default_factory=list)
 
 
 class HandoffCharge(_Model):

@@ -238,7 +238,7 @@ class Stepper:
                 continue
             outcomes[decision.outcome] = outcomes.get(decision.outcome, 0) + 1
             if decision.outcome == "due":
-                event = self._proposal(case, decision, now)
+                event = self._proposal(case, decision, now, policy)
                 outbox.append(outbox_doc(event, DUNNING_TOPIC))
                 change["$set"][f"steps.{event.data.action_id}"] = _step_doc(
                     case, decision, event, now, policy
@@ -299,7 +299,9 @@ class Stepper:
             found[tenant_id] = BankFiles(policy.bank_files_cutoff, last)
         return found
 
-    def _proposal(self, case: Mapping[str, Any], decision: Decision, now: datetime) -> DunningActionTaken:
+    def _proposal(
+        self, case: Mapping[str, Any], decision: Decision, now: datetime, policy: Policy
+    ) -> DunningActionTaken:
         step = decision.step
         assert step is not None
         aid = action_id(case["_id"], step.index, step.kind)
@@ -318,6 +320,7 @@ class Stepper:
             channels=list(step.channels),
             payment_link=step.payment_link,
             interest_to_date_minor=step.interest_to_date_minor if step.show_interest else 0,
+            offers=_offers(case, step.kind, now, policy),
         )
         # A new (time-ordered) event id: the relay publishes in id order. The action id names the step.
         return DunningActionTaken(
@@ -333,6 +336,15 @@ def load_rates(paths: str) -> Mapping[Jurisdiction, RateTable]:
             table = RateTable.from_json(source.read())
         tables[table.jurisdiction] = tables[table.jurisdiction].extended(*table.rates)
     return tables
+
+
+def _offers(case: Mapping[str, Any], kind: str, now: datetime, policy: Policy) -> list[str]:
+    """The early nudge (before the due date, to a customer who paid late before) offers automatic
+    payment: AvtaleGiro and eFaktura (in Sweden Autogiro and e-faktura, named alike)."""
+    if kind != "nudge" or not policy.early_nudge_days:
+        return []
+    today = now.astimezone(TIMEZONES[policy.jurisdiction]).date()
+    return ["avtalegiro", "efaktura"] if today <= parse_iso_date(case["due_date"]) else []
 
 
 def _awaiting_overdue(case: Mapping[str, Any], decision: Decision, now: datetime, policy: Policy) -> bool:

@@ -208,6 +208,7 @@ async def apply_dunning_action(changes: Changes, ctx: Ctx, event: DunningActionT
             channels=data.channels,
             payment_link=data.payment_link,
             interest_to_date_minor=data.interest_to_date_minor,
+            offers=data.offers,
         )
         await changes.save(
             s,

@@ -68,6 +68,8 @@ class Target:
     # hints (passed on to the dispatcher with the documents).
     interest_to_date_minor: int = 0
     channels: tuple[str, ...] = ()
+    # What the document offers besides paying ("avtalegiro", "efaktura").
+    offers: tuple[str, ...] = ()
 
 
 # The dunning actions that are a document to the customer (the others only change the amounts).
@@ -91,6 +93,7 @@ def target_of(event: Event) -> Target | None:
             deadline=data.deadline,
             interest_to_date_minor=data.interest_to_date_minor,
             channels=tuple(data.channels),
+            offers=tuple(data.offers),
         )
     return None
 
@@ -161,6 +164,7 @@ class Renderer:
             deadline=deadline,
             reminders_before=reminders_before,
             interest_to_date_minor=target.interest_to_date_minor,
+            offers=target.offers,
         )
         return view, profile.ehf_attach_pdf, invoice.customer_id, int(invoice.version)
 

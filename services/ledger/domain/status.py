@@ -226,7 +226,8 @@ def dunning_rejection(
         return "INVOICE_SETTLED", f"the invoice is {status}"
     if based_on_version != version:
         return "STALE", f"based on version {based_on_version}, the invoice is at version {version}"
-    if status in (S.OPEN, S.PART_PAID):
+    if status in (S.OPEN, S.PART_PAID) and action != "nudge":
+        # A nudge may come before the due date (to customers who paid late before).
         return "NOT_OVERDUE", "the invoice is not overdue"
     if action == "nudge" and stage > DunningStage.NONE:
         # A nudge is the friendly word before the first reminder, never a softer step after one.

@@ -159,6 +159,7 @@ def build_view(
     deadline: date | None = None,
     reminders_before: int = 0,
     interest_to_date_minor: int = 0,
+    offers: tuple[str, ...] = (),
 ) -> DocumentView:
     """`invoice` and `customer` are the ledger's messages (fordring.ledger.v1 Invoice and Customer);
     `credited` is the invoice a credit note credits; reminders and notices pass their deadline, how
@@ -222,4 +223,5 @@ def build_view(
         reason=getattr(invoice, "reason", ""),
         dunning=dunning,
         profile_version=profile.version,
+        offers=offers,
     )

@@ -121,6 +121,8 @@ def email_text(view: DocumentView) -> str:
     if view.payment_link:
         link_label = "label.view_online" if view.kind == "credit_note" else "label.pay_online"
         parts.append(f"{text(link_label, language)}: {view.payment_link}")
+    if view.offers:
+        parts.append(text("email.offer.automatic_payment", language))
     if view.kind not in MESSAGE_KINDS:
         parts.append(text("email.attachment_note", language))
     parts.append(text("email.signature", language, seller=view.seller.legal_name))

@@ -191,5 +191,8 @@ class DocumentView:
     reason: str = ""
     dunning: Dunning | None = None
     profile_version: int = 0
+    # Offers the document makes besides asking for payment: "avtalegiro", "efaktura" (automatic
+    # payment sign-up, offered to customers who paid late before).
+    offers: tuple[str, ...] = ()
     # The PDF to attach to an EHF document, when the profile asks for it (set by the renderer).
     attachments: tuple[tuple[str, str, bytes], ...] = field(default=())

@@ -380,6 +380,21 @@ _TEXTS: dict[str, dict[Language, str]] = {
             "disregard this message."
         ),
     },
+    # The early nudge's offer to customers who paid late before (AvtaleGiro/eFaktura; SE: Autogiro).
+    "email.offer.automatic_payment": {
+        "nb": (
+            "Vil du slippe å huske forfallsdatoer? Med AvtaleGiro eller eFaktura i nettbanken betales "
+            "fakturaene våre automatisk på forfallsdagen. Du kan melde deg på i nettbanken din."
+        ),
+        "sv": (
+            "Vill du slippa hålla reda på förfallodagar? Med Autogiro eller e-faktura i internetbanken "
+            "betalas våra fakturor automatiskt på förfallodagen. Anmäl dig i din internetbank."
+        ),
+        "en": (
+            "Rather not keep track of due dates? With AvtaleGiro (Autogiro) or eFaktura in your online "
+            "bank, our invoices are paid automatically on the due date. You can sign up in your online bank."
+        ),
+    },
     # A nudge sent on or before the due date (the dunning service's early nudge).
     "email.lead.nudge_early": {
         "nb": (

@@ -7,8 +7,9 @@ import asyncio
 from datetime import timedelta
 
 from fordring.dunning.v1 import dunning_pb2 as dpb
+from fordring.ledger.v1 import ledger_pb2 as pb
 
-from tests.support.dunning import DunWorld, consumer
+from tests.support.dunning import DunWorld, all_day_policy, consumer
 from tests.support.ledger import customer_input, eventually, invoice_request
 
 
@@ -101,3 +102,34 @@ async def test_a_business_pays_the_fixed_compensation_with_its_reminder(dun_worl
     charges = {c.kind: c.amount_minor for c in ledger.charges}
     # Inkassoloven § 3-2 a / forsinkelsesrenteloven § 3a: kr 470 less the fees charged (none).
     assert charges == {"reminder_compensation": 47_000}
+
+
+async def test_a_customer_who_paid_late_before_gets_the_nudge_before_the_due_date(
+    dun_world: DunWorld,
+) -> None:
+    world = dun_world
+    tenant = await world.tenant(policy=all_day_policy("consumer", early_nudge_days=3))
+    today = world.clock.today()
+    earlier = await tenant.issue(invoice_request(customer=consumer("E-1"), issue_date=today, due_in_days=5))
+    # Paid 6 days late.
+    await tenant.pay(
+        earlier, earlier.gross_total.minor_units, paid_on=(today + timedelta(days=11)).isoformat()
+    )
+    await world.known(earlier.id, version=2)
+    invoice = await tenant.issue(invoice_request(customer=consumer("E-1"), issue_date=today, due_in_days=20))
+    await world.known(invoice.id)
+    # Three days before the due date: still open in the ledger, and nudged.
+    world.at(today + timedelta(days=17))
+    await world.wait_history(tenant, invoice.id, "nudged")
+    ledger = await tenant.get(invoice.id)
+    assert ledger.status == pb.INVOICE_STATUS_OPEN
+    case = await world.case(tenant, invoice.id)
+    nudge = next(s for s in case.steps if s.step == "nudge")
+    assert nudge.taken_on == (today + timedelta(days=17)).isoformat()
+    # Another customer, never late: no early nudge.
+    other = await tenant.issue(invoice_request(customer=consumer("E-2"), issue_date=today, due_in_days=20))
+    await world.known(other.id)
+    other_case = await world.case(tenant, other.id)
+    assert other_case.next_step == "nudge"
+    assert other_case.outcome == "waiting"
+    assert other_case.next_at > f"{(today + timedelta(days=20)).isoformat()}"

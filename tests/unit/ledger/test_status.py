@@ -488,9 +488,10 @@ def test_dunning_applied(action: str, status: InvoiceStatus, stage: DunningStage
         ("collection_notice", S.IN_COLLECTION, IC, "STAGE_PASSED"),
         ("collection_handoff", S.IN_COLLECTION, IC, "IN_COLLECTION"),
         ("compensation", S.IN_COLLECTION, IC, "IN_COLLECTION"),
-        # A nudge: only on an overdue invoice no reminder has reached yet.
-        ("nudge", S.OPEN, DunningStage.NONE, "NOT_OVERDUE"),
-        ("nudge", S.PART_PAID, DunningStage.NONE, "NOT_OVERDUE"),
+        # A nudge: before any reminder; also before the due date (the early nudge to a customer who
+        # paid late before).
+        ("nudge", S.OPEN, DunningStage.NONE, None),
+        ("nudge", S.PART_PAID, DunningStage.NONE, None),
         ("nudge", S.REMINDED, R, "STAGE_PASSED"),
         ("nudge", S.COLLECTION_NOTICE, CN, "STAGE_PASSED"),
         ("nudge", S.IN_COLLECTION, IC, "STAGE_PASSED"),

@@ -313,3 +313,10 @@ def test_every_nudge_text_exists_in_every_language() -> None:
         assert email_subject(view)
         assert email_text(view)
         assert sms_text(view)
+
+
+@pytest.mark.parametrize(("language", "words"), [("nb", "AvtaleGiro"), ("sv", "Autogiro"), ("en", "AvtaleGiro")])
+def test_the_early_nudge_offers_automatic_payment(language: Language, words: str) -> None:
+    offered = replace(nudge(language), offers=("avtalegiro", "efaktura"))
+    assert words in email_text(offered)
+    assert words not in email_text(nudge(language))
