@@ -15,6 +15,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from services.common.clock import Clock
 from services.common.directory import DirectoryClient
 from services.common.ledger_client import LedgerClient
+from services.common.retention import Retained
 from services.common.runtime import ServiceRuntime, serve_until_signal
 from services.common.settings import SettingsError
 from services.common.timers import Timers
@@ -27,7 +28,7 @@ from services.dunning.policies import PolicyBook
 from services.dunning.projection import Projection
 from services.dunning.settings import DunningSettings
 from services.dunning.stepping import Stepper, Tenants, load_rates
-from services.dunning.store import STEP_TIMER, DunningStore
+from services.dunning.store import PAYMENTS, STEP_TIMER, DunningStore
 
 log = logging.getLogger(__name__)
 DUNNING_SERVICE = dunning_pb2.DESCRIPTOR.services_by_name["DunningService"].full_name
@@ -46,7 +47,10 @@ class DunningApp:
         directory: DirectoryClient | None = None,
     ) -> None:
         self.settings = settings
-        self.runtime = ServiceRuntime(settings, clock=clock)
+        # A decided payment is remembered a while (its events may come late, from another topic).
+        self.runtime = ServiceRuntime(
+            settings, clock=clock, retained=(Retained(PAYMENTS, "done_at", timedelta(days=30)),)
+        )
         self.clock = self.runtime.clock
         self.store = DunningStore(self.runtime.mongo, settings.mongo_database)
         self.directory = directory or DirectoryClient(

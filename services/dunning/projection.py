@@ -343,7 +343,9 @@ class Projection:
             changed = await self._set_pending(data.payment_id, "unapplied")
             others = [i for i in (doc or {}).get("invoice_ids", []) if i not in data.invoice_ids]
             return changed | await self._unset_pending(data.payment_id, others)
-        await self._store.payments.update_one({"_id": data.payment_id}, {"$set": {"status": "done"}})
+        await self._store.payments.update_one(
+            {"_id": data.payment_id}, {"$set": {"status": "done", "done_at": self._clock.now()}}
+        )
         doc = await self._store.payments.find_one({"_id": data.payment_id})
         return await self._unset_pending(data.payment_id, (doc or {}).get("invoice_ids", []))
 
@@ -352,7 +354,10 @@ class Projection:
         for tenant_id, payment_id in dict.fromkeys(applied):
             doc = await self._store.payments.find_one_and_update(
                 {"_id": payment_id},
-                {"$set": {"status": "done"}, "$setOnInsert": {"tenant_id": tenant_id, "invoice_ids": []}},
+                {
+                    "$set": {"status": "done", "done_at": self._clock.now()},
+                    "$setOnInsert": {"tenant_id": tenant_id, "invoice_ids": []},
+                },
                 upsert=True,
             )
             changed |= await self._unset_pending(payment_id, (doc or {}).get("invoice_ids", []))
