@@ -131,6 +131,12 @@ class StackPlan:
             "pids": dict(pids),
             "logs": {component.name: str(self.home.log(component.name)) for component in self.components},
             "started_at": started_at,
+            # What `fordring sandbox clock` checks before it moves this stack's time.
+            "sandbox_clock": all(
+                component.env.get("FORDRING_SANDBOX_CLOCK") == "true"
+                for component in self.components
+                if component.tier is Tier.SERVICE
+            ),
         }
 
 
@@ -221,6 +227,8 @@ def plan_stack(home: Home, ports: PortChoice, api_key: str, broker_binary: str) 
         "FORDRING_LINK_SECRET": home.secret("links"),
         "FORDRING_LEDGER_TARGET": f"{HOST}:{by_name['ledger'].grpc_port}",
         "FORDRING_RENDERER_TARGET": f"{HOST}:{by_name['renderer'].grpc_port}",
+        # One clock for the stack that `fordring sandbox clock advance` moves forward.
+        "FORDRING_SANDBOX_CLOCK": "true",
     }
     dispatcher_public = f"http://{HOST}:{by_name['dispatcher'].public_port}"
     sandbox_url = f"http://{HOST}:{ports.sandbox_http}"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -37,6 +40,50 @@ class FixedClock:
 
     def set(self, at: datetime) -> None:
         self._at = at.astimezone(UTC)
+
+
+class SandboxClock:
+    """The real time plus an offset that a sandbox moves forward for every service of a stack at once
+    (`fordring sandbox clock advance`), so a demo or a test sees invoices fall due, fallbacks fire
+    and reminders go out without waiting days.
+
+    The offset comes from `read_offset` (one MongoDB document the stack's services share:
+    services/common/sandbox_clock.py); `refresh` reads it, and ServiceRuntime refreshes every half
+    second. The offset only grows: a smaller one read (an older copy) is ignored, so this clock never
+    goes back and leases, timers and "today" stay sound. A jump ends every lease at once; their
+    holders renew, and timers' handlers are idempotent.
+    """
+
+    def __init__(self, read_offset: Callable[[], Awaitable[float]], *, base: Clock | None = None) -> None:
+        self._read_offset = read_offset
+        self._base = base or SystemClock()
+        self._offset = 0.0
+        self._moved = asyncio.Event()
+
+    @property
+    def offset_seconds(self) -> float:
+        return self._offset
+
+    def now(self) -> datetime:
+        return self._base.now() + timedelta(seconds=self._offset)
+
+    async def refresh(self) -> bool:
+        """Read the stack's offset; True when this clock moved forward."""
+        return self.take(await self._read_offset())
+
+    def take(self, offset_seconds: float) -> bool:
+        """Use this offset if it is ahead of the one in use; True when the clock moved."""
+        if not (math.isfinite(offset_seconds) and offset_seconds > self._offset):
+            return False
+        self._offset = offset_seconds
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
+        return True
+
+    async def moved(self) -> None:
+        """Returns when this clock next jumps forward: work that waits "until something is due"
+        looks again at once instead of after its poll interval."""
+        await self._moved.wait()
 
 
 def local_today(clock: Clock, tz: ZoneInfo = OSLO) -> date:

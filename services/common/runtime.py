@@ -1,6 +1,7 @@
 """What every Fordring service runs besides its own work: MongoDB, the Kafka link, the outbox relay,
 the retention sweep, the consumers (started in the background, never blocking the API), the HTTP
-side port with its checks, and a graceful stop. A service builds one and adds its own parts.
+side port with its checks, the sandbox clock when there is one, and a graceful stop. A service builds
+one and adds its own parts.
 """
 
 from __future__ import annotations
@@ -9,14 +10,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+from pymongo.errors import PyMongoError
 
 from services.common.bus import PROCESSED, BrokerLink, create_broker
-from services.common.clock import Clock, SystemClock
+from services.common.clock import Clock, SandboxClock, SystemClock, isoformat_utc
 from services.common.grpc_server import GrpcServer
 from services.common.http_port import HttpPort, ReadinessCheck
 from services.common.mongo import Database, create_mongo_client, ping
@@ -24,6 +29,7 @@ from services.common.outbox import OUTBOX
 from services.common.relay import OutboxRelay, RelaySettings
 from services.common.retention import Retained, RetentionSweep
 from services.common.retry import Backoff
+from services.common.sandbox_clock import sandbox_clock
 from services.common.settings import CommonSettings
 from services.common.telemetry import setup_telemetry
 from services.common.tenancy import TenantResolver
@@ -31,7 +37,24 @@ from services.common.tenancy import TenantResolver
 log = logging.getLogger(__name__)
 
 # Tasks that hold nothing in flight: a stop cancels them at once.
-_IDLE_AT_STOP = frozenset({"consumers", "kafka-cluster-watch", "retention-sweep"})
+_IDLE_AT_STOP = frozenset({"consumers", "kafka-cluster-watch", "retention-sweep", "sandbox-clock"})
+# How often a sandbox clock reads the stack's offset.
+SANDBOX_CLOCK_REFRESH_SECONDS = 0.5
+
+# The sandbox clocks of this process's runtimes, by their service's name.
+_SANDBOX_CLOCKS: weakref.WeakKeyDictionary[SandboxClock, str] = weakref.WeakKeyDictionary()
+
+
+def _observe_sandbox_offset(_options: CallbackOptions) -> list[Observation]:
+    return [Observation(clock.offset_seconds, {"service": name}) for clock, name in _SANDBOX_CLOCKS.items()]
+
+
+metrics.get_meter("fordring.runtime").create_observable_gauge(
+    "fordring_sandbox_clock_offset_seconds",
+    callbacks=[_observe_sandbox_offset],
+    description="How far the sandbox clock runs ahead of the real time (only with FORDRING_SANDBOX_CLOCK)",
+    unit="s",
+)
 
 
 class ServiceRuntime:
@@ -45,10 +68,14 @@ class ServiceRuntime:
         retained: tuple[Retained, ...] = (),
     ) -> None:
         self.settings = settings
-        self.clock = clock or SystemClock()
         setup_telemetry(settings.service_name)
         self.mongo = create_mongo_client(settings.mongo_uri, app_name=f"fordring-{settings.service_name}")
         self.db: Database = self.mongo[settings.mongo_database]
+        if clock is None and settings.sandbox_clock:
+            clock = sandbox_clock(self.mongo[settings.sandbox_clock_database])
+        self.clock: Clock = clock or SystemClock()
+        if isinstance(self.clock, SandboxClock):
+            _SANDBOX_CLOCKS[self.clock] = settings.service_name
         self.broker = create_broker(settings)
         self.link = BrokerLink(self.broker, settings.kafka_bootstrap)
         self.relay = OutboxRelay(
@@ -60,7 +87,10 @@ class ServiceRuntime:
         )
         self.retention = RetentionSweep(
             self.db,
-            self.clock,
+            # A sandbox stack keeps things by the real time: they are kept for redelivery and replay,
+            # which happen in real time, and a jump of its clock would forget at once the event ids a
+            # consumer just applied. (Its stamps are never behind the real time: kept longer, not less.)
+            SystemClock() if isinstance(self.clock, SandboxClock) else self.clock,
             [
                 Retained(OUTBOX, "sent_at", timedelta(hours=settings.outbox_retention_hours)),
                 Retained(PROCESSED, "at", timedelta(days=settings.processed_retention_days)),
@@ -128,7 +158,7 @@ class ServiceRuntime:
 
     def spawn_every(self, seconds: float, work: Callable[[], Awaitable[object]], name: str) -> None:
         """Run `work` now and then every `seconds` until the stop (a round that fails is logged and
-        the next one tried)."""
+        the next one tried), and at once when the sandbox clock jumps."""
 
         async def rounds() -> None:
             while not self.stopping.is_set():
@@ -136,14 +166,52 @@ class ServiceRuntime:
                     await work()
                 except Exception:
                     log.warning("%s failed; trying again in %.0f s", name, seconds, exc_info=True)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+                await self.pause(seconds)
 
         self.spawn(rounds(), name)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less: until the stop, or until the sandbox clock jumps forward (work that
+        looks for what is due by the clock looks again at once)."""
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.stopping.wait())]
+        if isinstance(self.clock, SandboxClock):
+            waits.append(asyncio.ensure_future(self.clock.moved()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def sync_clock(self) -> None:
+        """Read the sandbox clock's offset now (`start` does it first; a service that uses the clock
+        before it starts the runtime calls this before)."""
+        if isinstance(self.clock, SandboxClock):
+            await self.clock.refresh()
+
+    async def _follow_sandbox_clock(self, clock: SandboxClock) -> None:
+        failing = False
+        while not self.stopping.is_set():
+            try:
+                if await clock.refresh():
+                    log.info(
+                        "sandbox clock: now %s, %.2f days ahead of the real time",
+                        isoformat_utc(clock.now()),
+                        clock.offset_seconds / 86400,
+                    )
+                failing = False
+            except PyMongoError as exc:
+                if not failing:
+                    log.warning("sandbox clock: cannot read the offset (%s); keeping the last one", exc)
+                failing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=SANDBOX_CLOCK_REFRESH_SECONDS)
 
     async def start(self) -> None:
         """Check the database, then start the background work; Kafka is not waited for."""
         await ping(self.mongo)
+        await self.sync_clock()
+        if isinstance(self.clock, SandboxClock):
+            self.spawn(self._follow_sandbox_clock(self.clock), "sandbox-clock")
         self.spawn(self._start_consumers(), "consumers", once=True)
         self.spawn(self.relay.run(), "outbox-relay")
         self.spawn(self.link.watch_cluster(), "kafka-cluster-watch")

@@ -60,6 +60,11 @@ class CommonSettings(BaseSettings):
     outbox_stuck_seconds: float = Field(default=30.0, gt=0)
     # How long a consumer remembers the event ids it applied (longer than any redelivery or replay).
     processed_retention_days: float = Field(default=30.0, gt=0)
+    # A sandbox clock: "now" is the real time plus an offset that `fordring sandbox clock advance`
+    # moves forward for every service of the stack at once (`fordring up` turns it on). Never in production.
+    sandbox_clock: bool = False
+    # Where that offset is kept: a database on the stack's MongoDB server that all its services read.
+    sandbox_clock_database: str = "fordring_sandbox"
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -81,6 +86,11 @@ class CommonSettings(BaseSettings):
             raise ValueError(
                 "processed_retention_days must cover outbox_retention_hours: a replayed event must still "
                 "be recognised as applied"
+            )
+        if self.sandbox_clock and self.environment == "production":
+            raise ValueError(
+                "FORDRING_SANDBOX_CLOCK must not be on when FORDRING_ENVIRONMENT=production "
+                "(it lets anyone who can write the database move the services' time)"
             )
         return self
 

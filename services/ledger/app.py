@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from zoneinfo import ZoneInfo
 
@@ -98,6 +97,7 @@ class LedgerApp:
 
     async def start(self) -> None:
         await ping(self.mongo)
+        await self.runtime.sync_clock()
         await self.store.ensure_indexes()
         if self.settings.sandbox_api_key:
             name = self.settings.sandbox_tenant_name
@@ -175,16 +175,14 @@ class LedgerApp:
             return int(await mark_overdue(self.changes, ctx, doc["_id"]))
 
     async def _sweep_overdue_forever(self) -> None:
+        """Every FORDRING_OVERDUE_SWEEP_SECONDS, and at once when the sandbox clock jumps."""
         while not self.runtime.stopping.is_set():
             try:
                 if await self._sweep_lease.hold():
                     await self.sweep_overdue()
             except PyMongoError as exc:
                 log.warning("overdue sweep: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self.runtime.stopping.wait(), timeout=self.settings.overdue_sweep_seconds
-                )
+            await self.runtime.pause(self.settings.overdue_sweep_seconds)
 
 
 async def serve(settings: LedgerSettings) -> None:
