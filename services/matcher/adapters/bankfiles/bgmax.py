@@ -78,7 +78,7 @@ class _Section:
 
 def parse(content: bytes) -> BankFile:
     problems = Problems()
-    text = decode_latin1(content, FORMAT_NAME, problems)
+    text = decode_latin1(content, FORMAT_NAME, problems, record_length=RECORD_LENGTH, padded=False)
     problems.raise_if_any()
     lines = split_lines(text)
     if not lines:

@@ -41,26 +41,41 @@ class Problems:
             raise BankFileError(items)
 
 
-def decode_latin1(content: bytes, format_name: str, problems: Problems) -> str:
+def decode_latin1(
+    content: bytes, format_name: str, problems: Problems, *, record_length: int = 80, padded: bool = True
+) -> str:
     """A fixed-width bank file's text. OCR Giro and BgMax are ISO-8859-1: every byte is a character, so a
-    wrong encoding shows as UTF-16 zero bytes, UTF-8 multi-byte sequences, or control characters."""
+    wrong encoding shows as UTF-16 zero bytes, UTF-8 multi-byte sequences, or control characters.
+
+    Some ISO-8859-1 text is also valid UTF-8 ("Â¡" is the bytes of "¡"): a file is taken as re-saved in
+    UTF-8 only when its records fit their width as UTF-8 and not as ISO-8859-1 (`padded`: every record
+    is exactly `record_length`), or, for formats whose records may be shorter, when what UTF-8 reads
+    is letters (a re-saved "Ødegård"), not the punctuation an ISO-8859-1 byte pair makes."""
     if content.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in content[:4096]:
         problems.add("", f"wrong encoding: the file looks like UTF-16; {format_name} files are ISO-8859-1")
         return ""
-    if content.startswith(b"\xef\xbb\xbf") or _looks_utf8(content):
+    if content.startswith(b"\xef\xbb\xbf") or _looks_utf8(content, record_length, padded):
         problems.add("", f"wrong encoding: the file is UTF-8 (re-saved?); {format_name} files are ISO-8859-1")
         return ""
     return content.decode("iso-8859-1")
 
 
-def _looks_utf8(content: bytes) -> bool:
+def _looks_utf8(content: bytes, record_length: int, padded: bool) -> bool:
     if _UTF8_MULTIBYTE.search(content) is None:
         return False
     try:
-        content.decode("utf-8")
+        utf8 = content.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return True
+    latin1 = content.decode("iso-8859-1")
+    # Records of exactly their width one way and not the other decide it (BgMax's are, when padded).
+    fits_latin1 = all(len(line) == record_length for line in split_lines(latin1))
+    fits_utf8 = all(len(line) == record_length for line in split_lines(utf8))
+    if fits_latin1 != fits_utf8:
+        return fits_utf8
+    if not padded and any(len(line) > record_length for line in split_lines(latin1)):
+        return all(len(line) <= record_length for line in split_lines(utf8))
+    return all(c.isalpha() for c in utf8 if ord(c) > 0x7F)
 
 
 def control_character(line: str) -> str | None:

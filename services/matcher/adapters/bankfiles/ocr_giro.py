@@ -119,7 +119,7 @@ class _Transaction:
 
 def parse(content: bytes) -> BankFile:
     problems = Problems()
-    text = decode_latin1(content, FORMAT_NAME, problems)
+    text = decode_latin1(content, FORMAT_NAME, problems, record_length=RECORD_LENGTH)
     problems.raise_if_any()
     lines = split_lines(text)
     if not lines:
