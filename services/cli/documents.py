@@ -23,6 +23,7 @@ FORMS = {
 KINDS = {
     "invoice": pb.DOCUMENT_KIND_INVOICE,
     "credit-note": pb.DOCUMENT_KIND_CREDIT_NOTE,
+    "nudge": pb.DOCUMENT_KIND_NUDGE,
     "reminder": pb.DOCUMENT_KIND_REMINDER,
     "collection-notice": pb.DOCUMENT_KIND_COLLECTION_NOTICE,
 }

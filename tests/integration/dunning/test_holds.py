@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from aiokafka import AIOKafkaProducer
 from fordring.dunning.v1 import dunning_pb2 as dpb
+from fordring.ledger.v1 import ledger_pb2 as pb
 
 from services.common.events import (
     DELIVERY_TOPIC,
@@ -38,7 +39,7 @@ async def producer(dun_world: DunWorld) -> AsyncIterator[AIOKafkaProducer]:
         await producer.stop()
 
 
-async def overdue_invoice(world: DunWorld, tenant: TenantClient, number: str):
+async def overdue_invoice(world: DunWorld, tenant: TenantClient, number: str) -> pb.Invoice:
     """An invoice nudged and now due its reminder (the clock at the reminder's time)."""
     today = world.clock.today()
     invoice = await tenant.issue(invoice_request(customer=consumer(number), issue_date=today, due_in_days=10))
