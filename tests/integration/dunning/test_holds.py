@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Literal
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -50,6 +51,39 @@ async def overdue_invoice(world: DunWorld, tenant: TenantClient, number: str) ->
     return invoice
 
 
+async def announce(
+    world: DunWorld,
+    producer: AIOKafkaProducer,
+    tenant: TenantClient,
+    invoice: pb.Invoice,
+    payment_id: str,
+    amount: int,
+    status: Literal["matched", "review"],
+) -> None:
+    """The matcher's PaymentReceived for a payment naming `invoice`, and its hold on the case."""
+    payment = PaymentReceived(
+        tenant_id=tenant.tenant.id,
+        subject=payment_id,
+        occurred_at=world.clock.now(),
+        data=PaymentReceivedData(
+            payment_id=payment_id,
+            import_id=f"imp-{payment_id}",
+            amount_minor=amount,
+            currency="NOK",
+            paid_on=world.clock.today().isoformat(),
+            status=status,
+            method="kid" if status == "matched" else "amount",
+            candidate_invoice_ids=[invoice.id],
+        ),
+    )
+    await publish(producer, world.prefix + PAYMENT_TOPIC, payment)
+    await eventually(
+        lambda: world.dunning.store.cases.find_one({"_id": invoice.id}),
+        lambda c: bool(c and c.get("pending", {}).get(payment_id)),
+        what="the payment's hold on the case",
+    )
+
+
 async def held(world: DunWorld, tenant: TenantClient) -> list[dpb.HeldStep]:
     world.dunning.timers.wake()
     reply = await world.stub.ListHeld(dpb.ListHeldRequest(), metadata=tenant.metadata)
@@ -69,26 +103,8 @@ async def test_a_payment_in_review_holds_the_reminder_until_it_is_decided(
     world = dun_world
     tenant = await world.tenant()
     invoice = await overdue_invoice(world, tenant, "R-1")
-    payment = PaymentReceived(
-        tenant_id=tenant.tenant.id,
-        subject="pay-review-1",
-        occurred_at=world.clock.now(),
-        data=PaymentReceivedData(
-            payment_id="pay-review-1",
-            import_id="imp-1",
-            amount_minor=invoice.gross_total.minor_units - 100,
-            currency="NOK",
-            paid_on=world.clock.today().isoformat(),
-            status="review",
-            method="amount",
-            candidate_invoice_ids=[invoice.id],
-        ),
-    )
-    await publish(producer, world.prefix + PAYMENT_TOPIC, payment)
-    await eventually(
-        lambda: world.dunning.store.cases.find_one({"_id": invoice.id}),
-        lambda c: bool(c and c.get("pending")),
-        what="the payment's hold on the case",
+    await announce(
+        world, producer, tenant, invoice, "pay-review-1", invoice.gross_total.minor_units - 100, "review"
     )
     await world.next_step(tenant, invoice.id, "reminder")
     found = await eventually(lambda: held(world, tenant), lambda h: len(h) == 1, what="the held reminder")
@@ -142,26 +158,8 @@ async def test_a_received_payment_not_yet_applied_holds_and_its_application_ends
     world = dun_world
     tenant = await world.tenant()
     invoice = await overdue_invoice(world, tenant, "U-1")
-    payment = PaymentReceived(
-        tenant_id=tenant.tenant.id,
-        subject="pay-matched-1",
-        occurred_at=world.clock.now(),
-        data=PaymentReceivedData(
-            payment_id="pay-matched-1",
-            import_id="imp-2",
-            amount_minor=invoice.gross_total.minor_units,
-            currency="NOK",
-            paid_on=world.clock.today().isoformat(),
-            status="matched",
-            method="kid",
-            candidate_invoice_ids=[invoice.id],
-        ),
-    )
-    await publish(producer, world.prefix + PAYMENT_TOPIC, payment)
-    await eventually(
-        lambda: world.dunning.store.cases.find_one({"_id": invoice.id}),
-        lambda c: bool(c and c.get("pending")),
-        what="the payment's hold on the case",
+    await announce(
+        world, producer, tenant, invoice, "pay-matched-1", invoice.gross_total.minor_units, "matched"
     )
     await world.next_step(tenant, invoice.id, "reminder")
     found = await eventually(lambda: held(world, tenant), lambda h: len(h) == 1, what="the held reminder")
