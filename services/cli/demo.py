@@ -1,6 +1,6 @@
 """`fordring demo`: act as an ERP against a running stack, then show the documents the renderer made,
-how the dispatcher delivered them, how the matcher matched the bank's payments, and what the ledger
-holds."""
+how the dispatcher delivered them, how the matcher matched the bank's payments, how the unpaid ones
+were dunned as the sandbox clock moved on, and what the ledger holds."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from services.cli.context import CliContext
 from services.cli.demo_data import generate_invoices
 from services.cli.demo_deliveries import queue_faults, show_deliveries
 from services.cli.demo_documents import show_documents
+from services.cli.demo_dunning import dun
 from services.cli.demo_lifecycle import act
 from services.cli.demo_payments import pay_by_bank
 from services.cli.home import Home
@@ -49,10 +50,19 @@ DEFAULT_SEED = 1
     help="On the local stack, have the channel sandbox bounce, ignore and return a few sends, to show "
     "the fallbacks and deviations.",
 )
+@click.option(
+    "--dunning/--no-dunning",
+    default=True,
+    show_default=True,
+    help="On the local stack, move its sandbox clock forward through the dunning of the unpaid "
+    "invoices (nudges, reminders, inkassovarsel; the clock never goes back).",
+)
 @click.pass_obj
-def demo(ctx: CliContext, count: int, seed: int, concurrency: int, faults: bool) -> None:
+def demo(ctx: CliContext, count: int, seed: int, concurrency: int, faults: bool, dunning: bool) -> None:
     """Send a batch of realistic Norwegian invoices, as an ERP would; the customers pay through the
-    bank (a Nets OCR Giro file in the stack's folder, matched by the matcher); summarise the ledger."""
+    bank (a Nets OCR Giro file in the stack's folder, matched by the matcher); the unpaid ones are
+    dunned as the local stack's sandbox clock moves on (nudges, reminders, inkassovarsel, one dispute);
+    summarise the ledger."""
     record = ctx.home.read_stack() if ctx.target is None else None
     sandbox_url = str(dict((record or {}).get("sandbox", {})).get("url", "")) if faults else ""
     succeeded = ctx.run(
@@ -64,6 +74,7 @@ def demo(ctx: CliContext, count: int, seed: int, concurrency: int, faults: bool)
             concurrency=concurrency,
             sandbox_url=sandbox_url,
             home=ctx.home,
+            dunning=dunning,
         )
     )
     ctx.exit(0 if succeeded else 1)
@@ -78,6 +89,7 @@ async def demo_session(
     concurrency: int,
     sandbox_url: str = "",
     home: Home | None = None,
+    dunning: bool = True,
 ) -> bool:
     today = local_today(SystemClock())
     console.print(
@@ -111,6 +123,10 @@ async def demo_session(
         today=today,
         bank_dir=home.bank if home is not None else None,
     )
+    if dunning:
+        async with ledger_stub(connection) as stub:
+            ours = [i for i in await list_invoices(stub, connection.metadata) if i.external_id in batch_ids]
+        await dun(connection, console, ours, home=home)
     async with ledger_stub(connection) as stub:
         held = await list_invoices(stub, connection.metadata)
     console.print(status_summary_table(i for i in held if i.kind == ledger_pb2.INVOICE_KIND_INVOICE))
