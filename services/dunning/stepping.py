@@ -305,8 +305,9 @@ class Stepper:
         step = decision.step
         assert step is not None
         aid = action_id(case["_id"], step.index, step.kind)
-        described = step.kind.replace("_", " ")
-        notes = "; ".join(str(n) for n in step.notes)
+        # What the ledger names the charges by, on the customer's documents too: the policy's label
+        # for the step ("purring"), never the law's notes (those stay on the case).
+        label = policy.steps[step.index].label if step.index < len(policy.steps) else ""
         data = DunningActionTakenData(
             action_id=aid,
             invoice_id=case["_id"],
@@ -315,7 +316,7 @@ class Stepper:
             fee_minor=step.fee_minor,
             interest_minor=step.interest_minor,
             compensation_minor=step.compensation_minor,
-            description=described + (f" ({notes})" if notes else ""),
+            description=label,
             deadline=step.deadline.isoformat() if step.deadline else "",
             channels=list(step.channels),
             payment_link=step.payment_link,

@@ -438,3 +438,10 @@ def compensation_period(jurisdiction: Jurisdiction, right_arises: date) -> Perio
 def unverified_periods() -> tuple[tuple[Rule, Period], ...]:
     """Every value an operator must confirm (DOMAIN.md marks it unverified, or it is a placeholder)."""
     return tuple((rule, p) for rule in ALL_RULES for p in rule.periods if not p.verified)
+
+
+def amount(minor: int, jurisdiction: Jurisdiction) -> str:
+    """An amount as the law and an operator write it: "kr 35,00", "180,00 SEK"."""
+    whole, cents = divmod(minor, 100)
+    figure = f"{whole:,}".replace(",", "\u00a0") + f",{cents:02d}"
+    return f"kr {figure}" if jurisdiction == "NO" else f"{figure} SEK"

@@ -304,8 +304,8 @@ class _Validator:
                 elif step.fee_minor > cap:
                     self.add(
                         rule,
-                        f"a fee of {step.fee_minor} minor units, above the law's {cap} for claims due from "
-                        f"{self.on}",
+                        f"a fee of {law.amount(step.fee_minor, p.jurisdiction)}, above the law's "
+                        f"{law.amount(cap, p.jurisdiction)} for claims due from {self.on}",
                         i,
                     )
             counts[kind] += 1

@@ -414,7 +414,13 @@ def _fee(invoice: InvoiceState, policy: Policy, step: Step, today: date, notes: 
     cap = rule.value_on(invoice.due_date) or 0
     fee = cap if step.fee_minor == "legal_max" else min(int(step.fee_minor), cap)
     if isinstance(step.fee_minor, int) and fee < step.fee_minor:
-        notes.append(Note(rule.id, f"the fee is at most {cap} for a claim due on {invoice.due_date}"))
+        notes.append(
+            Note(
+                rule.id,
+                f"the fee is at most {law.amount(cap, policy.jurisdiction)} for a claim due on "
+                f"{invoice.due_date}",
+            )
+        )
     if fee == 0:
         return 0
     refusal = (

@@ -145,7 +145,7 @@ def test_a_fee_above_the_law_names_the_rule_and_its_source() -> None:
     assert violation.rule.id == "NO.reminder_fee.max"
     assert violation.step == 1
     assert "inkassoforskriften" in violation.rule.source
-    assert "7000" in violation.message
+    assert "kr 70,00" in violation.message
     assert "steps[1]" in str(violation)
     assert "NO.reminder_fee.max" in str(violation)
     # Saved before 1 Oct 2020, the policy meets claims due after it too: kr 70 is refused then as well.

@@ -315,7 +315,9 @@ def test_every_nudge_text_exists_in_every_language() -> None:
         assert sms_text(view)
 
 
-@pytest.mark.parametrize(("language", "words"), [("nb", "AvtaleGiro"), ("sv", "Autogiro"), ("en", "AvtaleGiro")])
+@pytest.mark.parametrize(
+    ("language", "words"), [("nb", "AvtaleGiro"), ("sv", "Autogiro"), ("en", "AvtaleGiro")]
+)
 def test_the_early_nudge_offers_automatic_payment(language: Language, words: str) -> None:
     offered = replace(nudge(language), offers=("avtalegiro", "efaktura"))
     assert words in email_text(offered)
