@@ -14,6 +14,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from services.common.clock import Clock
 from services.common.directory import DirectoryClient
+from services.common.lease import Lease
 from services.common.ledger_client import LedgerClient
 from services.common.retention import Retained
 from services.common.runtime import ServiceRuntime, serve_until_signal
@@ -97,6 +98,9 @@ class DunningApp:
         self.grpc.add(
             lambda server: dunning_pb2_grpc.add_DunningServiceServicer_to_server(api, server), DUNNING_SERVICE
         )
+        # One replica writes the export files at a time (each writes them whole; two would only
+        # repeat the work).
+        self._export_lease = Lease(self.store.db, "collection-exports", self.clock, seconds=900)
         self._held = 0
         self._backlog = (0, 0.0)
         _meter.create_observable_gauge(
@@ -137,7 +141,8 @@ class DunningApp:
         )
         self.runtime.spawn_every(15, self._count, "dunning-gauges")
         if self.settings.export_dir:
-            self.runtime.spawn_every(300, self._write_exports, "collection-exports")
+            root = Path(self.settings.export_dir)
+            self.runtime.spawn_every(300, lambda: self.write_exports(root), "collection-exports")
         await self.runtime.serve(self.grpc)
         log.info("dunning ready: gRPC on %s, HTTP on %s", self.grpc.port, self.runtime.http.port)
 
@@ -145,9 +150,11 @@ class DunningApp:
         self._held = await self.store.cases.count_documents({"held": {"$exists": True}})
         self._backlog = await self.timers.backlog()
 
-    async def _write_exports(self) -> None:
+    async def write_exports(self, root: Path) -> list[Path]:
         """Each tenant's file of each day with hand-offs, written (again, whole) while the day's claims
         come in: the agency picks up yesterday's, complete."""
+        if not await self._export_lease.hold():
+            return []
         recent = (self.clock.now() - timedelta(days=2)).date().isoformat()
         cursor = await self.store.exports.aggregate(
             [
@@ -156,14 +163,16 @@ class DunningApp:
             ]
         )
         days = await cursor.to_list()
-        root = Path(self.settings.export_dir)
+        written = []
         for group in days:
             tenant_id, day = group["_id"]["tenant_id"], group["_id"]["day"]
             name = f"collection-{tenant_id}-{day}.jsonl"
             claims = (
                 await self.store.exports.find({"tenant_id": tenant_id, "day": day}).sort("_id", 1).to_list()
             )
-            write_atomically(root / tenant_id, name, await export_file(self.ledger, tenant_id, claims))
+            content = await export_file(self.ledger, tenant_id, claims)
+            written.append(write_atomically(root / tenant_id, name, content))
+        return written
 
     async def stop(self) -> None:
         await self.runtime.stop_serving(self.grpc)

@@ -4,7 +4,9 @@ once; an invoice paid before its reminder gets none."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
+from pathlib import Path
 
 from fordring.dunning.v1 import dunning_pb2 as dpb
 from fordring.ledger.v1 import ledger_pb2 as pb
@@ -13,7 +15,9 @@ from tests.support.dunning import DunWorld, all_day_policy, consumer
 from tests.support.ledger import customer_input, eventually, invoice_request
 
 
-async def test_an_unpaid_invoice_is_nudged_reminded_noticed_and_handed_off(dun_world: DunWorld) -> None:
+async def test_an_unpaid_invoice_is_nudged_reminded_noticed_and_handed_off(
+    dun_world: DunWorld, tmp_path: Path
+) -> None:
     world = dun_world
     tenant = await world.tenant()
     today = world.clock.today()
@@ -56,7 +60,20 @@ async def test_an_unpaid_invoice_is_nudged_reminded_noticed_and_handed_off(dun_w
     assert ledger.balance.minor_units == invoice.gross_total.minor_units + fees + interest
     export = await world.stub.GetCollectionExport(dpb.GetCollectionExportRequest(), metadata=tenant.metadata)
     assert export.claims == 1
-    assert f'"invoice_number": "{invoice.invoice_number}"'.encode() in export.content
+    line = json.loads(export.content)
+    claim, debtor = line["claim"], line["debtor"]
+    assert claim["invoice_number"] == invoice.invoice_number
+    assert claim["principal_minor"] == invoice.gross_total.minor_units
+    assert claim["charges_minor"] == fees + interest
+    assert [n["action"] for n in claim["notices"]] == ["nudge", "reminder", "collection_notice"]
+    assert claim["interest_to_date_minor"] > 0
+    assert debtor["name"] == "Kari Nordmann"
+    assert debtor["address"]["city"] == "Oslo"
+    # The daily file, as the agency picks it up.
+    written = await world.dunning.write_exports(tmp_path)
+    mine = [p for p in written if p.parent.name == tenant.tenant.id]
+    assert [p.name for p in mine] == [export.filename]
+    assert mine[0].read_bytes() == export.content
 
 
 async def test_an_invoice_paid_before_its_reminder_gets_none(dun_world: DunWorld) -> None:
