@@ -111,13 +111,22 @@ async def test_a_nudge_that_charges_or_comes_after_a_reminder_is_refused(
     assert (after.dunning_stage, [c.kind for c in after.charges]) == (1, ["reminder_fee"])
 
 
-async def test_a_nudge_on_an_invoice_not_yet_due_is_refused(
+async def test_a_nudge_before_the_due_date_is_applied_a_reminder_is_not(
     tenant: TenantClient, producer: AIOKafkaProducer, topics: dict[str, str], invoice_events: TopicReader
 ) -> None:
+    """The early nudge (to a customer who paid late before) goes before the due date; nothing else does."""
     invoice = await tenant.issue(invoice_request())
-    early = step(tenant, invoice, "nudge")
+    early = step(tenant, invoice, "nudge", offers=["avtalegiro", "efaktura"])
     await publish(producer, topics[DUNNING_TOPIC], early)
-    assert (await announced(invoice_events, tenant, "ProposalRejected", early))["reason"] == "NOT_OVERDUE"
+    charged = await announced(invoice_events, tenant, "ChargeAdded", early)
+    assert charged["charge_minor"] == 0
+    assert charged["offers"] == ["avtalegiro", "efaktura"]
+    nudged = await tenant.get(invoice.id)
+    assert nudged.status == pb.INVOICE_STATUS_OPEN
+    assert nudged.dunning_stage == 0
+    reminder = step(tenant, nudged, "reminder", fee_minor=35_00)
+    await publish(producer, topics[DUNNING_TOPIC], reminder)
+    assert (await announced(invoice_events, tenant, "ProposalRejected", reminder))["reason"] == "NOT_OVERDUE"
 
 
 async def test_a_reminders_compensation_is_a_line_of_its_own_booked_like_a_fee(
