@@ -14,11 +14,12 @@ from pathlib import Path
 
 import click
 import grpc
+from fordring.common.v1 import common_pb2
 from fordring.dunning.v1 import dunning_pb2 as pb
 from fordring.ledger.v1 import ledger_pb2
 
 from services.cli import rpc_errors
-from services.cli.client import QUICK, Connection, RetryPolicy, dunning_stub, with_retries
+from services.cli.client import QUICK, Connection, RetryPolicy, all_pages, dunning_stub, with_retries
 from services.cli.context import CliContext
 from services.cli.dunning_views import (
     DEBTOR_KINDS,
@@ -126,22 +127,15 @@ async def case_or_none(connection: Connection, invoice_id: str) -> pb.Case | Non
 
 
 async def list_held(connection: Connection, limit: int) -> list[pb.HeldStep]:
-    found: list[pb.HeldStep] = []
-    token = ""
     async with dunning_stub(connection) as stub:
-        while len(found) < limit:
-            request = pb.ListHeldRequest(page_size=min(500, limit - len(found)), page_token=token)
-            reply = await with_retries(
-                lambda request=request: stub.ListHeld(  # type: ignore[misc]
-                    request, metadata=connection.metadata, timeout=QUICK.call_timeout
-                ),
-                QUICK,
+
+        async def fetch(page: common_pb2.PageRequest) -> tuple[list[pb.HeldStep], str]:
+            reply = await stub.ListHeld(
+                pb.ListHeldRequest(page=page), metadata=connection.metadata, timeout=QUICK.call_timeout
             )
-            found.extend(reply.held)
-            token = reply.next_page_token
-            if not token:
-                break
-    return found[:limit]
+            return list(reply.held), reply.page.next_page_token
+
+        return await all_pages(fetch, limit)
 
 
 async def pause(connection: Connection, request: pb.PauseRequest) -> pb.PauseResponse:

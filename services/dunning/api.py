@@ -4,12 +4,14 @@ of claims handed to collection."""
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 import grpc
+from fordring.common.v1 import common_pb2 as cpb
 from fordring.dunning.v1 import dunning_pb2 as pb
 from fordring.dunning.v1 import dunning_pb2_grpc
 
@@ -339,25 +341,24 @@ class DunningApi(dunning_pb2_grpc.DunningServiceServicer):
     # --- reads -------------------------------------------------------------------------------
 
     async def ListHeld(self, request: pb.ListHeldRequest, context: Context) -> pb.ListHeldResponse:
+        """Oldest hold first; pages by (since, invoice id), so a page does not shift while steps are
+        held or released between two calls."""
         tenant = current_tenant()
-        size = min(max(request.page_size or 100, 1), MAX_PAGE)
-        try:
-            offset = int(request.page_token or "0")
-        except ValueError:
-            raise _invalid("page_token", "not a token this service gave") from None
-        if offset < 0:
-            raise _invalid("page_token", "not a token this service gave")
-        cursor = (
-            self._store.cases.find({"tenant_id": tenant.id, "held": {"$exists": True}})
-            .sort([("held.since", 1), ("_id", 1)])
-            .skip(offset)
-            .limit(size + 1)
-        )
+        size = request.page.page_size or 50
+        if not 1 <= size <= MAX_PAGE:
+            raise _invalid("page.page_size", f"1..{MAX_PAGE}")
+        query: Doc = {"tenant_id": tenant.id, "held": {"$exists": True}}
+        if request.page.page_token:
+            since, after = _held_token(request.page.page_token)
+            query["$or"] = [{"held.since": {"$gt": since}}, {"held.since": since, "_id": {"$gt": after}}]
+        cursor = self._store.cases.find(query).sort([("held.since", 1), ("_id", 1)]).limit(size + 1)
         found = await cursor.to_list()
-        more = len(found) > size
+        token = ""
+        if len(found) > size:
+            last = found[size - 1]
+            token = _encode_token(f"{last['held']['since'].isoformat()}|{last['_id']}")
         return pb.ListHeldResponse(
-            held=[_held_pb(c) for c in found[:size]],
-            next_page_token=str(offset + size) if more else "",
+            held=[_held_pb(c) for c in found[:size]], page=cpb.PageResponse(next_page_token=token)
         )
 
     async def GetCase(self, request: pb.GetCaseRequest, context: Context) -> pb.Case:
@@ -513,6 +514,18 @@ def _step_pb(action_id: str, s: Mapping[str, Any]) -> pb.TakenStep:
         detail=s.get("detail", "") or "; ".join(s.get("notes", [])),
         channels=list(s.get("channels", [])),
     )
+
+
+def _encode_token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode()
+
+
+def _held_token(token: str) -> tuple[datetime, str]:
+    try:
+        since, _, after = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+        return datetime.fromisoformat(since), after
+    except ValueError:
+        raise _invalid("page.page_token", "not a token from this call") from None
 
 
 def _required(value: str, field: str, limit: int) -> str:

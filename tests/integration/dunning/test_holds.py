@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Literal
 
+import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
+from fordring.common.v1 import common_pb2 as cpb
 from fordring.dunning.v1 import dunning_pb2 as dpb
 from fordring.ledger.v1 import ledger_pb2 as pb
 
@@ -217,3 +219,40 @@ async def test_an_avtalegiro_draw_in_flight_holds_the_nudge_until_its_outcome_is
     )
     await publish(producer, world.prefix + DELIVERY_TOPIC, failed)
     await world.wait_history(tenant, invoice.id, "nudged")
+
+
+async def test_held_steps_are_listed_oldest_first_a_page_at_a_time(dun_world: DunWorld) -> None:
+    world = dun_world
+    tenant = await world.tenant()
+    today = world.clock.today()
+    invoices = [
+        await tenant.issue(invoice_request(customer=consumer(f"H-{n}"), issue_date=today, due_in_days=10))
+        for n in range(3)
+    ]
+    for invoice in invoices:
+        await world.known(invoice.id)
+        await world.stub.Pause(
+            dpb.PauseRequest(invoice_id=invoice.id, reason=f"call about {invoice.invoice_number}"),
+            metadata=tenant.metadata,
+        )
+    world.at(today + timedelta(days=13))
+    await world.sweep()
+    await eventually(lambda: held(world, tenant), lambda h: len(h) == 3, what="three held nudges")
+    pages: list[list[str]] = []
+    token = ""
+    while True:
+        reply = await world.stub.ListHeld(
+            dpb.ListHeldRequest(page=cpb.PageRequest(page_size=2, page_token=token)), metadata=tenant.metadata
+        )
+        pages.append([h.invoice_number for h in reply.held])
+        token = reply.page.next_page_token
+        if not token:
+            break
+    assert [len(p) for p in pages] == [2, 1]
+    assert sorted(n for page in pages for n in page) == sorted(i.invoice_number for i in invoices)
+    for bad in ("not-a-token", "!!"):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await world.stub.ListHeld(
+                dpb.ListHeldRequest(page=cpb.PageRequest(page_token=bad)), metadata=tenant.metadata
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

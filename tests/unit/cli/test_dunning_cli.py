@@ -19,6 +19,7 @@ import grpc
 import pytest
 from click.testing import CliRunner
 from fordring.common.v1 import common_pb2
+from fordring.common.v1 import common_pb2 as cpb
 from fordring.dunning.v1 import dunning_pb2 as pb
 from fordring.dunning.v1 import dunning_pb2_grpc
 from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc
@@ -320,7 +321,7 @@ class FakeDunning(dunning_pb2_grpc.DunningServiceServicer):
 
     def ListHeld(self, request: pb.ListHeldRequest, context: grpc.ServicerContext) -> pb.ListHeldResponse:
         # Two pages of one: the CLI follows the token.
-        number = "10042" if not request.page_token else "10043"
+        number = "10042" if not request.page.page_token else "10043"
         return pb.ListHeldResponse(
             held=[
                 pb.HeldStep(
@@ -333,7 +334,7 @@ class FakeDunning(dunning_pb2_grpc.DunningServiceServicer):
                     holds=[pb.Hold(kind="dispute", reason="goods never came")],
                 )
             ],
-            next_page_token="" if request.page_token else "1",
+            page=cpb.PageResponse(next_page_token="" if request.page.page_token else "1"),
         )
 
     def GetCase(self, request: pb.GetCaseRequest, context: grpc.ServicerContext) -> pb.Case:
