@@ -1,0 +1,242 @@
+"""The dunning run on the real database: the first step (the nudge) of 200,000 overdue invoices decided
+and stored by the service's step run, beside a same-run baseline of as many lease claims alone.
+
+    make bench      # or: python -m bench.dunning_run [--count 200000] [--batch 500]
+
+Setup, not timed: SecantusDB in a temporary folder (a process of its own, as `fordring up` runs it),
+the dunning database's indexes, N cases as the projection writes them (`summary_fields` of an
+InvoiceSummary: consumers' invoices of 1 250 kr, overdue, due 20 days before "now"), each with its
+step timer due, and N bare timers in a collection of their own for the baseline. "Now" stands still
+at Tuesday 1 December 2026, 12:00 in Oslo: a business day, inside the default sending window and past
+the bank files' cut-off, so every case's nudge is due under the default policies. Then, in one run:
+1. baseline: the N bare timers claimed (`Timers.claim`) and completed (`Timers.complete`), `--batch`
+   at a time (the service's step_batch), until none is due: what the leases cost alone;
+2. the run: `Timers.run_once` with the service's handler (`Stepper.run`) until none is due, the loop
+   each replica runs: claim, read the cases, decide, and store in one transaction per claim the
+   proposals (the outbox: no relay runs, so they stay there), the cases and the timers.
+Target: steps decided per second at least 30 % of the baseline's claims per second. Each case must
+come out with exactly one proposal in the outbox, its nudge.
+
+FORDRING_MONGO_COMMAND_STATS=/tmp/x-{pid}.json counts what each run sends (the baseline's timers are
+`baseline_timers`); `--profile FILE` writes a cProfile of the run (the bench process's side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any, Final
+
+from bench.ledger_payments import Rate, cpu_seconds, embedded_database
+from services.common.clock import OSLO, FixedClock
+from services.common.events import InvoiceSummary
+from services.common.mongo import Doc, create_mongo_client
+from services.common.outbox import OUTBOX
+from services.common.timers import Timers, timer_doc
+from services.dunning.cases import summary_fields
+from services.dunning.policies import PolicyBook
+from services.dunning.stepping import Stepper, Tenants
+from services.dunning.store import BANK_DAYS, STEP_TIMER, DunningStore, timer_id
+
+TARGET: Final = 0.30
+DATABASE: Final = "dunning_bench"
+BASELINE: Final = "baseline_timers"
+TENANT: Final = "bench-tenant"
+TODAY: Final = date(2026, 12, 1)  # a Tuesday
+NOW: Final = datetime.combine(TODAY, clock_time(12, 0), tzinfo=OSLO).astimezone(UTC)
+# The service's settings (services/dunning/settings.py): claim size, lease, the look after a proposal.
+STEP_BATCH: Final = 500
+LEASE_SECONDS: Final = 60.0
+HELD_RECHECK_SECONDS: Final = 6 * 3600.0
+CHUNK: Final = 2_000
+
+
+def case_doc(n: int) -> Doc:
+    """The n-th case as the projection keeps it after the ledger's InvoiceOverdue."""
+    due = TODAY - timedelta(days=20)
+    summary = InvoiceSummary(
+        invoice_id=f"inv-{n:07d}",
+        kind="invoice",
+        invoice_number=str(100_000 + n),
+        kid="",
+        customer_id=f"cust-{n // 4:07d}",
+        customer_number=f"K{n // 4:07d}",
+        customer_kind="consumer",
+        currency="NOK",
+        issue_date=(due - timedelta(days=14)).isoformat(),
+        due_date=due.isoformat(),
+        gross_minor=1_250_00,
+        charges_minor=0,
+        paid_minor=0,
+        credited_minor=0,
+        balance_minor=1_250_00,
+        status="overdue",
+        dunning_stage=0,
+        version=2,
+        language="nb",
+    )
+    return {"_id": summary.invoice_id, **summary_fields(TENANT, summary), "changed_at": NOW}
+
+
+async def insert_chunked(collection: Any, docs: list[Doc]) -> None:
+    for i in range(0, len(docs), CHUNK):
+        await collection.insert_many(docs[i : i + CHUNK], ordered=False)
+
+
+async def seed(store: DunningStore, count: int) -> None:
+    """N cases, each with its step timer due (when the projection made it: the nudge's day, 08:00), and
+    N bare timers for the baseline; the tenant's bank files of the day are in."""
+    cases = [case_doc(n) for n in range(count)]
+    await insert_chunked(store.cases, cases)
+    nudge_day = datetime.combine(TODAY - timedelta(days=17), clock_time(8), tzinfo=OSLO).astimezone(UTC)
+    await insert_chunked(
+        store.db["timers"],
+        [timer_doc(timer_id(c["_id"]), STEP_TIMER, nudge_day, {}, tenant_id=TENANT) for c in cases],
+    )
+    await insert_chunked(
+        store.db[BASELINE],
+        [timer_doc(timer_id(c["_id"]), STEP_TIMER, nudge_day, {}, tenant_id=TENANT) for c in cases],
+    )
+    await store.db[BANK_DAYS].insert_one({"_id": TENANT, "last_day": TODAY.isoformat()})
+
+
+async def claims_alone(timers: Timers, pids: dict[str, int]) -> Rate:
+    """The baseline: claim and complete every due timer, a claim at a time."""
+    cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    done = 0
+    started = time.perf_counter()
+    while claimed := await timers.claim([STEP_TIMER]):
+        await timers.complete([t.id for t in claimed])
+        done += len(claimed)
+    seconds = time.perf_counter() - started
+    return Rate(done, seconds, {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()})
+
+
+async def step_run(stepper: Stepper, pids: dict[str, int], profile: str) -> Rate:
+    """The run: `Timers.run_once` with the service's handler until no timer is due."""
+    profiler = cProfile.Profile() if profile else None
+    cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    done = 0
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    while claimed := await stepper.timers.run_once({STEP_TIMER: stepper.run}):
+        done += claimed
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    seconds = time.perf_counter() - started
+    return Rate(done, seconds, {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()})
+
+
+async def check_run(store: DunningStore, count: int) -> dict[str, int]:
+    """What the run left: one nudge proposed per case, each case's timer at its safety-net look."""
+    proposals: dict[str, int] = {}
+    actions: set[str] = set()
+    async for doc in store.db[OUTBOX].find({"type": "DunningActionTaken"}, projection={"value": 1}):
+        data = json.loads(doc["value"])["data"]
+        proposals[data["action"]] = proposals.get(data["action"], 0) + 1
+        actions.add(data["action_id"])
+    stepped = await store.cases.count_documents({"outcome": "due", "next_step": "nudge"})
+    later = await store.db["timers"].count_documents(
+        {"due_at": NOW + timedelta(seconds=HELD_RECHECK_SECONDS)}
+    )
+    left = {
+        "nudges": proposals.get("nudge", 0),
+        "action_ids": len(actions),
+        "cases": stepped,
+        "timers": later,
+    }
+    if proposals != {"nudge": count} or len(actions) != count or stepped != count or later != count:
+        raise AssertionError(f"expected {count} of each: {left} (proposals {proposals})")
+    return left
+
+
+async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, Any]:
+    client = create_mongo_client(uri, app_name="bench-dunning-run")
+    clock = FixedClock(NOW)
+    try:
+        await client.drop_database(DATABASE)
+        store = DunningStore(client, DATABASE)
+        await store.ensure_indexes()
+        timers = Timers(store.db, clock, lease_seconds=LEASE_SECONDS, batch=args.batch)
+        await timers.ensure_indexes()
+        baseline_timers = Timers(
+            store.db, clock, lease_seconds=LEASE_SECONDS, batch=args.batch, collection=BASELINE
+        )
+        await baseline_timers.ensure_indexes()
+        started = time.perf_counter()
+        await seed(store, args.count)
+        print(
+            f"seeded {args.count:,} cases with their timers, and as many bare timers, in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+        tenants = Tenants(None)
+        tenants.put(TENANT, "NO")
+        stepper = Stepper(
+            store, timers, PolicyBook(store, clock), tenants, clock, held_recheck=HELD_RECHECK_SECONDS
+        )
+        pids = {"bench": os.getpid(), "database": db_pid}
+        baseline = await claims_alone(baseline_timers, pids)
+        _line("lease claims alone (claim, complete)", baseline, "timers")
+        stepped = await step_run(stepper, pids, args.profile)
+        _line("the step run (claim, decide, store)", stepped, "steps")
+        left = await check_run(store, args.count)
+    finally:
+        await client.close()
+    ratio = stepped.per_second / baseline.per_second
+    verdict = "ok" if ratio >= TARGET else "BELOW TARGET"
+    print(f"steps / lease claims = {ratio:.2f} (target >= {TARGET:.2f}: {verdict})")
+    print(f"after: {left}")
+    return {
+        "count": args.count,
+        "batch": args.batch,
+        "cores": os.cpu_count(),
+        "claims_per_second": baseline.per_second,
+        "steps_per_second": stepped.per_second,
+        "ratio": ratio,
+        "target": TARGET,
+        "cpu_seconds": {"baseline": baseline.cpu, "run": stepped.cpu},
+        "after": left,
+    }
+
+
+def _line(what: str, rate: Rate, unit: str) -> None:
+    cpu = ", ".join(f"{who} {1000 * s / rate.count:.2f} ms" for who, s in rate.cpu.items())
+    print(
+        f"{what:38} {rate.count:,} {unit} in {rate.seconds:6.1f} s = {rate.per_second:7,.0f}/s"
+        f"  (CPU per one: {cpu})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=200_000, help="overdue invoices (cases), and timers")
+    parser.add_argument("--batch", type=int, default=STEP_BATCH, help="timers per claim (step_batch)")
+    parser.add_argument("--profile", default="", help="write a cProfile of the step run to this file")
+    parser.add_argument("--out", default="bench/results/dunning_run.json")
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="fordring-bench-") as work,
+        embedded_database(Path(work)) as (uri, db),
+    ):
+        result = asyncio.run(run(args, uri, db.pid))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    sys.exit(0 if result["ratio"] >= TARGET else 1)
+
+
+if __name__ == "__main__":
+    main()
