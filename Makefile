@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := $(shell find proto -name '*.proto')
 PROTO_STAMP := gen/.generated
 SYSTEM_STAMP := $(VENV)/.system-packages
-# Debian packages the project uses: poppler-utils (pdftotext, pdftoppm: reading rendered PDFs back).
+# Debian packages the project uses: poppler-utils (pdftotext, pdftoppm: reading rendered PDFs back),
+# chromium (the portal's browser tests) and prometheus (promtool: the alert rules are checked and unit-tested).
+SYSTEM_PACKAGES := poppler-utils chromium prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
@@ -25,10 +27,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 $(SYSTEM_STAMP): $(STAMP)
-	@command -v pdftoppm >/dev/null || { echo "installing poppler-utils (pdftotext, pdftoppm) …"; \
-	  $(SUDO) apt-get install -y -q poppler-utils >/dev/null 2>&1 || \
-	  { $(SUDO) apt-get update -q >/dev/null 2>&1 && $(SUDO) apt-get install -y -q poppler-utils >/dev/null 2>&1; } || \
-	  echo "could not install poppler-utils (apt-get): tests that read PDF pages as images will say so"; }
+	@command -v pdftoppm >/dev/null && command -v chromium >/dev/null && command -v promtool >/dev/null || \
+	  { echo "installing Debian packages: $(SYSTEM_PACKAGES) …"; \
+	  $(SUDO) apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null 2>&1 && $(SUDO) apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1; } || \
+	  echo "could not install $(SYSTEM_PACKAGES) (apt-get): tests that need them will say so"; }
 	@touch $(SYSTEM_STAMP)
 
 $(PROTO_STAMP): $(STAMP) $(SYSTEM_STAMP) $(PROTO_SRC)
