@@ -24,6 +24,7 @@ class ServiceSpec:
 
     name: str
     module: str
+    # 0: the service has no gRPC API (the portal's API is HTTP, on its HTTP port).
     grpc_port: int
     http_port: int
     # A port the outside world reaches (provider webhooks, invoice links); 0: none.
@@ -39,6 +40,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
     # 8084 is the dispatcher's public port: the matcher's HTTP port comes after it.
     ServiceSpec(name="matcher", module="services.matcher", grpc_port=50054, http_port=8085),
     ServiceSpec(name="dunning", module="services.dunning", grpc_port=50055, http_port=8086),
+    # The invoice pages customers open and the operator console, on its HTTP port.
+    ServiceSpec(name="portal", module="services.portal", grpc_port=0, http_port=8090),
 )
 # The sandbox providers (SMTP, SMS, Peppol, eFaktura, Vipps, print house, Nets) beside the services.
 SANDBOX_HTTP_PORT = 8099
@@ -84,7 +87,7 @@ class PortChoice:
             ServiceSpec(
                 spec.name,
                 spec.module,
-                spec.grpc_port + grpc_shift,
+                spec.grpc_port + grpc_shift if spec.grpc_port else 0,
                 spec.http_port + http_shift,
                 spec.public_port + http_shift if spec.public_port else 0,
             )
@@ -113,7 +116,7 @@ class StackPlan:
     def record(self, pids: Mapping[str, int], started_at: str) -> dict[str, Any]:
         """The content of stack.json: how clients and `fordring status` find this stack."""
         return {
-            "grpc": {spec.name: f"{HOST}:{spec.grpc_port}" for spec in self.services},
+            "grpc": {spec.name: f"{HOST}:{spec.grpc_port}" for spec in self.services if spec.grpc_port},
             "http": {spec.name: f"http://{HOST}:{spec.http_port}" for spec in self.services},
             "public": {
                 spec.name: f"http://{HOST}:{spec.public_port}" for spec in self.services if spec.public_port
@@ -231,17 +234,18 @@ def plan_stack(home: Home, ports: PortChoice, api_key: str, broker_binary: str) 
         "FORDRING_SANDBOX_CLOCK": "true",
     }
     dispatcher_public = f"http://{HOST}:{by_name['dispatcher'].public_port}"
+    portal_url = f"http://{HOST}:{by_name['portal'].http_port}"
     sandbox_url = f"http://{HOST}:{ports.sandbox_http}"
     secrets = ",".join(f"{name}={home.secret('webhook-' + name)}" for name in SANDBOX_PROVIDERS)
     sandbox_root = home.sandbox
     own_env: dict[str, dict[str, str]] = {
-        # The invoice links on documents lead to the dispatcher's public port (it records the open)
-        # until the portal serves them.
-        "renderer": {"FORDRING_PORTAL_URL": dispatcher_public},
+        # The invoice links on documents, e-mails and SMS lead to the portal (which records the open
+        # through the dispatcher).
+        "renderer": {"FORDRING_PORTAL_URL": portal_url},
         "dispatcher": {
             "FORDRING_PUBLIC_HOST": HOST,
             "FORDRING_PUBLIC_PORT": str(by_name["dispatcher"].public_port),
-            "FORDRING_PUBLIC_URL": dispatcher_public,
+            "FORDRING_PUBLIC_URL": portal_url,
             "FORDRING_WEBHOOK_SECRETS": secrets,
             "FORDRING_SMTP_HOST": HOST,
             "FORDRING_SMTP_PORT": str(ports.sandbox_smtp),
@@ -258,6 +262,13 @@ def plan_stack(home: Home, ports: PortChoice, api_key: str, broker_binary: str) 
         },
         # The daily files of claims handed to collection, for the collection agency.
         "dunning": {"FORDRING_EXPORT_DIR": str(home.collection)},
+        "portal": {
+            "FORDRING_PUBLIC_URL": portal_url,
+            **{
+                f"FORDRING_{name.upper()}_TARGET": f"{HOST}:{by_name[name].grpc_port}"
+                for name in ("dispatcher", "matcher", "dunning")
+            },
+        },
     }
     sandbox = Component(
         name="sandbox",
@@ -313,8 +324,11 @@ def _service_component(
         env={
             "FORDRING_KAFKA_BOOTSTRAP": kafka_bootstrap,
             "FORDRING_MONGO_URI": uri,
-            "FORDRING_GRPC_HOST": HOST,
-            "FORDRING_GRPC_PORT": str(spec.grpc_port),
+            **(
+                {"FORDRING_GRPC_HOST": HOST, "FORDRING_GRPC_PORT": str(spec.grpc_port)}
+                if spec.grpc_port
+                else {}
+            ),
             "FORDRING_HTTP_HOST": HOST,
             "FORDRING_HTTP_PORT": str(spec.http_port),
             "FORDRING_SANDBOX_API_KEY": api_key,
@@ -323,7 +337,7 @@ def _service_component(
             **shared,
         },
         ports=(
-            PortClaim(spec.grpc_port, f"{spec.name} gRPC", grpc_flag),
+            *((PortClaim(spec.grpc_port, f"{spec.name} gRPC", grpc_flag),) if spec.grpc_port else ()),
             PortClaim(spec.http_port, f"{spec.name} HTTP", http_flag),
             *(
                 (PortClaim(spec.public_port, f"{spec.name} public HTTP", http_flag),)

@@ -112,6 +112,7 @@ def _start_demo_process(plan: StackPlan, demo: DemoRequest) -> subprocess.Popen[
             **{
                 f"FORDRING_{spec.name.upper()}_TARGET": f"127.0.0.1:{spec.grpc_port}"
                 for spec in plan.services
+                if spec.grpc_port
             },
         },
     )

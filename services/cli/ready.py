@@ -16,6 +16,11 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
     table.add_column(style="bold")
     table.add_column()
     for spec in plan.services:
+        if not spec.grpc_port:  # the portal: its API is HTTP
+            table.add_row(
+                f"{spec.name}", f"http://127.0.0.1:{spec.http_port}  (invoice pages /i/…; /readyz, /metrics)"
+            )
+            continue
         table.add_row(f"{spec.name} gRPC", f"127.0.0.1:{spec.grpc_port}")
         table.add_row(f"{spec.name} HTTP", f"http://127.0.0.1:{spec.http_port}  (/readyz, /metrics)")
         if spec.public_port:

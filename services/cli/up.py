@@ -120,7 +120,7 @@ def _refuse_running_stack(home: Home) -> None:
 
 
 def _run_demo_here(ctx: CliContext, plan: StackPlan, demo: DemoRequest) -> int:
-    targets = {spec.name: f"127.0.0.1:{spec.grpc_port}" for spec in plan.services}
+    targets = {spec.name: f"127.0.0.1:{spec.grpc_port}" for spec in plan.services if spec.grpc_port}
     connection = Connection(targets["ledger"], plan.api_key, targets=targets)
     session = demo_session(
         connection,

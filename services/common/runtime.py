@@ -23,7 +23,7 @@ from pymongo.errors import PyMongoError
 from services.common.bus import PROCESSED, BrokerLink, create_broker
 from services.common.clock import Clock, SandboxClock, SystemClock, isoformat_utc
 from services.common.grpc_server import GrpcServer
-from services.common.http_port import HttpPort, ReadinessCheck
+from services.common.http_port import AsgiApp, HttpPort, ReadinessCheck
 from services.common.mongo import Database, create_mongo_client, ping
 from services.common.outbox import OUTBOX
 from services.common.relay import OutboxRelay, RelaySettings
@@ -102,6 +102,7 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._once: set[str] = set()
         self._serving = False
+        self._http_api = False
         self._checks: dict[str, ReadinessCheck] = {
             "mongodb": lambda: ping(self.mongo),
             "kafka": self.link.check,
@@ -124,6 +125,14 @@ class ServiceRuntime:
         the database was prepared and the API served)."""
         await server.start()
         self._serving = True
+
+    def serve_app(self, app: AsgiApp) -> None:
+        """A service whose API is HTTP (the portal): `app` is served on the HTTP side port from `start`
+        on, beside /healthz, /readyz and /metrics, and the replica is ready from then (its readiness
+        check "http" stands where the others have "grpc")."""
+        self.http.mount(app, grace=self.settings.shutdown_grace)
+        self._http_api = True
+        self._checks["http"] = self._checks.pop("grpc")
 
     async def stop_serving(self, server: GrpcServer) -> None:
         """Not ready any more (the load balancer stops sending), then finish the calls in flight."""
@@ -217,6 +226,8 @@ class ServiceRuntime:
         self.spawn(self.link.watch_cluster(), "kafka-cluster-watch")
         self.spawn(self.retention.run(), "retention-sweep")
         await self.http.start()
+        if self._http_api:
+            self._serving = True
 
     async def _start_consumers(self) -> None:
         backoff = Backoff(first=0.5, cap=10.0)

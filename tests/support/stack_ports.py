@@ -31,7 +31,7 @@ def stack_claims(choice: PortChoice) -> list[int]:
     return [
         choice.kafka,
         choice.mongo,
-        *(spec.grpc_port for spec in services),
+        *(spec.grpc_port for spec in services if spec.grpc_port),
         *(spec.http_port for spec in services),
         *(spec.public_port for spec in services if spec.public_port),
         choice.sandbox_http,
