@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 
 from aiohttp import web
-from fordring.dispatcher.v1 import dispatcher_pb2, dispatcher_pb2_grpc
+from fordring.dispatcher.v1 import dispatcher_pb2, dispatcher_pb2_grpc, links_pb2_grpc
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
@@ -22,6 +22,8 @@ from services.dispatcher.api import DispatcherApi
 from services.dispatcher.channels import Channels, Refusing, from_settings
 from services.dispatcher.handlers import register
 from services.dispatcher.lifecycle import BATCH, FALLBACK, PLAN, SEND, Lifecycle
+from services.dispatcher.links_api import SERVICE_NAME as LINKS_SERVICE
+from services.dispatcher.links_api import InvoiceLinkApi
 from services.dispatcher.planning import Planner
 from services.dispatcher.public import public_app
 from services.dispatcher.recent import RecentLedger
@@ -97,11 +99,17 @@ class DispatcherApp:
             self.store, self.lifecycle, self.channels, self.rules, self.clock, on_commit=wake
         )
         register(self.runtime.broker, settings, self.planner, self.tracker, settings.consumer_group)
-        self.grpc = self.runtime.grpc_server(self.directory)
+        # The invoice links are the portal's to report (the service credential only).
+        self.grpc = self.runtime.grpc_server(self.directory, internal=frozenset({LINKS_SERVICE}))
         api = DispatcherApi(self.store, self.ledger, self.planner, self.rules, self.clock)
         self.grpc.add(
             lambda server: dispatcher_pb2_grpc.add_DispatcherServiceServicer_to_server(api, server),
             DISPATCHER_SERVICE,
+        )
+        links = InvoiceLinkApi(self.tracker)
+        self.grpc.add(
+            lambda server: links_pb2_grpc.add_InvoiceLinkServiceServicer_to_server(links, server),
+            LINKS_SERVICE,
         )
         self.public = web.AppRunner(
             public_app(self.channels, self.tracker, self.renderer, link_secret=settings.link_secret),
