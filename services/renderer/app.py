@@ -48,6 +48,7 @@ class RendererApp:
             portal_url=settings.portal_url,
             link_secret=settings.link_secret,
             on_commit=self.runtime.relay.wake,
+            link_days=settings.document_retention_days,
         )
         register(self.runtime.broker, settings, self.renderer, settings.consumer_group)
         self.grpc = self.runtime.grpc_server(self.directory)

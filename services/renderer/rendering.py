@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from opentelemetry import metrics
@@ -111,6 +111,7 @@ class Renderer:
         portal_url: str,
         link_secret: str,
         on_commit: Callable[[], None],
+        link_days: int = 490,
     ) -> None:
         self._store = store
         self._ledger = ledger
@@ -120,6 +121,8 @@ class Renderer:
         self._clock = clock
         self._portal_url = portal_url
         self._link_secret = link_secret
+        # A printed link works as long as the document stays in the invoice hotel.
+        self._link_days = link_days
         self._on_commit = on_commit
         # The ledger reads of a batch, a few at a time.
         self._reads = asyncio.Semaphore(8)
@@ -157,7 +160,13 @@ class Renderer:
             invoice,
             customer,
             profile,
-            link=invoice_link(self._portal_url, paid_on_link, self._link_secret),
+            link=invoice_link(
+                self._portal_url,
+                paid_on_link,
+                self._link_secret,
+                # Midnight UTC: the documents of one day carry the same link.
+                expires=datetime.combine(today + timedelta(days=self._link_days), datetime.min.time(), UTC),
+            ),
             notice_date=today,
             language=language,
             credited=credited,
