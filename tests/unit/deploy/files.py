@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.cli.components import ServiceSpec
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -32,3 +36,11 @@ def published_topics() -> set[str]:
         value for key, value in vars(events).items() if key.endswith("_TOPIC") and isinstance(value, str)
     }
     return topics | {topic + events.DLQ_SUFFIX for topic in topics}
+
+
+def service_specs() -> dict[str, ServiceSpec]:
+    """Every Fordring service as `fordring up` runs it (services/cli/components.py), by name: the list
+    the compose stack, Prometheus' targets and the Kubernetes base must each cover."""
+    from services.cli.components import SERVICES
+
+    return {spec.name: spec for spec in SERVICES}

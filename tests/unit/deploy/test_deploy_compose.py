@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from services.common.settings import CommonSettings
-from tests.unit.deploy.files import COMPOSE_FILES, DEPLOY, ROOT, SERVICES_DIR, compose_env, published_topics
+from tests.unit.deploy.files import (
+    COMPOSE_FILES,
+    DEPLOY,
+    ROOT,
+    SERVICES_DIR,
+    compose_env,
+    published_topics,
+    service_specs,
+)
 from tests.unit.deploy.tools import tool
 
 TOPIC = re.compile(r"^fordring\.[a-z_]+\.[a-z_]+\.v\d+$")
@@ -42,7 +50,8 @@ def host_ports(service: dict[str, Any]) -> dict[int, int]:
 
 
 def test_the_stack_runs_the_services_there_are(fordring_services: dict[str, dict[str, Any]]) -> None:
-    assert {"ledger", "renderer", "dispatcher", "matcher"} <= set(fordring_services)
+    """Every service `fordring up` runs (services/cli/components.py), and nothing else."""
+    assert set(fordring_services) == set(service_specs())
     for name, service in fordring_services.items():
         assert service["command"] == [f"services.{name}"], name
         assert (SERVICES_DIR / name / "__main__.py").is_file(), (
@@ -70,15 +79,23 @@ def test_each_service_is_named_and_has_its_own_database(fordring_services: dict[
 def test_host_ports_are_the_services_default_ports(
     compose: dict[str, Any], fordring_services: dict[str, dict[str, Any]]
 ) -> None:
-    """Inside its container every service uses 50051 and 8081; on the host, the ports `make run` gives
-    it (its settings' defaults), so the CLI's stack targets reach the compose stack too."""
+    """Inside its container every gRPC service uses 50051 and 8081 (an HTTP-only one, the portal, its
+    own HTTP port); on the host, the ports `fordring up` gives it (services/cli/components.py), so the
+    CLI's stack targets reach the compose stack too."""
+    specs = service_specs()
     for name, service in fordring_services.items():
+        spec = specs[name]
         env = service["environment"]
-        assert (env["FORDRING_GRPC_PORT"], env["FORDRING_HTTP_PORT"]) == ("50051", "8081"), name
-        cls = settings_class(name)
         ports = host_ports(service)
-        assert ports[50051] == default(cls, "grpc_port"), name
-        assert ports[8081] == default(cls, "http_port"), name
+        if spec.grpc_port:
+            assert (env["FORDRING_GRPC_PORT"], env["FORDRING_HTTP_PORT"]) == ("50051", "8081"), name
+            assert ports[50051] == spec.grpc_port, name
+            assert ports[8081] == spec.http_port, name
+        else:
+            assert env["FORDRING_HTTP_PORT"] == str(spec.http_port), name
+            assert ports == {spec.http_port: spec.http_port}, name
+        if spec.public_port:
+            assert ports[spec.public_port] == spec.public_port, name
     every_host_port = [host for svc in compose["services"].values() for host in host_ports(svc).values()]
     assert len(every_host_port) == len(set(every_host_port)), (
         f"a host port is published twice: {every_host_port}"
@@ -103,7 +120,10 @@ def test_prometheus_scrapes_every_service(
     for group in job["static_configs"]:
         for target in group["targets"]:
             scraped[target] = group["labels"]["service"]
-    assert scraped == {f"{name}:8081": name for name in fordring_services}
+    assert scraped == {
+        f"{name}:{service['environment']['FORDRING_HTTP_PORT']}": name
+        for name, service in fordring_services.items()
+    }
 
 
 def test_every_topic_the_code_names_is_created(created_topics: set[str]) -> None:
@@ -134,9 +154,8 @@ def test_topics_get_partitions_retention_and_a_dead_letter_sibling(topic_script:
 def test_the_deploy_docs_list_every_service(doc: str, fordring_services: dict[str, dict[str, Any]]) -> None:
     text = (ROOT / doc).read_text()
     for name, service in fordring_services.items():
-        ports = host_ports(service)
-        assert f"localhost:{ports[50051]}" in text, f"{doc}: no gRPC port of the {name} in the compose table"
-        assert f"localhost:{ports[8081]}" in text, f"{doc}: no side port of the {name} in the compose table"
+        for host in host_ports(service).values():
+            assert f"localhost:{host}" in text, f"{doc}: the {name}'s port {host} is not in the compose table"
         assert f"{name}-secrets" in text, f"{doc}: how to create {name}-secrets is not said"
         assert f"fordring_{name}" in text, f"{doc}: the {name}'s database is not named"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.unit.deploy.files import K8S
+from tests.unit.deploy.files import K8S, service_specs
 
 Objects = list[dict[str, Any]]
 
@@ -35,7 +35,7 @@ def by_kind(objects: Objects, kind: str) -> dict[str, dict[str, Any]]:
 
 def test_the_base_lists_every_service_of_the_stack(fordring_services: dict[str, dict[str, Any]]) -> None:
     services = base_services()
-    assert set(services) == set(fordring_services)
+    assert set(services) == set(fordring_services) == set(service_specs())
     for name, kustomization in services.items():
         values = yaml.safe_load((K8S / "base" / name / "values.yaml").read_text())
         assert values["kind"] == "FordringService"
@@ -83,7 +83,8 @@ def test_every_service_has_the_components_shape(overlay: tuple[str, Objects]) ->
     hpas = by_kind(objects, "HorizontalPodAutoscaler")
     pdbs = by_kind(objects, "PodDisruptionBudget")
     accounts = by_kind(objects, "ServiceAccount")
-    assert set(base_services()) <= set(deployments), f"{name}: a service of the base is not deployed"
+    specs = service_specs()
+    assert set(deployments) == set(specs), f"{name}: deployed {sorted(deployments)}"
     for service, deployment in deployments.items():
         where = f"{name}/{service}"
         labels = deployment["metadata"]["labels"]
@@ -102,10 +103,22 @@ def test_every_service_has_the_components_shape(overlay: tuple[str, Objects]) ->
         assert security["allowPrivilegeEscalation"] is False, where
         assert security["capabilities"] == {"drop": ["ALL"]}, where
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert {"grpc": 50051, "http": 8081}.items() <= ports.items(), where
-        assert container["livenessProbe"]["grpc"]["port"] == 50051, where
-        assert container["startupProbe"]["grpc"]["port"] == 50051, where
+        spec = specs[service]
+        if spec.grpc_port:
+            assert {"grpc": 50051, "http": 8081}.items() <= ports.items(), where
+            assert container["livenessProbe"]["grpc"]["port"] == 50051, where
+            assert container["startupProbe"]["grpc"]["port"] == 50051, where
+            assert services[f"{service}-headless"]["spec"]["clusterIP"] == "None", where
+        else:
+            # HTTP only (the portal): one port, HTTP probes, no headless Service.
+            assert ports == {"http": spec.http_port}, where
+            assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, where
+            assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, where
+            assert f"{service}-headless" not in services, where
+            annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["prometheus.io/port"] == str(spec.http_port), where
         assert container["readinessProbe"]["httpGet"]["port"] == "http", where
+        assert container["readinessProbe"]["httpGet"]["path"].startswith("/readyz"), where
         resources = container["resources"]
         for bound in ("requests", "limits"):
             assert set(resources[bound]) == {"cpu", "memory"}, where
@@ -120,10 +133,10 @@ def test_every_service_has_the_components_shape(overlay: tuple[str, Objects]) ->
         assert all(ref in configmaps for ref in refs), where
 
         assert services[service]["spec"]["selector"] == {"app.kubernetes.io/name": service}, where
-        assert services[f"{service}-headless"]["spec"]["clusterIP"] == "None", where
+        service_ports = {p["name"]: p["port"] for p in services[service]["spec"]["ports"]}
+        assert service_ports == {k: v for k, v in ports.items() if k in ("grpc", "http")}, where
         hpa = hpas[service]
         assert hpa["spec"]["scaleTargetRef"]["name"] == service, where
-        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"], where
         assert deployment["spec"]["replicas"] == hpa["spec"]["minReplicas"], where
         assert pdbs[service]["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": service}, where
 
