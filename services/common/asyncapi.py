@@ -26,6 +26,7 @@ TOPICS: dict[str, tuple[str, tuple[type[Any], ...]]] = {
             ev.InvoiceOverdue,
             ev.ChargeAdded,
             ev.InvoiceWrittenOff,
+            ev.InvoiceNoteAdded,
             ev.ProposalRejected,
         ),
     ),

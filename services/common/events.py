@@ -142,6 +142,16 @@ class InvoiceWrittenOffData(_Model):
     reason: str
 
 
+class InvoiceNoteAddedData(_Model):
+    """A message on the invoice's thread between the customer and customer service, or a dispute.
+    The text stays with the ledger (InvoiceNoteService): it is the customer's own words."""
+
+    invoice: InvoiceSummary
+    note_id: str
+    author: Literal["customer", "staff"]
+    kind: Literal["message", "dispute", "dispute_resolved"]
+
+
 class ProposalRejectedData(_Model):
     """A proposal (PaymentMatched, DunningActionTaken) the ledger did not apply, and why."""
 
@@ -493,6 +503,11 @@ class InvoiceWrittenOff(_Envelope):
     data: InvoiceWrittenOffData
 
 
+class InvoiceNoteAdded(_Envelope):
+    type: Literal["InvoiceNoteAdded"] = "InvoiceNoteAdded"
+    data: InvoiceNoteAddedData
+
+
 class ProposalRejected(_Envelope):
     type: Literal["ProposalRejected"] = "ProposalRejected"
     data: ProposalRejectedData
@@ -596,6 +611,7 @@ Event = Annotated[
     | InvoiceOverdue
     | ChargeAdded
     | InvoiceWrittenOff
+    | InvoiceNoteAdded
     | ProposalRejected
     | CustomerUpserted
     | TenantProfileChanged
@@ -632,6 +648,7 @@ _INVOICE_SUBJECT: Final = frozenset(
         "InvoiceOverdue",
         "ChargeAdded",
         "InvoiceWrittenOff",
+        "InvoiceNoteAdded",
         "ProposalRejected",
         "DunningActionTaken",
         "CollectionHandoff",

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from zoneinfo import ZoneInfo
 
-from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc, tenants_pb2_grpc
+from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc, notes_pb2_grpc, tenants_pb2_grpc
 from opentelemetry import trace
 from pymongo.errors import PyMongoError
 
@@ -32,6 +32,9 @@ from services.ledger.domain.status import InvoiceStatus
 from services.ledger.handlers import ProposalHandlers, register
 from services.ledger.issuing import Issuer
 from services.ledger.lifecycle import mark_overdue
+from services.ledger.notes import ensure_note_indexes
+from services.ledger.notes_api import SERVICE_NAME as NOTES_SERVICE
+from services.ledger.notes_api import InvoiceNoteApi
 from services.ledger.profiles import ensure_profile
 from services.ledger.sandbox import SANDBOX_ORG_NUMBER, sandbox_profile
 from services.ledger.settings import LedgerSettings
@@ -84,6 +87,11 @@ class LedgerApp:
         self.grpc.add(
             lambda server: ledger_pb2_grpc.add_LedgerServiceServicer_to_server(api, server), LEDGER_SERVICE
         )
+        notes = InvoiceNoteApi(self.changes, self.clock)
+        self.grpc.add(
+            lambda server: notes_pb2_grpc.add_InvoiceNoteServiceServicer_to_server(notes, server),
+            NOTES_SERVICE,
+        )
         directory = TenantDirectoryApi(self.store, self.tenants)
         self.grpc.add(
             lambda server: tenants_pb2_grpc.add_TenantDirectoryServiceServicer_to_server(directory, server),
@@ -99,6 +107,7 @@ class LedgerApp:
         await ping(self.mongo)
         await self.runtime.sync_clock()
         await self.store.ensure_indexes()
+        await ensure_note_indexes(self.store.db)
         if self.settings.sandbox_api_key:
             name = self.settings.sandbox_tenant_name
             await self.store.ensure_tenant(
