@@ -6,7 +6,13 @@ import asyncio
 import logging
 from zoneinfo import ZoneInfo
 
-from fordring.ledger.v1 import ledger_pb2, ledger_pb2_grpc, notes_pb2_grpc, tenants_pb2_grpc
+from fordring.ledger.v1 import (
+    consents_pb2_grpc,
+    ledger_pb2,
+    ledger_pb2_grpc,
+    notes_pb2_grpc,
+    tenants_pb2_grpc,
+)
 from opentelemetry import trace
 from pymongo.errors import PyMongoError
 
@@ -24,6 +30,8 @@ from services.common.telemetry import (
 from services.common.tenancy import Tenant
 from services.ledger.api import LedgerApi
 from services.ledger.changes import Changes
+from services.ledger.consents import SERVICE_NAME as CONSENTS_SERVICE
+from services.ledger.consents import CustomerConsentApi
 from services.ledger.deliveries import DeliveryLog
 from services.ledger.directory_api import SERVICE_NAME as DIRECTORY_SERVICE
 from services.ledger.directory_api import TenantDirectoryApi
@@ -91,6 +99,11 @@ class LedgerApp:
         self.grpc.add(
             lambda server: notes_pb2_grpc.add_InvoiceNoteServiceServicer_to_server(notes, server),
             NOTES_SERVICE,
+        )
+        consents = CustomerConsentApi(self.changes, self.clock)
+        self.grpc.add(
+            lambda server: consents_pb2_grpc.add_CustomerConsentServiceServicer_to_server(consents, server),
+            CONSENTS_SERVICE,
         )
         directory = TenantDirectoryApi(self.store, self.tenants)
         self.grpc.add(
