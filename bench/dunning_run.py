@@ -109,28 +109,55 @@ async def seed(store: DunningStore, count: int) -> None:
     await store.db[BANK_DAYS].insert_one({"_id": TENANT, "last_day": TODAY.isoformat()})
 
 
-async def claims_alone(timers: Timers, pids: dict[str, int]) -> Rate:
+class Progress:
+    """A line on stderr each tenth of the way: a 200,000-invoice phase runs for many minutes."""
+
+    def __init__(self, what: str, total: int) -> None:
+        self._what = what
+        self._total = total
+        self._step = max(1, total // 10)
+        self._next = self._step
+        self._started = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        if done < self._next or done >= self._total:
+            return
+        self._next = (done // self._step + 1) * self._step
+        seconds = time.perf_counter() - self._started
+        print(
+            f"  {self._what}: {done:,} of {self._total:,} in {seconds:.0f} s"
+            f" ({done / seconds:,.0f}/s so far)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+async def claims_alone(timers: Timers, pids: dict[str, int], total: int) -> Rate:
     """The baseline: claim and complete every due timer, a claim at a time."""
     cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
     done = 0
+    progress = Progress("lease claims", total)
     started = time.perf_counter()
     while claimed := await timers.claim([STEP_TIMER]):
         await timers.complete([t.id for t in claimed])
         done += len(claimed)
+        progress.update(done)
     seconds = time.perf_counter() - started
     return Rate(done, seconds, {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()})
 
 
-async def step_run(stepper: Stepper, pids: dict[str, int], profile: str) -> Rate:
+async def step_run(stepper: Stepper, pids: dict[str, int], profile: str, total: int) -> Rate:
     """The run: `Timers.run_once` with the service's handler until no timer is due."""
     profiler = cProfile.Profile() if profile else None
     cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
     done = 0
+    progress = Progress("steps", total)
     started = time.perf_counter()
     if profiler:
         profiler.enable()
     while claimed := await stepper.timers.run_once({STEP_TIMER: stepper.run}):
         done += claimed
+        progress.update(done)
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -186,9 +213,9 @@ async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, Any]
             store, timers, PolicyBook(store, clock), tenants, clock, held_recheck=HELD_RECHECK_SECONDS
         )
         pids = {"bench": os.getpid(), "database": db_pid}
-        baseline = await claims_alone(baseline_timers, pids)
+        baseline = await claims_alone(baseline_timers, pids, args.count)
         _line("lease claims alone (claim, complete)", baseline, "timers")
-        stepped = await step_run(stepper, pids, args.profile)
+        stepped = await step_run(stepper, pids, args.profile, args.count)
         _line("the step run (claim, decide, store)", stepped, "steps")
         left = await check_run(store, args.count)
     finally:
