@@ -208,8 +208,14 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.GetCustomersRequest, context: Context
     ) -> pb.GetCustomersResponse:
         tenant = current_tenant()
-        ids = _batch_ids(request.customer_ids, "customer_ids")
-        docs = await self._store.customers_by_ids(tenant.id, ids)
+        if request.search.strip() and not request.customer_ids:
+            v = Violations()
+            check_text(request.search, "search", 200, v)
+            v.raise_if_any()
+            docs = await self._store.search_customers(tenant.id, request.search.strip(), limit=50)
+        else:
+            ids = _batch_ids(request.customer_ids, "customer_ids")
+            docs = await self._store.customers_by_ids(tenant.id, ids)
         return pb.GetCustomersResponse(customers=[customer_to_pb(d, tenant.default_currency) for d in docs])
 
     async def ListInvoices(

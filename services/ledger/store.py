@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence, Set
 from datetime import datetime
@@ -198,6 +199,19 @@ class LedgerStore:
     async def customers_by_ids(self, tenant_id: str, customer_ids: Sequence[str]) -> list[Doc]:
         docs = await self.customers.find({"_id": {"$in": list(customer_ids)}}).to_list()
         return [d for d in docs if d["tenant_id"] == tenant_id]
+
+    async def search_customers(self, tenant_id: str, text: str, *, limit: int) -> list[Doc]:
+        """The tenant's customers numbered `text`, with it as org number, or with it in their name."""
+        compact = re.sub(r"[\s.-]", "", text)
+        query = {
+            "tenant_id": tenant_id,
+            "$or": [
+                {"number": text},
+                {"org_number": compact},
+                {"name": {"$regex": re.escape(text), "$options": "i"}},
+            ],
+        }
+        return await self.customers.find(query).sort("number", ASCENDING).limit(limit).to_list()
 
     async def invoices_by_ids(self, tenant_id: str, invoice_ids: Sequence[str]) -> list[Doc]:
         docs = await self.invoices.find(

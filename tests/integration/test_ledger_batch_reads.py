@@ -35,3 +35,22 @@ async def test_a_batch_is_bounded(make_tenant: MakeTenant) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await tenant.stub.GetInvoices(pb.GetInvoicesRequest(invoice_ids=ids), metadata=tenant.metadata)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_customers_found_by_name_number_or_org_number(make_tenant: MakeTenant) -> None:
+    tenant, other = await make_tenant(), await make_tenant()
+    await tenant.issue(invoice_request(customer=customer_input("K-1", name="Fjordbris Kaffe AS")))
+    await tenant.issue(
+        invoice_request(customer=customer_input("K-2", name="Nordlys (Bergen) AS", org_number="923609016"))
+    )
+    await other.issue(invoice_request(customer=customer_input("K-9", name="Fjordbris Kaffe AS")))
+
+    async def found(text: str) -> list[str]:
+        reply = await tenant.stub.GetCustomers(pb.GetCustomersRequest(search=text), metadata=tenant.metadata)
+        return [c.number for c in reply.customers]
+
+    assert await found("fjordBRIS") == ["K-1"]
+    assert await found("(bergen)") == ["K-2"]
+    assert await found("K-2") == ["K-2"]
+    assert await found("974 760 673") == ["K-1"]
+    assert await found("K-9") == []
