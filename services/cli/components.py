@@ -285,6 +285,8 @@ def plan_stack(home: Home, ports: PortChoice, api_key: str, broker_binary: str) 
             "FORDRING_SANDBOX_WEBHOOK_URL": dispatcher_public,
             "FORDRING_SANDBOX_WEBHOOK_SECRETS": secrets,
             "FORDRING_SANDBOX_OPEN_AFTER": "2",
+            # Receipts dated by the stack's sandbox clock, as the services read it.
+            "FORDRING_SANDBOX_CLOCK_MONGO_URI": uri,
         },
         ports=(
             PortClaim(ports.sandbox_http, "sandbox HTTP", "--http-port (the sandbox follows it)"),

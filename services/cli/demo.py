@@ -4,8 +4,11 @@ were dunned as the sandbox clock moved on, and what the ledger holds."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import click
 from fordring.ledger.v1 import ledger_pb2
+from pymongo.errors import PyMongoError
 from rich.console import Console
 
 from services.cli.client import Connection, ledger_stub
@@ -13,7 +16,7 @@ from services.cli.context import CliContext
 from services.cli.demo_data import generate_invoices
 from services.cli.demo_deliveries import queue_faults, show_deliveries
 from services.cli.demo_documents import show_documents
-from services.cli.demo_dunning import dun
+from services.cli.demo_dunning import StackClock, dun
 from services.cli.demo_lifecycle import act
 from services.cli.demo_payments import pay_by_bank
 from services.cli.home import Home
@@ -21,7 +24,7 @@ from services.cli.importer import print_report, run_import
 from services.cli.invoice_format import parse_record
 from services.cli.ledger_reads import list_invoices
 from services.cli.views import status_summary_table
-from services.common.clock import SystemClock, local_today
+from services.common.clock import OSLO, SystemClock, local_today
 
 DEFAULT_COUNT = 300
 DEFAULT_SEED = 1
@@ -80,6 +83,18 @@ def demo(ctx: CliContext, count: int, seed: int, concurrency: int, faults: bool,
     ctx.exit(0 if succeeded else 1)
 
 
+async def demo_day(home: Home | None) -> date:
+    """The day the demo's invoices (and the bank's file) are of: the stack's day, which its sandbox
+    clock may have moved ahead of the real one (a demo run again after the dunning demo moved it)."""
+    clock = StackClock.of(home)
+    if clock is None:
+        return local_today(SystemClock())
+    try:
+        return (await clock.now()).astimezone(OSLO).date()
+    except PyMongoError:  # the clock's database is away: the demo's next steps will say so
+        return local_today(SystemClock())
+
+
 async def demo_session(
     connection: Connection,
     console: Console,
@@ -91,7 +106,7 @@ async def demo_session(
     home: Home | None = None,
     dunning: bool = True,
 ) -> bool:
-    today = local_today(SystemClock())
+    today = await demo_day(home)
     console.print(
         f"[bold]Demo[/bold]: an ERP sends {count} invoices of {today} (seed {seed}) to {connection.target}",
         highlight=False,

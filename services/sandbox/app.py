@@ -16,6 +16,9 @@ from types import ModuleType
 
 from aiohttp import web
 
+from services.common.clock import SandboxClock
+from services.common.mongo import create_mongo_client
+from services.common.sandbox_clock import sandbox_clock
 from services.sandbox.context import Callbacks, Faults, SandboxContext
 from services.sandbox.settings import SandboxSettings
 
@@ -45,6 +48,8 @@ def make_app(settings: SandboxSettings) -> web.Application:
     )
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[CONTEXT] = ctx
+    if settings.clock_mongo_uri:
+        _follow_sandbox_clock(app, ctx, settings)
     app.router.add_get("/healthz", _healthz)
     # `fordring up` waits on /readyz like on every service: the providers are set up before it answers.
     app.router.add_get("/readyz", _healthz)
@@ -58,6 +63,45 @@ def make_app(settings: SandboxSettings) -> web.Application:
 
     app.on_cleanup.append(close)
     return app
+
+
+# How often the sandbox reads the stack's clock (as every service does: services/common/runtime.py).
+CLOCK_REFRESH_SECONDS = 0.5
+
+
+def _follow_sandbox_clock(app: web.Application, ctx: SandboxContext, settings: SandboxSettings) -> None:
+    """Date receipts by the stack's sandbox clock: a mail opened after `fordring sandbox clock advance`
+    is opened at the services' time, after its send, not weeks before it."""
+    client = create_mongo_client(settings.clock_mongo_uri, app_name="fordring-sandbox")
+    clock = sandbox_clock(client[settings.clock_database])
+    ctx.clock = clock
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start(_: web.Application) -> None:
+        await _refresh(clock)
+        tasks.append(asyncio.create_task(_keep_refreshing(clock)))
+
+    async def stop(_: web.Application) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await client.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+
+
+async def _refresh(clock: SandboxClock) -> None:
+    try:
+        await clock.refresh()
+    except Exception as exc:  # the database is away: keep the time it had, read again later
+        log.warning("sandbox: cannot read the sandbox clock (%s)", exc)
+
+
+async def _keep_refreshing(clock: SandboxClock) -> None:
+    while True:
+        await asyncio.sleep(CLOCK_REFRESH_SECONDS)
+        await _refresh(clock)
 
 
 async def _healthz(_: web.Request) -> web.Response:

@@ -19,11 +19,13 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 
+from services.common.clock import Clock, SystemClock
 from services.common.ids import new_id
 from services.common.webhooks import SIGNATURE_HEADER, sign
 
@@ -193,7 +195,13 @@ class SandboxContext:
     opened: int = 0
     # The SMTP server's port once it listens (the e-mail provider sets it; 0 in settings picks a free one).
     smtp_port: int = 0
+    # What receipts are dated by: the stack's sandbox clock when it runs one (make_app), else real time.
+    clock: Clock = field(default_factory=SystemClock)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def now(self) -> datetime:
+        """The time a receipt carries: the stack's time, so a delivery is never read before its send."""
+        return self.clock.now()
 
     def inbox(self, channel: str) -> Inbox:
         if channel not in self.inboxes:

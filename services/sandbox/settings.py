@@ -28,6 +28,10 @@ class SandboxSettings(BaseSettings):
     # The simulated customer follows the link in a delivered e-mail or SMS after this many seconds
     # (0: never), unless told otherwise per send (fault "unopened").
     open_after: float = Field(default=2.0, ge=0)
+    # The stack's sandbox clock (services/common/sandbox_clock.py): with the MongoDB server that keeps
+    # it, receipts are dated by the clock the services follow, not by the real time ("" = real time).
+    clock_mongo_uri: str = Field(default="", repr=False)
+    clock_database: str = "fordring_sandbox"
     log_level: str = "INFO"
 
     def secrets(self) -> dict[str, str]:

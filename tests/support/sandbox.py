@@ -96,8 +96,15 @@ async def _start(app: web.Application, host: str = "127.0.0.1") -> tuple[web.App
 
 
 @contextlib.asynccontextmanager
-async def running_sandbox(root: Path, *, open_after: float = 0.2) -> AsyncIterator[Sandbox]:
-    """The sandbox on free ports with its files under `root`, posting to a local webhook receiver."""
+async def running_sandbox(
+    root: Path,
+    *,
+    open_after: float = 0.2,
+    clock_mongo_uri: str = "",
+    clock_database: str = "fordring_sandbox",
+) -> AsyncIterator[Sandbox]:
+    """The sandbox on free ports with its files under `root`, posting to a local webhook receiver (its
+    receipts dated by the sandbox clock kept in `clock_database` when `clock_mongo_uri` is given)."""
     receiver = WebhookReceiver()
     receiver_runner, receiver_port = await _start(_receiver(receiver))
     receiver.url = f"http://127.0.0.1:{receiver_port}"
@@ -110,6 +117,8 @@ async def running_sandbox(root: Path, *, open_after: float = 0.2) -> AsyncIterat
         webhook_url=receiver.url,
         webhook_secrets=",".join(f"{k}={v}" for k, v in SECRETS.items()),
         open_after=open_after,
+        clock_mongo_uri=clock_mongo_uri,
+        clock_database=clock_database,
     )
     app = make_app(settings)
     runner, port = await _start(app)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -170,7 +170,7 @@ class NetsCollector:
                 "file": file,
                 "status": "rejected" if reason else "delivered",
                 "reason": reason,
-                "at": isoformat_utc(datetime.now(UTC) + timedelta(seconds=delay)),
+                "at": isoformat_utc(self._ctx.now() + timedelta(seconds=delay)),
             },
             delay=delay,
         )

@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -151,7 +151,7 @@ def setup(app: web.Application, ctx: SandboxContext, settings: SandboxSettings) 
             "delivery_id": key,
             "status": "rejected" if reason else "delivered",
             "reason": reason,
-            "at": isoformat_utc(datetime.now(UTC) + timedelta(seconds=delay)),
+            "at": isoformat_utc(ctx.now() + timedelta(seconds=delay)),
         }
         ctx.callbacks.post(CHANNEL, receipt, delay=delay)
         if not reason and outcome != "unopened":

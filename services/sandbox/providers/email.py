@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
@@ -129,7 +129,7 @@ class Mailbox:
             "message_id": message_id,
             "status": status,
             "reason": reason,
-            "at": isoformat_utc(datetime.now(UTC) + timedelta(seconds=delay)),
+            "at": isoformat_utc(self._ctx.now() + timedelta(seconds=delay)),
         }
         self._ctx.callbacks.post("email", payload, delay=delay)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aiohttp import web
 from lxml import etree
@@ -131,7 +131,7 @@ def setup(app: web.Application, ctx: SandboxContext, settings: SandboxSettings) 
                 "delivery_id": key,
                 "status": "rejected" if rejected else "delivered",
                 "reason": _REJECTION if rejected else "",
-                "at": isoformat_utc(datetime.now(UTC) + timedelta(seconds=delay)),
+                "at": isoformat_utc(ctx.now() + timedelta(seconds=delay)),
             },
             delay=delay,
         )

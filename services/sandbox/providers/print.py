@@ -18,7 +18,7 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ class PrintHouse:
             "delivery_id": delivery_id,
             "status": "returned" if returned else "printed",
             "reason": RETURNED if returned else "",
-            "at": isoformat_utc(datetime.now(UTC) + timedelta(seconds=delay)),
+            "at": isoformat_utc(self._ctx.now() + timedelta(seconds=delay)),
         }
         self._ctx.callbacks.post(CHANNEL, receipt, delay=delay)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -89,7 +89,7 @@ def setup(app: web.Application, ctx: SandboxContext, settings: SandboxSettings) 
             "delivery_id": delivery_id,
             "status": status,
             "reason": reason,
-            "at": isoformat_utc(datetime.now(UTC) + timedelta(seconds=delay)),
+            "at": isoformat_utc(ctx.now() + timedelta(seconds=delay)),
         }
         ctx.callbacks.post(CHANNEL, receipt, delay=delay)
         if status == "delivered" and outcome != "unopened":

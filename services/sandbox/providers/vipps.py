@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -120,7 +120,7 @@ def setup(app: web.Application, ctx: SandboxContext, settings: SandboxSettings) 
                 "name": name,
                 "amount": body["amount"],
                 "success": True,
-                "at": isoformat_utc(datetime.now(UTC) + timedelta(seconds=after)),
+                "at": isoformat_utc(ctx.now() + timedelta(seconds=after)),
             }
             ctx.callbacks.post(CHANNEL, event, delay=after)
 
