@@ -43,7 +43,7 @@ def fordring_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def prometheus() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
     return data
 
 
