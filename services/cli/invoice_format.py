@@ -113,6 +113,9 @@ def to_request(data: object) -> ledger_pb2.IssueInvoiceRequest:
         kid=invoice.text("kid", required=False),
         lines=lines,
     )
+    fee_agreed = invoice.boolean("reminder_fee_agreed")
+    if fee_agreed is not None:
+        request.reminder_fee_agreed = fee_agreed
     if customer is not None:
         request.customer.CopyFrom(customer)
     if problems:
@@ -168,7 +171,7 @@ _INVOICE_FIELDS = frozenset(
     {
         "external_id", "invoice_number", "kid", "customer", "issue_date", "due_date",
         "payment_terms_days", "currency", "language", "buyer_reference", "order_reference",
-        "contract_reference", "lines",
+        "contract_reference", "lines", "reminder_fee_agreed",
     }
 )  # fmt: skip
 _CUSTOMER_FIELDS = frozenset(
@@ -285,6 +288,16 @@ class _Fields:
         if isinstance(value, bool) or not isinstance(value, int):
             self._problem(name, f"must be a whole number of {unit}, got {value!r}")
             return 0
+        return value
+
+    def boolean(self, name: str) -> bool | None:
+        """An optional true/false (absent or null: None)."""
+        value = self._get(name, required=False)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self._problem(name, f"must be true or false, got {value!r}")
+            return None
         return value
 
     def choice(self, name: str, options: Iterable[str]) -> str:

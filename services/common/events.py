@@ -56,6 +56,8 @@ class InvoiceSummary(_Model):
     language: str
     # The version of the creditor's profile it was issued under (0: issued before profiles existed).
     profile_version: int = 0
+    # Swedish debt: a påminnelseavgift agreed when the debt arose (None: the dunning policy decides).
+    reminder_fee_agreed: bool | None = None
 
 
 class Allocation(_Model):

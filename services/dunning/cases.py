@@ -54,6 +54,8 @@ def summary_fields(tenant_id: str, s: InvoiceSummary) -> Doc:
         "stage": s.dunning_stage,
         "version": s.version,
         "language": s.language,
+        # SE: a påminnelseavgift agreed when the debt arose (None: the tenant's policy decides).
+        "fee_agreed": s.reminder_fee_agreed,
     }
 
 
@@ -104,6 +106,7 @@ def invoice_state(case: Mapping[str, Any]) -> InvoiceState:
         stage=int(case.get("stage", 0)),
         history=history,
         interest_charged_minor=sum(int(s.get("interest", 0)) for s in taken_steps(case)),
+        fee_agreed=case.get("fee_agreed"),
     )
 
 

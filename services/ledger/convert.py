@@ -106,6 +106,7 @@ def issue_invoice_from_pb(req: pb.IssueInvoiceRequest) -> IssueInvoice:
         language=req.language,
         invoice_number=req.invoice_number,
         kid=req.kid,
+        reminder_fee_agreed=req.reminder_fee_agreed if req.HasField("reminder_fee_agreed") else None,
     )
 
 
@@ -223,6 +224,7 @@ def invoice_to_pb(doc: Doc) -> pb.Invoice:
         updated_at=iso(doc.get("updated_at")),
         origin_trace_id=doc.get("origin_trace_id", ""),
         profile_version=doc.get("profile_version", 0),
+        reminder_fee_agreed=doc.get("reminder_fee_agreed"),
         reason=doc.get("reason", ""),
         delivery=delivery_to_pb(doc["delivery"]) if doc.get("delivery") else None,
     )

@@ -72,6 +72,7 @@ def summary(doc: Doc) -> InvoiceSummary:
         version=doc["version"],
         language=doc.get("language", ""),
         profile_version=doc.get("profile_version", 0),
+        reminder_fee_agreed=doc.get("reminder_fee_agreed"),
     )
 
 

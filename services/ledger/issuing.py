@@ -407,6 +407,8 @@ def invoice_doc(
         "origin_traceparent": ctx.traceparent,
         "origin_trace_id": ctx.trace_id,
         "profile_version": profile_version,
+        # Only when the ERP said (None: the dunning policy decides).
+        **({} if cmd.reminder_fee_agreed is None else {"reminder_fee_agreed": cmd.reminder_fee_agreed}),
     }
     doc["status"] = initial_status(doc, ctx.today)
     doc["history"] = [

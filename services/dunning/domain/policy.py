@@ -82,7 +82,9 @@ class Policy(BaseModel):
     # Local time (Europe/Oslo, Europe/Stockholm): nothing is sent outside it (no SMS at night).
     window_opens: time = time(8, 0)
     window_closes: time = time(20, 0)
-    # SE: the tenant's terms agree a påminnelseavgift no later than when each debt arises (lag 1981:739).
+    # SE: the tenant's terms agree a påminnelseavgift no later than when each debt arises (lag 1981:739),
+    # for every invoice that does not say otherwise; an invoice issued with its own reminder_fee_agreed
+    # (true or false) follows that. A reminder step's fee is charged only where one of them agrees it.
     reminder_fee_agreed: bool = False
     # NO, business debtors only: the parties agreed to vary inkassoloven §9 (no inkassovarsel before
     # hand-off). Refused for consumers.
@@ -366,8 +368,8 @@ class _Validator:
     def _swedish_fee(self, i: int, step: Step, counts: dict[str, int]) -> None:
         if step.kind != "reminder":
             return
-        if not self.policy.reminder_fee_agreed:
-            self.add(law.SE_REMINDER_FEE_AGREED, "a påminnelseavgift without the agreement flag", i)
+        # Without the tenant's agreement the fee is lawful only on debts whose own terms agreed it: the
+        # step charges it only where the invoice was issued with reminder_fee_agreed (decide checks).
         most = law.SE_REMINDER_FEES_PER_CLAIM.periods[0].value
         if counts["reminder"] > most:
             self.add(law.SE_REMINDER_FEES_PER_CLAIM, f"påminnelseavgift number {counts['reminder']}", i)

@@ -46,6 +46,8 @@ MAX_EXEMPTION_REASON = 200
 # Line fields added after requests were first stored: left out of the request hash while empty, so a
 # retry of a request stored before they existed still matches its invoice.
 _LATER_LINE_FIELDS: Final = ("vat_category", "vat_exemption_reason")
+# The same for the request's own later fields, left out while unset (None).
+_LATER_FIELDS: Final = ("reminder_fee_agreed",)
 
 
 def default_vat_category(rate: Decimal) -> str:
@@ -57,6 +59,9 @@ def request_hash(cmd: Any) -> str:
     """A hash of a command (a dataclass with `lines`): the same idempotency key with another payload
     is refused."""
     payload = asdict(cmd)
+    for name in _LATER_FIELDS:
+        if payload.get(name, 0) is None:
+            del payload[name]
     for line in payload["lines"]:
         for name in _LATER_LINE_FIELDS:
             if not line[name]:
@@ -118,6 +123,8 @@ class IssueInvoice:
     language: str = ""
     invoice_number: str = ""
     kid: str = ""
+    # Swedish debt: a påminnelseavgift agreed when the debt arose (None: the dunning policy decides).
+    reminder_fee_agreed: bool | None = None
 
     def fingerprint(self) -> str:
         """A hash of the request: the same idempotency key with another payload is refused."""

@@ -16,7 +16,7 @@ from tests.support.dunning import DunWorld, consumer
 from tests.support.ledger import TenantClient, eventually, invoice_request
 
 
-async def swedish_tenant(world: DunWorld, *, fee_agreed: bool) -> TenantClient:
+async def swedish_tenant(world: DunWorld, *, fee_agreed: bool, fee_minor: int = 6_000) -> TenantClient:
     tenant = Tenant(
         id=f"tenant-se-{uuid.uuid4()}",
         name="Testborgenär AB",
@@ -29,9 +29,10 @@ async def swedish_tenant(world: DunWorld, *, fee_agreed: bool) -> TenantClient:
     client = TenantClient(tenant=tenant, api_key=api_key, key_name=key_name, stub=world.ledger_stub)
     doc = json.loads(default_policy("SE", "consumer").to_json())
     doc.update(window_opens="00:00:00", window_closes="23:59:00", bank_files_cutoff=None)
-    if fee_agreed:
-        doc["reminder_fee_agreed"] = True
-        doc["steps"][1]["fee_minor"] = 6_000
+    # The fee of the reminder step: charged where the tenant's terms (reminder_fee_agreed) or the
+    # invoice's own agree it.
+    doc["steps"][1]["fee_minor"] = fee_minor
+    doc["reminder_fee_agreed"] = fee_agreed
     await world.stub.SetPolicy(dpb.SetPolicyRequest(policy_json=json.dumps(doc)), metadata=client.metadata)
     return client
 
@@ -45,13 +46,17 @@ def swedish(number: str) -> pb.CustomerInput:
     return who
 
 
-async def reminded_fees(world: DunWorld, tenant: TenantClient) -> dict[str, int]:
+async def reminded_fees(
+    world: DunWorld, tenant: TenantClient, *, invoice_agreed: bool | None = None
+) -> dict[str, int]:
     today = world.clock.today()
-    invoice = await tenant.issue(
-        invoice_request(
-            customer=swedish(f"SE-{uuid.uuid4().hex[:6]}"), issue_date=today, due_in_days=10, currency="SEK"
-        )
+    request = invoice_request(
+        customer=swedish(f"SE-{uuid.uuid4().hex[:6]}"), issue_date=today, due_in_days=10, currency="SEK"
     )
+    if invoice_agreed is not None:
+        request.reminder_fee_agreed = invoice_agreed
+    invoice = await tenant.issue(request)
+    assert invoice.HasField("reminder_fee_agreed") == (invoice_agreed is not None)
     await world.known(invoice.id)
     world.at(today + timedelta(days=13))
     await world.sweep()
@@ -78,4 +83,11 @@ async def test_no_reminder_fee_without_the_customers_agreement(dun_world: DunWor
 async def test_an_agreed_reminder_fee_is_charged_once(dun_world: DunWorld) -> None:
     tenant = await swedish_tenant(dun_world, fee_agreed=True)
     fees = await reminded_fees(dun_world, tenant)
+    assert fees == {"reminder_fee": 6_000, "collection_notice_fee": 18_000}
+
+
+async def test_an_invoice_s_own_agreement_decides_its_reminder_fee(dun_world: DunWorld) -> None:
+    # The tenant's terms agree no fee, but this debt's own terms did (the ERP said so when issuing it).
+    tenant = await swedish_tenant(dun_world, fee_agreed=False)
+    fees = await reminded_fees(dun_world, tenant, invoice_agreed=True)
     assert fees == {"reminder_fee": 6_000, "collection_notice_fee": 18_000}

@@ -100,6 +100,14 @@ def test_optional_fields_may_be_left_out_or_null() -> None:
     assert request.kid == ""
     assert request.customer.kind == ledger_pb2.CUSTOMER_KIND_CONSUMER
     assert list(request.customer.bank_accounts) == []
+    assert not request.HasField("reminder_fee_agreed")
+
+
+@pytest.mark.parametrize("agreed", [True, False])
+def test_a_swedish_reminder_fee_agreement_is_carried_as_said(agreed: bool) -> None:
+    request = to_request(record(reminder_fee_agreed=agreed))
+    assert request.HasField("reminder_fee_agreed")
+    assert request.reminder_fee_agreed is agreed
 
 
 def test_json_numbers_are_accepted_for_decimals() -> None:
@@ -166,6 +174,7 @@ def test_missing_fields_are_all_named() -> None:
         ({"external_id": 17}, "external_id"),
         ({"external_id": "  "}, "external_id"),
         ({"due_dte": "2026-12-01"}, "due_dte"),
+        ({"reminder_fee_agreed": "yes"}, "reminder_fee_agreed"),
     ],
 )
 def test_bad_invoice_fields(change: dict[str, Any], field: str) -> None:

@@ -236,11 +236,11 @@ def test_fee_counts_of_inkassoforskriften_1_3() -> None:
     assert rules(two_notices) == {"NO.collection_notice_fee.max_per_claim"}
 
 
-def test_a_swedish_reminder_fee_needs_the_agreement_flag() -> None:
+def test_a_swedish_reminder_fee_is_capped_and_lawful_with_or_without_the_tenant_s_agreement() -> None:
+    # Without the tenant's agreement the fee goes only on invoices issued with their own (decide's
+    # test_dunning_schedule.py: test_swedish_reminder_fee_only_when_agreed).
     with_fee = with_step(SE_CONSUMER, 1, fee_minor=6_000)
-    (violation,) = validate(with_fee, TODAY)
-    assert violation.rule.id == "SE.reminder_fee.agreement"
-    assert violation.rule.source == "lag (1981:739)"
+    assert validate(with_fee, TODAY) == ()
     agreed = Policy.model_validate({**with_fee.model_dump(), "reminder_fee_agreed": True})
     assert validate(agreed, TODAY) == ()
     too_much = Policy.model_validate(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -489,7 +491,21 @@ CHANGES: list[tuple[str, Any]] = [
     ("language", "nb"),
     ("invoice_number", "2026-1"),
     ("kid", MOD10_KID),
+    ("reminder_fee_agreed", True),
+    ("reminder_fee_agreed", False),
 ]
+
+
+def test_an_unset_later_field_leaves_the_fingerprint_as_before_it_existed() -> None:
+    # Requests stored before reminder_fee_agreed existed: a retry of one still matches its invoice.
+    payload = dataclasses.asdict(command())
+    del payload["reminder_fee_agreed"]
+    for line_fields in payload["lines"]:
+        for name in ("vat_category", "vat_exemption_reason"):
+            if not line_fields[name]:
+                del line_fields[name]
+    before = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    assert command().fingerprint() == before
 
 
 def test_every_field_is_in_the_fingerprint() -> None:
