@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 from fordring.dispatcher.v1 import dispatcher_pb2 as dispatcher_pb
-from fordring.dispatcher.v1 import dispatcher_pb2_grpc
+from fordring.dispatcher.v1 import dispatcher_pb2_grpc, links_pb2, links_pb2_grpc
 from fordring.dunning.v1 import dunning_pb2 as dunning_pb
 from fordring.dunning.v1 import dunning_pb2_grpc
+from fordring.ledger.v1 import consents_pb2, consents_pb2_grpc, ledger_pb2_grpc, notes_pb2, notes_pb2_grpc
 from fordring.ledger.v1 import ledger_pb2 as ledger_pb
-from fordring.ledger.v1 import ledger_pb2_grpc
 from fordring.renderer.v1 import renderer_pb2 as renderer_pb
 from fordring.renderer.v1 import renderer_pb2_grpc
 
@@ -39,6 +39,10 @@ def translated(error: grpc.aio.AioRpcError, service: str, what: str) -> Exceptio
     if error.code() in _RETRYABLE:
         return Unavailable(f"the {service} did not answer ({error.code().name})")
     return Unavailable(f"the {service} refused {what} ({error.code().name}: {error.details()})")
+
+
+class Refused(Exception):
+    """The service refused what the customer sent (too long, empty): say so on the page."""
 
 
 class Clients:
@@ -88,6 +92,47 @@ class Clients:
         finally:
             call.cancel()
 
+    async def notes(self, tenant_id: str, invoice_id: str) -> list[notes_pb2.InvoiceNote]:
+        stub = notes_pb2_grpc.InvoiceNoteServiceStub(self.channel("ledger"))
+        try:
+            reply = await stub.ListInvoiceNotes(
+                notes_pb2.ListInvoiceNotesRequest(invoice_id=invoice_id),
+                metadata=self.metadata(tenant_id),
+                timeout=15,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise translated(error, "ledger", f"notes of invoice {invoice_id}") from None
+        return list(reply.notes)
+
+    async def add_note(
+        self, tenant_id: str, request: notes_pb2.AddInvoiceNoteRequest
+    ) -> notes_pb2.InvoiceNote:
+        stub = notes_pb2_grpc.InvoiceNoteServiceStub(self.channel("ledger"))
+        try:
+            reply = await stub.AddInvoiceNote(request, metadata=self.metadata(tenant_id), timeout=15)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise Refused(error.details() or "not a note the ledger takes") from None
+            raise translated(error, "ledger", f"a note on invoice {request.invoice_id}") from None
+        return reply.note
+
+    async def record_consent(
+        self, tenant_id: str, customer_id: str, channel: ledger_pb.Channel.ValueType
+    ) -> bool:
+        """The customer asked for `channel` for future invoices; False when they had before."""
+        stub = consents_pb2_grpc.CustomerConsentServiceStub(self.channel("ledger"))
+        try:
+            reply = await stub.RecordConsent(
+                consents_pb2.RecordConsentRequest(
+                    customer_id=customer_id, channel=channel, source="invoice page"
+                ),
+                metadata=self.metadata(tenant_id),
+                timeout=15,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise translated(error, "ledger", f"customer {customer_id}") from None
+        return reply.changed
+
     # --- renderer -------------------------------------------------------------------------------
 
     async def latest_pdf(self, tenant_id: str, invoice_id: str) -> tuple[str, bytes]:
@@ -107,6 +152,18 @@ class Clients:
         return name or "invoice.pdf", b"".join(chunks)
 
     # --- dispatcher -----------------------------------------------------------------------------
+
+    async def record_open(self, invoice_id: str) -> str:
+        """The customer opened the invoice's link: the dispatcher records it; returns the invoice's
+        tenant ("" when the dispatcher never had a document of it)."""
+        stub = links_pb2_grpc.InvoiceLinkServiceStub(self.channel("dispatcher"))
+        try:
+            reply = await stub.RecordOpen(
+                links_pb2.RecordOpenRequest(invoice_id=invoice_id), metadata=self.metadata(""), timeout=10
+            )
+        except grpc.aio.AioRpcError as error:
+            raise translated(error, "dispatcher", f"invoice {invoice_id}") from None
+        return reply.tenant_id
 
     async def deliveries(self, tenant_id: str, invoice_id: str) -> list[dispatcher_pb.Delivery]:
         stub = dispatcher_pb2_grpc.DispatcherServiceStub(self.channel("dispatcher"))
@@ -134,5 +191,7 @@ class Clients:
                 timeout=15,
             )
         except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:  # dunning has not heard of it yet: soon
+                raise Unavailable(f"the dunning service does not know invoice {invoice_id} yet") from None
             raise translated(error, "dunning service", f"invoice {invoice_id}") from None
         return not reply.already_paused

@@ -4,7 +4,9 @@ browser's, else Norwegian."""
 from __future__ import annotations
 
 import tomllib
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 LANGUAGES = ("nb", "sv", "en")
 DEFAULT = "nb"
@@ -13,6 +15,11 @@ DEFAULT = "nb"
 STRINGS: dict[str, dict[str, str]] = tomllib.loads(
     (Path(__file__).parent / "strings.toml").read_text("utf-8")
 )
+
+
+_MONTHS = {language: STRINGS["months"][language].split() for language in LANGUAGES}
+# Times are shown where the reader most likely is.
+_ZONES = {"nb": ZoneInfo("Europe/Oslo"), "sv": ZoneInfo("Europe/Stockholm"), "en": ZoneInfo("Europe/Oslo")}
 
 
 class Translator:
@@ -24,6 +31,16 @@ class Translator:
     def __call__(self, key: str, **values: object) -> str:
         text = STRINGS.get(key, {}).get(self.language) or STRINGS.get(key, {}).get("en") or key
         return text.format(**values) if values else text
+
+    def date(self, day: date) -> str:
+        """2. desember 2026, 2 december 2026, 2 December 2026."""
+        month = _MONTHS[self.language][day.month - 1]
+        return f"{day.day}. {month} {day.year}" if self.language == "nb" else f"{day.day} {month} {day.year}"
+
+    def when(self, at: datetime) -> str:
+        """A moment, in the reader's time zone: the date and hh:mm."""
+        local = at.astimezone(_ZONES[self.language])
+        return f"{self.date(local.date())} {local:%H:%M}"
 
 
 def normalise(language: str) -> str:
