@@ -8,6 +8,7 @@ from services.common.clock import Clock
 from services.common.mongo import ping
 from services.common.runtime import ServiceRuntime, serve_until_signal
 from services.portal.clients import Clients
+from services.portal.console.routes import console_routes
 from services.portal.customer.routes import customer_routes
 from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
@@ -26,7 +27,7 @@ class PortalApp:
         self.store = PortalStore(self.runtime.db)
         self.clients = Clients(settings)
         self.portal = Portal(settings, self.store, self.clients, self.clock, self.runtime.stopping)
-        self.web = create_web(self.portal, [*customer_routes(self.portal)])
+        self.web = create_web(self.portal, [*customer_routes(self.portal), *console_routes(self.portal)])
         self.runtime.serve_app(self.web)
 
     @property

@@ -31,6 +31,16 @@ class PortalSettings(CommonSettings):
     session_hours: float = Field(default=12.0, gt=0)
     # Open live pages (server-sent event streams) one replica serves at most.
     live_max: int = Field(default=5000, ge=1)
+    # The console: how long an operator's session lasts (hours), and the login limit: after this many
+    # failed logins to one account (or the second number from one address) within the window (minutes),
+    # its logins are refused until the window has passed.
+    console_session_hours: float = Field(default=8.0, gt=0)
+    console_login_limit: int = Field(default=5, ge=1)
+    console_login_limit_per_address: int = Field(default=50, ge=1)
+    console_login_window_minutes: float = Field(default=15.0, gt=0)
+    # The trace viewer: each event's trace id links to this template's {trace_id} (Jaeger:
+    # "http://jaeger:16686/trace/{trace_id}"); empty: trace ids are shown without a link.
+    trace_url: str = ""
 
     @property
     def secure_cookies(self) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry import trace
 from pymongo import ASCENDING, DESCENDING
 
 from services.common.ids import new_id
@@ -16,6 +17,8 @@ from services.common.mongo import Database, Doc
 SESSIONS = "sessions"
 CONSOLE_ACCOUNTS = "console_accounts"
 AUDIT = "audit"
+# Failed console logins per account and per address, while they count (the login rate limit).
+LOGIN_ATTEMPTS = "login_attempts"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class PortalStore:
         await self.db[CONSOLE_ACCOUNTS].create_index([("email", ASCENDING)], unique=True)
         await self.db[AUDIT].create_index([("at", DESCENDING)])
         await self.db[AUDIT].create_index([("tenant_id", ASCENDING), ("at", DESCENDING)])
+        await self.db[LOGIN_ATTEMPTS].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
 
     # --- customer sessions ----------------------------------------------------------------------
 
@@ -89,7 +93,9 @@ class PortalStore:
     async def audit(
         self, *, tenant_id: str, actor: str, action: str, subject: str, now: datetime, **details: Any
     ) -> None:
-        """Who did what to which invoice or customer (what a customer or an operator asked for)."""
+        """Who did what to which invoice or customer (what a customer or an operator asked for), and
+        the trace of the request that did it."""
+        context = trace.get_current_span().get_span_context()
         doc: Doc = {
             "_id": new_id(),
             "at": now,
@@ -98,6 +104,7 @@ class PortalStore:
             "action": action,
             "subject": subject,
             "details": details,
+            "trace_id": format(context.trace_id, "032x") if context.is_valid else "",
         }
         await self.db[AUDIT].insert_one(doc)
 

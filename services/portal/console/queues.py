@@ -1,0 +1,220 @@
+"""Work queues and what an operator does about them: deviations (resend on another channel), the
+matcher's review queue (allocate from its suggestions), disputes (resolve, and the dunning resumes),
+contacts flagged for cleaning, hand-offs to collection; and a comment on an invoice."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+from fordring.ledger.v1 import ledger_pb2 as ledger_pb
+from fordring.ledger.v1 import notes_pb2 as notes_pb
+from fordring.matcher.v1 import matcher_pb2 as matcher_pb
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from services.common.errors import NotFound
+from services.common.money import allocate_in_order
+from services.portal.console.guard import Console, Staff, field
+from services.portal.console.services import Refused, Services
+from services.portal.console.view import attempt
+
+CHANNELS = ("email", "sms", "ehf", "efaktura", "vipps", "print")
+
+
+def _key(staff: Staff, *parts: str) -> str:
+    """One idempotency key per form shown (a double submit does the thing once)."""
+    return hashlib.sha256("|".join((staff.session.tenant_id, *parts)).encode()).hexdigest()[:40]
+
+
+def _back(path: str, *, done: str = "", problem: str = "") -> Response:
+    query = f"?done={quote(done)}" if done else f"?problem={quote(problem)}" if problem else ""
+    return RedirectResponse(path + query, status_code=303)
+
+
+# --- deviations ---------------------------------------------------------------------------------
+
+
+async def deviations(console: Console, request: Request, staff: Staff) -> Response:
+    found, problem = await attempt(staff.services.deviations(request.query_params.get("page", "")))
+    rows, token = found or ([], "")
+    return console.page(
+        request,
+        "deviations.html",
+        {
+            "staff": staff,
+            "deviations": rows,
+            "next": token,
+            "problem": problem,
+            "channels": CHANNELS,
+            **_notes(request),
+        },
+    )
+
+
+async def resend(console: Console, request: Request, staff: Staff, form: FormData) -> Response:
+    invoice_id, channel = request.path_params["invoice_id"], field(form, "channel")
+    back = (
+        field(form, "back")
+        if field(form, "back").startswith("/console/")
+        else f"/console/invoices/{invoice_id}"
+    )
+    if channel not in CHANNELS:
+        return _back(back, problem="Choose a channel")
+    try:
+        delivery = await staff.services.resend(
+            invoice_id, channel, _key(staff, "resend", invoice_id, field(form, "token"))
+        )
+    except (Refused, NotFound) as error:
+        return _back(back, problem=str(error))
+    await console.audit(staff, "delivery.resend", invoice_id, channel=channel, delivery_id=delivery.id)
+    return _back(back, done=f"Sent again by {channel}")
+
+
+# --- the review queue ---------------------------------------------------------------------------
+
+
+async def review(console: Console, request: Request, staff: Staff) -> Response:
+    found, problem = await attempt(staff.services.review_queue(request.query_params.get("page", "")))
+    rows, token = found or ([], "")
+    return console.page(
+        request,
+        "review.html",
+        {"staff": staff, "payments": rows, "next": token, "problem": problem, **_notes(request)},
+    )
+
+
+async def allocation_of(
+    services: Services, payment: matcher_pb.Payment, invoice_ids: list[str]
+) -> list[tuple[str, int]]:
+    """The payment over the invoices in the order given, each up to what is left to pay on it."""
+    by_id = {i.id: i for i in await services.invoices_by_ids(invoice_ids)}
+    ordered = [by_id[i] for i in invoice_ids if i in by_id]
+    amounts, _rest = allocate_in_order(payment.amount.minor_units, [i.balance.minor_units for i in ordered])
+    return [(i.id, amount) for i, amount in zip(ordered, amounts, strict=True) if amount > 0]
+
+
+async def allocate(console: Console, request: Request, staff: Staff, form: FormData) -> Response:
+    """Allocate a payment in review: to one of its suggestions, or to an invoice the operator names."""
+    services = staff.services
+    payment_id = request.path_params["payment_id"]
+    try:
+        payment = await services.payment(payment_id)
+    except NotFound:
+        return _back("/console/queues/review", problem="No such payment")
+    choice, number = field(form, "suggestion"), field(form, "invoice_number")
+    if choice.isdigit() and int(choice) < len(payment.suggestions):
+        invoice_ids = list(payment.suggestions[int(choice)].invoice_ids)
+    elif number:
+        named = await services.find_invoice(invoice_number=number)
+        if named is None:
+            return _back("/console/queues/review", problem=f"No invoice {number}")
+        invoice_ids = [named.id]
+    else:
+        return _back("/console/queues/review", problem="Choose a suggestion or name an invoice")
+    allocations = await allocation_of(services, payment, invoice_ids)
+    if not allocations:
+        return _back("/console/queues/review", problem="Nothing is left to pay on those invoices")
+    try:
+        resolved = await services.allocate(
+            payment_id,
+            allocations,
+            note=field(form, "note")[:500] or f"allocated in the console by {staff.session.email}",
+        )
+    except Refused as error:
+        return _back("/console/queues/review", problem=str(error))
+    await console.audit(
+        staff,
+        "payment.allocate",
+        payment_id,
+        allocations=[{"invoice_id": i, "amount_minor": a} for i, a in allocations],
+        status=resolved.status,
+    )
+    return _back("/console/queues/review", done=f"Payment allocated to {len(allocations)} invoice(s)")
+
+
+# --- disputes -----------------------------------------------------------------------------------
+
+
+async def disputes(console: Console, request: Request, staff: Staff) -> Response:
+    found, problem = await attempt(staff.services.held(request.query_params.get("page", "")))
+    rows, token = found or ([], "")
+    disputed = [h for h in rows if any(hold.kind == "dispute" for hold in h.holds)]
+    return console.page(
+        request,
+        "disputes.html",
+        {"staff": staff, "held": disputed, "next": token, "problem": problem, **_notes(request)},
+    )
+
+
+async def resolve_dispute(console: Console, request: Request, staff: Staff, form: FormData) -> Response:
+    """The dispute is settled: a note on the thread says how, and the dunning goes on."""
+    invoice_id, text = request.path_params["invoice_id"], field(form, "text")
+    back = f"/console/invoices/{invoice_id}"
+    if not text:
+        return _back(back, problem="Say how the dispute was resolved")
+    services = staff.services
+    try:
+        await services.add_note(
+            invoice_id,
+            notes_pb.NOTE_KIND_DISPUTE_RESOLVED,
+            text[:4000],
+            staff.session.name,
+            _key(staff, "resolve", invoice_id, field(form, "token")),
+        )
+        resumed = await services.resume(
+            invoice_id, f"dispute resolved: {text[:200]}", f"console:{staff.session.email}"
+        )
+    except (Refused, NotFound) as error:
+        return _back(back, problem=str(error))
+    await console.audit(staff, "dispute.resolve", invoice_id, resumed=resumed)
+    return _back(back, done="Dispute resolved; the dunning goes on")
+
+
+async def comment(console: Console, request: Request, staff: Staff, form: FormData) -> Response:
+    invoice_id, text = request.path_params["invoice_id"], field(form, "text")
+    back = f"/console/invoices/{invoice_id}"
+    if not text:
+        return _back(back, problem="Write a comment")
+    try:
+        note = await staff.services.add_note(
+            invoice_id,
+            notes_pb.NOTE_KIND_MESSAGE,
+            text[:4000],
+            staff.session.name,
+            _key(staff, "note", invoice_id, field(form, "token")),
+        )
+    except (Refused, NotFound) as error:
+        return _back(back, problem=str(error))
+    await console.audit(staff, "invoice.comment", invoice_id, note_id=note.id)
+    return _back(back, done="Comment added")
+
+
+# --- flagged contacts and hand-offs -------------------------------------------------------------
+
+
+async def flagged(console: Console, request: Request, staff: Staff) -> Response:
+    found, problem = await attempt(staff.services.flagged(request.query_params.get("page", "")))
+    rows, token = found or ([], "")
+    return console.page(
+        request, "flagged.html", {"staff": staff, "customers": rows, "next": token, "problem": problem}
+    )
+
+
+async def handoffs(console: Console, request: Request, staff: Staff) -> Response:
+    statuses = [ledger_pb.INVOICE_STATUS_COLLECTION_NOTICE, ledger_pb.INVOICE_STATUS_IN_COLLECTION]
+    found, problem = await attempt(
+        staff.services.invoices(statuses=statuses, size=200, token=request.query_params.get("page", ""))
+    )
+    rows, token = found or ([], "")
+    return console.page(
+        request, "handoffs.html", {"staff": staff, "invoices": rows, "next": token, "problem": problem}
+    )
+
+
+def _notes(request: Request) -> dict[str, str]:
+    return {
+        "done": request.query_params.get("done", "")[:200],
+        "failed": request.query_params.get("problem", "")[:300],
+    }
