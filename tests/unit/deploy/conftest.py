@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.deploy.files import COMPOSE_FILES, COMPOSE_IMAGE, DEPLOY, K8S, OVERLAYS, compose_env
+from tests.unit.deploy.files import (
+    COMPOSE_FILES,
+    COMPOSE_IMAGE,
+    DASHBOARDS,
+    DEPLOY,
+    K8S,
+    OVERLAYS,
+    compose_env,
+)
 from tests.unit.deploy.tools import tool
 
 
@@ -50,6 +58,19 @@ def prometheus() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def dashboard() -> dict[str, Any]:
     data: dict[str, Any] = json.loads((DEPLOY / "grafana/dashboards/fordring-services.json").read_text())
+    return data
+
+
+@pytest.fixture(scope="session", params=DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
+def any_dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Each dashboard Grafana is provisioned with."""
+    data: dict[str, Any] = json.loads(request.param.read_text())
+    return data
+
+
+@pytest.fixture(scope="session")
+def pipeline_dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DEPLOY / "grafana/dashboards/fordring-pipeline.json").read_text())
     return data
 
 

@@ -14,6 +14,8 @@ DEPLOY = ROOT / "deploy"
 K8S = ROOT / "k8s"
 SERVICES_DIR = ROOT / "services"
 OVERLAYS = ("staging", "production")
+# The Grafana dashboards the compose stack provisions (and a cluster's Grafana loads).
+DASHBOARDS = sorted((DEPLOY / "grafana/dashboards").glob("*.json"))
 # The compose stack and its layers, in the order they are given to `docker compose -f`.
 COMPOSE_FILES = ("compose.yaml", "compose.observability.yaml")
 # The image every Fordring service runs from in the compose stack (deploy/.env; the sandbox has its own).

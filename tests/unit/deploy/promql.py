@@ -3,6 +3,7 @@ label matchers, and the labels it groups by."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import promql_parser
@@ -14,7 +15,7 @@ KAFKA_EXPORTER = frozenset(
     {"kafka_consumergroup_lag", "kafka_topic_partition_current_offset", "kafka_topic_partition_oldest_offset"}
 )
 # Prometheus' own per-target series.
-SCRAPE = frozenset({"up"})
+SCRAPE = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added"})
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,16 @@ class Query:
     grouping: set[str]
 
 
+def without_grafana_variables(expr: str) -> str:
+    """A dashboard's query as Grafana sends it: `$__rate_interval` and the like are durations, a
+    dashboard variable (`$service`) a regex."""
+    return re.sub(r"\$\{?\w+\}?", ".*", re.sub(r"\$__\w+", "5m", expr))
+
+
 def read(expr: str) -> Query:
-    """`expr` parsed (a syntax error raises ValueError), with what it selects and groups by."""
-    tree = promql_parser.parse(expr)
+    """`expr` parsed (a syntax error raises ValueError), with what it selects and groups by.
+    Grafana's variables are taken for what Grafana puts in their place."""
+    tree = promql_parser.parse(without_grafana_variables(expr))
     selectors: list[Selector] = []
     grouping: set[str] = set()
 

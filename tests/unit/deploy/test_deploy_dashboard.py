@@ -9,18 +9,22 @@ counter without `_total`, fails here instead of staying empty in Grafana."""
 from __future__ import annotations
 
 import ast
+import functools
+import json
 import re
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-from tests.unit.deploy.files import DEPLOY, ROOT, SERVICES_DIR
+from tests.unit.deploy.files import DASHBOARDS, DEPLOY, ROOT, SERVICES_DIR
+from tests.unit.deploy.promql import KAFKA_EXPORTER, SCRAPE, read
 
 SERIES = re.compile(r"\bfordring_[a-z0-9_]+\b")
 _KINDS = {
@@ -112,8 +116,27 @@ def panel_exprs(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield panel["title"], target["expr"]
 
 
-def test_panels_have_unique_ids_and_do_not_overlap(dashboard: dict[str, Any]) -> None:
-    panels = dashboard["panels"]
+def panel_exprs_by_title(dashboard: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
+    for panel in dashboard["panels"]:
+        yield panel["title"], [t["expr"] for t in panel.get("targets", [])]
+
+
+@functools.cache
+def exported_series() -> frozenset[str]:
+    """What the services export, as Prometheus names it (read from the code once per session), and
+    the process and Python runtime series prometheus_client adds on every /metrics (its default
+    registry, the one the side port serves)."""
+    runtime = {
+        sample.name
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        if not sample.name.startswith("fordring_")
+    }
+    return frozenset(exposed_series(with_pending(instruments_in_code()))) | runtime
+
+
+def test_panels_have_unique_ids_and_do_not_overlap(any_dashboard: dict[str, Any]) -> None:
+    panels = any_dashboard["panels"]
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), "two panels share an id"
     taken: dict[tuple[int, int], str] = {}
@@ -127,15 +150,80 @@ def test_panels_have_unique_ids_and_do_not_overlap(dashboard: dict[str, Any]) ->
                 taken[(x, y)] = panel["title"]
 
 
-def test_every_query_reads_the_provisioned_prometheus(dashboard: dict[str, Any]) -> None:
+def test_dashboards_have_their_own_uids() -> None:
+    uids = [json.loads(p.read_text())["uid"] for p in DASHBOARDS]
+    assert len(uids) == len(set(uids)), uids
+    provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/fordring.yaml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/etc/grafana/dashboards", "the directory is loaded"
+
+
+def test_every_query_reads_the_provisioned_prometheus(any_dashboard: dict[str, Any]) -> None:
     provisioned = (DEPLOY / "grafana/provisioning/datasources/datasources.yaml").read_text()
     assert "uid: prometheus" in provisioned
-    for panel in dashboard["panels"]:
+    for panel in any_dashboard["panels"]:
         refs = [t["refId"] for t in panel.get("targets", [])]
         assert len(refs) == len(set(refs)), panel["title"]
         for target in panel.get("targets", []):
             assert target["datasource"] == {"type": "prometheus", "uid": "prometheus"}, panel["title"]
-            assert 'job="fordring"' in target["expr"], f"{panel['title']}: not limited to the services' job"
+
+
+def test_every_query_parses_and_reads_series_that_exist(any_dashboard: dict[str, Any]) -> None:
+    """Each query as Prometheus parses it (promql-parser): a Fordring series must be one a service
+    exports, limited to the services' job; any other must be a process series every /metrics has,
+    come from the Kafka exporter, or be Prometheus' own (`up`, `scrape_*`)."""
+    exported = exported_series()
+    problems = []
+    for title, expr in panel_exprs(any_dashboard):
+        try:
+            query = read(expr)
+        except ValueError as error:
+            problems.append(f"{title}: does not parse: {error}")
+            continue
+        assert query.selectors, title
+        for selector in query.selectors:
+            if selector.name.startswith("fordring_"):
+                if selector.name not in exported:
+                    problems.append(f"{title}: no service exports {selector.name}")
+                if selector.labels.get("job") != "fordring" and "job" not in expr:
+                    problems.append(f"{title}: {selector.name} not limited to job=fordring")
+            elif selector.name not in exported | KAFKA_EXPORTER | SCRAPE:
+                problems.append(f"{title}: where does {selector.name} come from?")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_pipeline_dashboard_follows_the_invoices_road(pipeline_dashboard: dict[str, Any]) -> None:
+    exprs = dict(panel_exprs_by_title(pipeline_dashboard))
+    wanted = {
+        "Throughput per stage": {
+            "fordring_invoices_issued_total",
+            "fordring_documents_rendered_total",
+            "fordring_deliveries_total",
+            "fordring_payments_applied_total",
+            "fordring_dunning_steps_proposed_total",
+        },
+        "Latency issue → delivered, by stage": {
+            "fordring_render_seconds_bucket",
+            "fordring_provider_seconds_bucket",
+            "fordring_outbox_oldest_unsent_seconds",
+        },
+        "Deliveries by channel and result": {"fordring_deliveries_total"},
+        "Auto-match rate (24 h)": {"fordring_matcher_payments_total"},
+        "Reminders by stage (24 h)": {"fordring_dunning_steps_proposed_total"},
+        "Consumer lag": {"kafka_consumergroup_lag"},
+        "Dead-letter topics": {"kafka_topic_partition_current_offset", "fordring_events_dead_lettered_total"},
+        "Error rates": {
+            "fordring_deliveries_total",
+            "fordring_proposals_total",
+            "fordring_outbox_publish_errors_total",
+        },
+    }
+    for title, names in wanted.items():
+        assert title in exprs, f"no panel {title!r}"
+        selected = {s.name for expr in exprs[title] for s in read(expr).selectors}
+        assert names <= selected, f"{title}: {sorted(names - selected)}"
+    grouped = {label for expr in exprs["Deliveries by channel and result"] for label in read(expr).grouping}
+    assert {"channel", "result"} <= grouped
+    assert "step" in {label for expr in exprs["Reminders by stage (24 h)"] for label in read(expr).grouping}
 
 
 def with_pending(code: list[Instrument]) -> list[Instrument]:
