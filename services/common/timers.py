@@ -10,6 +10,10 @@ time in two replicas.
 
 Timers are written in the transaction of the change that makes them due (`insert_doc` /
 `schedule(session=…)`): a delivery and the timer that sends it exist together or not at all.
+
+A timer may carry many items (`payload["items"]`, see `Bucket` and `item_timer_doc`): one document
+written, claimed and completed for a batch of work instead of one each. Its `weight` (how many items)
+counts against the claim's `batch`; the handler takes items out as it finishes them (`take_items`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class Timer:
     payload: Mapping[str, Any]
     # How many times the handler put it back (provider errors, an outage).
     attempts: int = 0
+    # What it counts for in a claim's batch (an item timer: its items).
+    weight: int = 1
 
     @classmethod
     def from_doc(cls, doc: Doc) -> Timer:
@@ -59,6 +65,7 @@ class Timer:
             due_at=doc["due_at"],
             payload=doc.get("payload", {}),
             attempts=doc.get("attempts", 0),
+            weight=weight_of(doc),
         )
 
 
@@ -97,6 +104,20 @@ def timer_doc(
         "owner": "",
         "lease_until": _NEVER,
     }
+
+
+def item_timer_doc(
+    timer_id: str, kind: str, due_at: datetime, items: Sequence[str], *, tenant_id: str = ""
+) -> Doc:
+    """One timer for many items of the same work (`payload["items"]`), weighing as many in a claim."""
+    doc = timer_doc(timer_id, kind, due_at, {"items": list(items)}, tenant_id=tenant_id)
+    doc["weight"] = len(items)
+    return doc
+
+
+def weight_of(doc: Mapping[str, Any]) -> int:
+    """How much of a claim's batch a timer takes: its items for an item timer, else one."""
+    return max(1, int(doc.get("weight", 1)))
 
 
 class Timers:
@@ -199,6 +220,20 @@ class Timers:
                 session=session,
             )
 
+    async def take_items(
+        self, timer: Timer, items: Sequence[str], *, last: bool, session: Session | None = None
+    ) -> None:
+        """Done with these items of an item timer (`item_timer_doc`) this replica holds; `last`: they
+        are all that was left of it, and the timer goes."""
+        if last:
+            await self.complete([timer.id], session=session)
+        elif items:
+            await self._timers.update_one(
+                {"_id": timer.id, "owner": self.owner},
+                {"$pullAll": {"payload.items": list(items)}, "$inc": {"weight": -len(items)}},
+                session=session,
+            )
+
     async def cancel(self, timer_ids: Sequence[str], *, session: Session | None = None) -> int:
         if not timer_ids:
             return 0
@@ -248,20 +283,26 @@ class Timers:
         )
 
     async def claim(self, kinds: Sequence[str] | None = None) -> list[Timer]:
-        """Take the lease on up to `batch` due timers (oldest first) that nobody holds."""
+        """Take the lease on due timers (oldest first) that nobody holds, up to `batch` of them by
+        weight (an item timer weighs its items; the last one taken may go past `batch`)."""
         now = self._clock.now()
         due: Doc = {"due_at": {"$lte": now}, "lease_until": {"$lt": now}}
         if kinds is not None:
             due["kind"] = {"$in": list(kinds)}
         candidates = (
-            await self._timers.find(due, projection={"_id": 1})
+            await self._timers.find(due, projection={"_id": 1, "weight": 1})
             .sort("due_at", ASCENDING)
             .limit(self._batch)
             .to_list()
         )
         if not candidates:
             return []
-        ids = [c["_id"] for c in candidates]
+        ids, weight = [], 0
+        for candidate in candidates:
+            if weight >= self._batch:
+                break
+            ids.append(candidate["_id"])
+            weight += weight_of(candidate)
         until = now + self._lease
         await self._timers.update_many(
             {"_id": {"$in": ids}, "lease_until": {"$lt": now}},
@@ -281,7 +322,8 @@ class Timers:
         return count, late
 
     async def run_once(self, handlers: Mapping[str, Handler]) -> int:
-        """Claim due timers and hand them to their handlers (kinds in parallel); how many were due."""
+        """Claim due timers and hand them to their handlers (kinds in parallel); how many were due
+        (by weight: an item timer counts its items)."""
         claimed = await self.claim(list(handlers))
         by_kind: dict[str, list[Timer]] = {}
         for timer in claimed:
@@ -293,7 +335,7 @@ class Timers:
         for kind, result in zip(by_kind, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("timers: the %s handler failed (%s); its timers come again later", kind, result)
-        return len(claimed)
+        return sum(t.weight for t in claimed)
 
     async def _handle(self, handler: Handler, kind: str, timers: list[Timer]) -> None:
         _FIRED.add(len(timers), {"kind": kind})

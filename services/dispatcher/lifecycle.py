@@ -33,7 +33,7 @@ from services.common.events import (
 from services.common.ids import new_id
 from services.common.mongo import Doc, Session
 from services.common.outbox import OUTBOX, outbox_doc
-from services.common.timers import Bucket, Timers, bucket_due, timer_doc
+from services.common.timers import Bucket, Timers, bucket_due, item_timer_doc
 from services.dispatcher.adapters.base import Contact
 from services.dispatcher.domain.rules import DeliveryRules, FallbackRule
 from services.dispatcher.store import FINAL, DispatcherStore
@@ -52,6 +52,8 @@ SEND = "send"
 FALLBACK = "fallback"
 PLAN = "plan"
 BATCH = "batch"
+# Deliveries per send timer made by planning (a replica claims a few such timers at a time).
+SEND_ITEMS = 32
 # Statuses in which the delivery was handed to the provider and not given up on.
 SENT = frozenset({"accepted", "delivered", "opened"})
 _ORDER = {"queued": 0, "accepted": 1, "delivered": 2, "opened": 3}
@@ -134,15 +136,20 @@ class Lifecycle:
         )
 
     async def queue_many(self, s: Session, deliveries: list[Doc], now: datetime) -> None:
-        """New deliveries and their send timers, in two writes (the timers of new deliveries cannot
-        exist yet: inserted, not upserted)."""
+        """New deliveries and their send timers, in two writes: a timer per SEND_ITEMS deliveries
+        (`item_timer_doc`; a timer document each would be written three times per delivery: made,
+        claimed, done)."""
         new = await self._store.insert_deliveries(s, deliveries)
+        by_tenant: dict[str, list[str]] = {}
+        for d in new:
+            by_tenant.setdefault(d["tenant_id"], []).append(d["_id"])
         await self._timers.insert_many(
             [
-                timer_doc(
-                    send_timer_id(d["_id"]), SEND, now, {"delivery_id": d["_id"]}, tenant_id=d["tenant_id"]
+                item_timer_doc(
+                    f"send:items:{new_id()}", SEND, now, ids[at : at + SEND_ITEMS], tenant_id=tenant
                 )
-                for d in new
+                for tenant, ids in by_tenant.items()
+                for at in range(0, len(ids), SEND_ITEMS)
             ],
             session=s,
         )

@@ -3,6 +3,8 @@ cache (a change reaches every replica within seconds)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from services.common.cache import ExpiringLru
 from services.common.clock import Clock
 from services.dispatcher.domain.rules import DEFAULT_RULES, DeliveryRules
@@ -18,11 +20,20 @@ class RulesBook:
         self._cache: ExpiringLru[DeliveryRules] = ExpiringLru(10_000)
         # The last rules read per tenant, for code that cannot wait (inside a transaction).
         self._last: dict[str, DeliveryRules] = {}
+        # One read per tenant at a time: a batch planned at once asks for its tenant's rules together.
+        self._reading: dict[str, asyncio.Future[DeliveryRules]] = {}
 
     async def get(self, tenant_id: str) -> DeliveryRules:
         found, rules = self._cache.get(tenant_id)
         if found and rules is not None:
             return rules
+        reading = self._reading.get(tenant_id)
+        if reading is None:
+            reading = self._reading[tenant_id] = asyncio.ensure_future(self._read(tenant_id))
+            reading.add_done_callback(lambda _: self._reading.pop(tenant_id, None))
+        return await asyncio.shield(reading)
+
+    async def _read(self, tenant_id: str) -> DeliveryRules:
         doc = await self._store.rules(tenant_id)
         rules = DeliveryRules.model_validate(doc["rules"]) if doc else DEFAULT_RULES
         self._cache.put(tenant_id, rules, _SECONDS)

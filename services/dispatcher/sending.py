@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -28,10 +28,10 @@ from services.common.clock import Clock, parse_iso_date
 from services.common.directory import DirectoryClient
 from services.common.errors import NotFound, Unavailable
 from services.common.links import invoice_link
-from services.common.mongo import Doc, Session, in_transaction
+from services.common.mongo import Doc, Session, in_slices, in_transaction
 from services.common.retry import Backoff
 from services.common.telemetry import traced
-from services.common.timers import Timer, Timers
+from services.common.timers import Timer, Timers, timer_doc
 from services.dispatcher.adapters.base import ChannelError, Creditor, Outgoing, Payment, SendResult
 from services.dispatcher.adapters.renderer import RendererClient
 from services.dispatcher.channels import Channels
@@ -71,6 +71,18 @@ class Outcome:
     result: SendResult | None = None
     error: ChannelError | None = None
     note: str = ""
+    # The delivery's id (also when it was not found).
+    item: str = ""
+
+
+# A send timer's deliveries: one (`delivery_id`) or many (`items`, made by planning).
+_ITEMS = "items"
+
+
+def _items(timer: Timer) -> list[str]:
+    return (
+        [str(i) for i in timer.payload[_ITEMS]] if _ITEMS in timer.payload else [timer.payload["delivery_id"]]
+    )
 
 
 class Sender:
@@ -112,7 +124,12 @@ class Sender:
         self._on_commit = on_commit
 
     async def on_send_timers(self, timers: list[Timer]) -> None:
-        deliveries = await self._store.deliveries_by_id([t.payload["delivery_id"] for t in timers])
+        """Send the deliveries of these timers: one delivery each (`send:<delivery id>`: resends,
+        fallbacks, retries) or the deliveries planning queued together (`payload["items"]`)."""
+        work = [(t, delivery_id) for t in timers for delivery_id in _items(t)]
+        deliveries: dict[str, Doc] = {}
+        for ids in in_slices(sorted({delivery_id for _, delivery_id in work})):
+            deliveries.update(await self._store.deliveries_by_id(ids))
         cache: dict[str, Awaitable[Any]] = {}
         for tenant_id in {d["tenant_id"] for d in deliveries.values()}:
             await self._rules.get(tenant_id)
@@ -120,17 +137,17 @@ class Sender:
         await self._ledger.warm(
             (d["tenant_id"], d["customer_id"], d["invoice_id"]) for d in deliveries.values()
         )
-        with traced("dispatcher.send_batch", attributes={attr.BATCH_SIZE: len(timers)}):
+        with traced("dispatcher.send_batch", attributes={attr.BATCH_SIZE: len(work)}):
             attempts = [
-                asyncio.ensure_future(
-                    self._attempt(t, deliveries.get(t.payload["delivery_id"]), cache, documents)
-                )
-                for t in timers
+                asyncio.ensure_future(self._attempt_item(t, item, deliveries.get(item), cache, documents))
+                for t, item in work
             ]
             # Outcomes are written as they come, a few at a time: what a crash leaves unrecorded
             # (and sends again, under the same idempotency key) is the sends of the last moment,
             # not the whole batch.
             done: list[Outcome] = []
+            # Each timer's deliveries not recorded yet; a timer with none left is done.
+            left = {t.id: set(_items(t)) for t in timers}
             recorded: set[str] = set()
             keep = asyncio.create_task(self._keep_leases(timers, recorded))
             last = time.monotonic()
@@ -138,10 +155,10 @@ class Sender:
                 for finished in asyncio.as_completed(attempts):
                     done.append(await finished)
                     if len(done) >= RECORD_EVERY or time.monotonic() - last >= RECORD_SECONDS:
-                        await self._record_now(done)
-                        recorded.update(o.timer.id for o in done)
+                        await self._record_now(done, left)
+                        recorded.update(timer_id for timer_id, items in left.items() if not items)
                         done, last = [], time.monotonic()
-                await self._record_now(done)
+                await self._record_now(done, left)
             finally:
                 keep.cancel()
                 # The database went away: the sends not yet recorded come again after the lease.
@@ -156,12 +173,54 @@ class Sender:
             with contextlib.suppress(Exception):  # the lease runs out: the sends come again, deduped
                 await self._timers.extend([t.id for t in timers if t.id not in recorded])
 
-    async def _record_now(self, outcomes: list[Outcome]) -> None:
+    async def _record_now(self, outcomes: list[Outcome], left: dict[str, set[str]]) -> None:
+        """The outcomes in one transaction, with their timers done (or their deliveries taken out of
+        them); `left` is updated once it committed."""
         if not outcomes:
             return
         now = self._clock.now()
-        await in_transaction(self._store.client, lambda s: self._record(s, outcomes, now))
+        taken: dict[str, list[str]] = {}
+        for o in outcomes:
+            if _ITEMS in o.timer.payload:
+                taken.setdefault(o.timer.id, []).append(o.item)
+
+        async def work(s: Session) -> None:
+            await self._record(s, outcomes, now)
+            timers = {o.timer.id: o.timer for o in outcomes}
+            for timer_id, items in taken.items():
+                last = left[timer_id] <= set(items)
+                await self._timers.take_items(timers[timer_id], items, last=last, session=s)
+
+        await in_transaction(self._store.client, work)
+        for o in outcomes:
+            left[o.timer.id].discard(o.item)
         self._on_commit()
+
+    async def _attempt_item(
+        self,
+        timer: Timer,
+        item: str,
+        d: Doc | None,
+        cache: dict[str, Awaitable[Any]],
+        documents: dict[str, bytes],
+    ) -> Outcome:
+        return replace(await self._attempt(timer, d, cache, documents), item=item)
+
+    async def _again(self, s: Session, o: Outcome, delay: float, why: str) -> None:
+        """Send this delivery again after `delay` seconds: its own timer, or a timer of its own when
+        it came in a timer of many (the others are not held back)."""
+        if _ITEMS not in o.timer.payload:
+            await self._timers.retry(o.timer, delay, why, session=s)
+            return
+        doc = timer_doc(
+            send_timer_id(o.item),
+            o.timer.kind,
+            self._clock.now() + timedelta(seconds=delay),
+            {"delivery_id": o.item},
+            tenant_id=o.timer.tenant_id,
+        )
+        doc.update(attempts=o.timer.attempts + 1, last_error=why[:500])
+        await self._timers.schedule_many([doc], session=s)
 
     async def _prefetch(self, deliveries: list[Doc]) -> dict[str, bytes]:
         """The documents the batch sends, a call per tenant (each send would cost the invoice hotel
@@ -293,25 +352,23 @@ class Sender:
 
     async def _record(self, s: Session, outcomes: list[Outcome], now: datetime) -> None:
         step = Step()
-        done: list[str] = []
+        done: list[Timer] = []
         sent: list[tuple[Doc, str, str, str, int]] = []
         for o in outcomes:
             d = o.delivery
             attempt = int(d.get("attempt", 0)) + 1
             match o.what:
                 case "stale":
-                    done.append(o.timer.id)
+                    done.append(o.timer)
                 case "later":
-                    await self._timers.retry(
-                        o.timer, Backoff.delay_for(o.timer.attempts, first=2.0, cap=300), o.note, session=s
-                    )
+                    await self._again(s, o, Backoff.delay_for(o.timer.attempts, first=2.0, cap=300), o.note)
                 case "cancelled":
                     _merge(step, await self._life.cancelled(s, d, now, o.note))
-                    done.append(o.timer.id)
+                    done.append(o.timer)
                 case "sent":
                     assert o.result is not None
                     sent.append((d, o.result.state, o.result.provider_ref, o.result.detail, attempt))
-                    done.append(o.timer.id)
+                    done.append(o.timer)
                 case "retry":
                     assert o.error is not None
                     delay = min(self._retry_cap, self._retry_first * 2 ** (attempt - 1))
@@ -324,7 +381,7 @@ class Sender:
                         detail=o.error.reason,
                         at=now + timedelta(seconds=delay),
                     )
-                    await self._timers.retry(o.timer, delay, o.error.code or o.error.reason, session=s)
+                    await self._again(s, o, delay, o.error.code or o.error.reason)
                 case "failed":
                     assert o.error is not None
                     _merge(
@@ -339,10 +396,11 @@ class Sender:
                             attempt=attempt,
                         ),
                     )
-                    done.append(o.timer.id)
+                    done.append(o.timer)
         _merge(step, await self._life.sent_many(s, sent, now))
         await self._life.write(s, step)
-        await self._timers.complete(done, session=s)
+        # Timers of many deliveries are taken care of by the caller (`_record_now`).
+        await self._timers.complete([t.id for t in done if _ITEMS not in t.payload], session=s)
 
     # --- batches (print, AvtaleGiro) ---------------------------------------------------------
 
