@@ -17,6 +17,7 @@ from services.cli.dunning import dunning
 from services.cli.home import Home
 from services.cli.invoices import invoices
 from services.cli.payments import payments
+from services.cli.portal import portal
 from services.cli.sandbox_clock import sandbox
 from services.cli.status import status
 from services.cli.up import up
@@ -74,7 +75,7 @@ def cli(
     )
 
 
-for command in (up, status, down, demo, invoices, customers, deliveries, payments, dunning, sandbox):
+for command in (up, status, down, demo, invoices, customers, deliveries, payments, dunning, sandbox, portal):
     cli.add_command(command)
 
 

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from services.cli.components import StackPlan
 from services.cli.home import DEFAULT_HOME
+from services.cli.portal import ensure_demo_login
 
 
 def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) -> None:
@@ -19,6 +20,10 @@ def print_ready(console: Console, plan: StackPlan, *, detached: bool = False) ->
         if not spec.grpc_port:  # the portal: its API is HTTP
             table.add_row(
                 f"{spec.name}", f"http://127.0.0.1:{spec.http_port}  (invoice pages /i/…; /readyz, /metrics)"
+            )
+            email, password = ensure_demo_login(plan.home, plan.mongo_uri)
+            table.add_row(
+                "console", f"http://127.0.0.1:{spec.http_port}/console/  (login {email} / {password})"
             )
             continue
         table.add_row(f"{spec.name} gRPC", f"127.0.0.1:{spec.grpc_port}")

@@ -6,15 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import grpc
 import httpx
+from fordring.dunning.v1 import dunning_pb2 as dpb
 from fordring.dunning.v1.dunning_pb2_grpc import DunningServiceStub
+from fordring.ledger.v1 import ledger_pb2 as pb
+from fordring.ledger.v1 import notes_pb2 as notes_pb
 from fordring.ledger.v1.ledger_pb2_grpc import LedgerServiceStub
+from fordring.ledger.v1.notes_pb2_grpc import InvoiceNoteServiceStub
 from fordring.matcher.v1.matcher_pb2_grpc import MatcherServiceStub
 
 from services.dunning.app import DunningApp
@@ -22,11 +28,20 @@ from services.ledger.app import LedgerApp
 from services.matcher.app import MatcherApp
 from services.portal.app import PortalApp
 from services.portal.console.accounts import Accounts
+from services.sandbox.bankfiles import FilePayment, ocr_giro_file
 from tests.support.backends import Backend
 from tests.support.clock import MovableClock
 from tests.support.dispatcher import free_port
-from tests.support.dunning import DunWorld, dunning_settings
-from tests.support.ledger import SERVICE_TOKEN, replica_settings
+from tests.support.dunning import DunWorld, consumer, dunning_settings
+from tests.support.ledger import (
+    SERVICE_TOKEN,
+    TenantClient,
+    customer_input,
+    eventually,
+    invoice_request,
+    line,
+    replica_settings,
+)
 from tests.support.matcher import MatchWorld, matcher_settings, topics_for
 from tests.support.portal import portal_settings
 
@@ -157,3 +172,71 @@ class ConsoleClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """An operator's morning: a disputed invoice whose reminder is held, and a payment in review."""
+
+    tenant: TenantClient
+    disputed: pb.Invoice
+    unpaid: pb.Invoice
+    payment_id: str
+
+
+async def operator_scenario(world: ConsoleWorld) -> Scenario:
+    dun = world.dun
+    tenant = await dun.tenant()
+    today = world.clock.today()
+    disputed = await tenant.issue(
+        invoice_request(customer=consumer(f"D-{uuid.uuid4().hex[:6]}"), issue_date=today, due_in_days=10)
+    )
+    unpaid = await tenant.issue(
+        invoice_request(
+            customer=customer_input("K-2000", name="Fjordbris Kaffe AS"),
+            issue_date=today,
+            lines=[line(unit_price_minor=3200_00)],
+        )
+    )
+    await dun.known(disputed.id)
+    dun.at(today + timedelta(days=13))
+    await dun.sweep()
+    await dun.wait_history(tenant, disputed.id, "nudged")
+    notes = InvoiceNoteServiceStub(world.portal.clients.channel("ledger"))
+    await notes.AddInvoiceNote(
+        notes_pb.AddInvoiceNoteRequest(
+            invoice_id=disputed.id,
+            author=notes_pb.NOTE_AUTHOR_CUSTOMER,
+            author_name="Kari Nordmann",
+            kind=notes_pb.NOTE_KIND_DISPUTE,
+            text="I never received the goods.",
+            idempotency_key=f"dispute-{disputed.id}",
+        ),
+        metadata=tenant.metadata,
+    )
+    await dun.stub.Pause(
+        dpb.PauseRequest(invoice_id=disputed.id, reason="the customer disputes the claim", kind="dispute"),
+        metadata=tenant.metadata,
+    )
+    await dun.next_step(tenant, disputed.id, "reminder")
+    await eventually(
+        lambda: dun.stub.ListHeld(dpb.ListHeldRequest(), metadata=tenant.metadata),
+        lambda reply: any(h.invoice_id == disputed.id for h in reply.held),
+        what="the held reminder",
+    )
+    await world.match.known(tenant, [unpaid])
+    await world.match.customers_known(tenant, 2)
+    imported = await world.match.import_file(
+        tenant,
+        ocr_giro_file(
+            [
+                FilePayment(
+                    unpaid.gross_total.minor_units, payer_account="12035555550", payer_name="FJORDBRIS"
+                )
+            ],
+            transmission_number=str(1_000_000 + secrets.randbelow(8_999_999)),
+        ),
+    )
+    assert imported.summary.review == 1, imported
+    [waiting] = await world.match.review(tenant)
+    return Scenario(tenant, disputed, unpaid, waiting.id)

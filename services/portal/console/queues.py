@@ -117,10 +117,11 @@ async def allocate(console: Console, request: Request, staff: Staff, form: FormD
     if not allocations:
         return _back("/console/queues/review", problem="Nothing is left to pay on those invoices")
     try:
+        note = field(form, "note")[:500]
         resolved = await services.allocate(
             payment_id,
             allocations,
-            note=field(form, "note")[:500] or f"allocated in the console by {staff.session.email}",
+            note=f"{staff.session.email} in the console" + (f": {note}" if note else ""),
         )
     except Refused as error:
         return _back("/console/queues/review", problem=str(error))
