@@ -36,7 +36,7 @@ from services.common.bus import BrokerLink
 from services.common.clock import Clock
 from services.common.events import attributes_from_headers
 from services.common.lease import Lease
-from services.common.mongo import Database, Doc
+from services.common.mongo import Database, Doc, in_slices
 from services.common.outbox import (
     OUTBOX,
     broker_cluster_seen,
@@ -429,13 +429,17 @@ class OutboxRelay:
         results = [self._inflight.pop(key).result() for key in finished]
         sent = [doc for r in results for doc in r.sent]
         if sent:
-            await self._db[OUTBOX].update_many(
-                {"_id": {"$in": [d["_id"] for d in sent]}},
-                {
-                    "$set": {"sent": True, "sent_at": self._clock.now()},
-                    "$unset": {"attempts": "", "last_error": "", "queued_at": "", "replayed": ""},
-                },
-            )
+            now = self._clock.now()
+            # In slices (`in_slices`): the embedded server matches every record it marks against the
+            # whole `$in` list, twice; at 500 ids that was most of what marking cost it.
+            for ids in in_slices([d["_id"] for d in sent]):
+                await self._db[OUTBOX].update_many(
+                    {"_id": {"$in": ids}},
+                    {
+                        "$set": {"sent": True, "sent_at": now},
+                        "$unset": {"attempts": "", "last_error": "", "queued_at": "", "replayed": ""},
+                    },
+                )
             self.published += len(sent)
             for doc in sent:
                 _published.add(1, {"topic": doc["topic"], "type": doc["type"]})
