@@ -70,7 +70,7 @@ fmt: setup ## format the code with ruff
 	$(BIN)/ruff check --fix services tests bench
 	$(BIN)/ruff format services tests bench
 
-bench: setup ## benchmarks, each with a same-run baseline: the ledger (issue, 100,000-invoice import), the renderer (PDF, EHF, service), the dispatcher (1,000 e-mails), the matcher (a 50,000-payment file against 200,000 invoices), the dunning run (200,000 overdue invoices)
+bench: setup ## benchmarks, each with a same-run baseline: the ledger (issue, 100,000-invoice import), the renderer (PDF, EHF, service), the dispatcher (1,000 e-mails), the matcher (a 50,000-payment file against 200,000 invoices), the dunning run (200,000 overdue invoices), the portal (invoice pages per second, 1,000 live pages)
 	$(PY) -m bench.ledger_issue $(BENCH_ARGS)
 	$(PY) -m bench.ledger_import $(BENCH_IMPORT_ARGS)
 	$(PY) -m bench.renderer_pdf
@@ -80,6 +80,7 @@ bench: setup ## benchmarks, each with a same-run baseline: the ledger (issue, 10
 	$(PY) -m bench.matcher_import $(BENCH_MATCHER_ARGS)
 	$(PY) -m bench.dunning_decide
 	$(PY) -m bench.dunning_run $(BENCH_DUNNING_ARGS)
+	$(PY) -m bench.portal_pages $(BENCH_PORTAL_ARGS)
 
 asyncapi: setup ## write the event schemas (AsyncAPI) into docs/asyncapi/
 	$(PY) -m services.common.asyncapi docs/asyncapi
