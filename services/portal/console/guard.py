@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -111,8 +111,13 @@ def forbidden(console: Console, request: Request, problem: str = "forbidden") ->
 
 async def signed_in(console: Console, request: Request) -> Staff | None:
     session = await console.sessions.find(cookie(request, (COOKIE_SECURE, COOKIE_PLAIN)), now=wall_now())
-    if session is None or not session.role:
+    if session is None:
         return None
+    # The account as it is now: a disabled account or a role taken away ends its sessions at once.
+    account = await console.accounts.get(session.account_id)
+    if account is None or not account.roles.get(session.tenant_id):
+        return None
+    session = replace(session, role=account.roles[session.tenant_id], roles=dict(account.roles))
     return Staff(session, Services(console.portal.clients, session.tenant_id))
 
 

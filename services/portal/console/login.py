@@ -68,6 +68,7 @@ async def login(console: Console, request: Request) -> Response:
             action="login.blocked",
             subject=email,
             now=console.portal.clock.now(),
+            address=keys[1].removeprefix("ip:"),
         )
         return await login_form(console, request, problem="login_blocked", status=429)
     account = await console.accounts.check(email, password if isinstance(password, str) else "")
@@ -80,6 +81,7 @@ async def login(console: Console, request: Request) -> Response:
             action="login.failed",
             subject=email,
             now=console.portal.clock.now(),
+            address=keys[1].removeprefix("ip:"),
         )
         return await login_form(console, request, problem="login_failed", status=401)
     await console.sessions.succeeded(keys[0])

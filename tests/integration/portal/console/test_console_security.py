@@ -10,7 +10,7 @@ import pytest
 from fordring.ledger.v1 import notes_pb2 as notes_pb
 from fordring.ledger.v1.notes_pb2_grpc import InvoiceNoteServiceStub
 
-from services.portal.store import AUDIT
+from services.portal.store import AUDIT, CONSOLE_ACCOUNTS
 from tests.support.console import ConsoleClient, ConsoleWorld
 from tests.support.ledger import customer_input, invoice_request
 from tests.support.matcher import new_tenant
@@ -169,3 +169,16 @@ async def test_customer_service_may_not_allocate_payments(
     refused = await client.post("/console/payments/some-payment/allocate", {"suggestion": "0"})
     assert refused.status_code == 403
     assert (await client.get("/console/audit")).status_code == 403
+
+
+async def test_a_disabled_account_is_signed_out_at_once(
+    console_world: ConsoleWorld, client: ConsoleClient
+) -> None:
+    tenant = await new_tenant(console_world.dun.ledger, console_world.dun.ledger_stub)
+    email = await console_world.account(tenant.tenant.id, "operator")
+    await client.login(email)
+    assert (await client.get("/console/queues/flagged")).status_code == 200
+    accounts = console_world.portal.store.db[CONSOLE_ACCOUNTS]
+    await accounts.update_one({"email": email}, {"$set": {"disabled": True}})
+    assert (await client.get("/console/queues/flagged")).status_code == 303
+    assert (await client.login(email)).status_code == 401
