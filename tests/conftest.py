@@ -9,6 +9,7 @@ takes seconds to join; tests are isolated by tenant, each getting a fresh one wi
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -50,6 +51,14 @@ from tests.support.renderer import RenderWorld, render_world_running
 
 if TYPE_CHECKING:
     from fordring.ledger.v1.ledger_pb2_grpc import LedgerServiceAsyncStub
+
+if wanted_backend() == "embedded":
+    # The embedded broker holds every consumer group join for half the session timeout (5 s at the
+    # default 10 s): every consumer the tests start, in-process or as a process (`fordring up`, the
+    # crash tests' replicas inherit the environment), joins in 1 s instead. Apache Kafka refuses
+    # sessions under 6 s (group.min.session.timeout.ms), so the containers keep the default.
+    os.environ.setdefault("FORDRING_KAFKA_SESSION_TIMEOUT_MS", "2000")
+    os.environ.setdefault("FORDRING_KAFKA_HEARTBEAT_INTERVAL_MS", "500")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -395,6 +395,8 @@ def _subscriber(
         # would rebalance each other whenever one of them starts.
         group_id=settings.topic(f"{group_id}.{topic}"),
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{consumer}:{topic}",
         decoder=_raw_body,

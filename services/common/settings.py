@@ -24,6 +24,11 @@ class CommonSettings(BaseSettings):
     # How long the Kafka client waits for the broker's answer (and a record for its acknowledgement);
     # consumers use it for joining their group too, which can take seconds.
     kafka_request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # A consumer group member that sends no heartbeat for the session timeout loses its partitions;
+    # heartbeats go out at the interval. The embedded broker holds every group join for half the
+    # session timeout, so the tests shorten it (a replica restarted after a crash also waits for it).
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     # Prepended to every topic and consumer group: isolates tests and environments sharing a cluster.
     topic_prefix: str = ""
     # MongoDB connection string. retryWrites=false suits the embedded server; production may drop it.
@@ -87,6 +92,8 @@ class CommonSettings(BaseSettings):
                 "processed_retention_days must cover outbox_retention_hours: a replayed event must still "
                 "be recognised as applied"
             )
+        if self.kafka_heartbeat_interval_ms >= self.kafka_session_timeout_ms:
+            raise ValueError("kafka_heartbeat_interval_ms must be shorter than kafka_session_timeout_ms")
         if self.sandbox_clock and self.environment == "production":
             raise ValueError(
                 "FORDRING_SANDBOX_CLOCK must not be on when FORDRING_ENVIRONMENT=production "
