@@ -51,8 +51,9 @@ class DispatcherApp:
         )
         self.clock = self.runtime.clock
         self.store = DispatcherStore(self.runtime.mongo, settings.mongo_database)
-        # Leases are kept while a batch is worked on; 30 s is how long a crashed replica's work waits.
-        self.timers = Timers(self.store.db, self.clock, batch=settings.send_batch, lease_seconds=30)
+        self.timers = Timers(
+            self.store.db, self.clock, batch=settings.send_batch, lease_seconds=settings.timer_lease_seconds
+        )
         self.directory = DirectoryClient(settings.ledger_target, settings.service_token, caller="dispatcher")
         self.ledger = LedgerClient(settings.ledger_target, settings.service_token, caller="dispatcher")
         self.renderer = RendererClient(settings.renderer_target, settings.service_token)

@@ -36,6 +36,9 @@ class DispatcherSettings(CommonSettings):
     max_attempts: int = Field(default=8, ge=1, le=50)
     retry_first_seconds: float = Field(default=30.0, gt=0)
     retry_cap_seconds: float = Field(default=3600.0, gt=0)
+    # A claimed timer's lease, renewed while its batch is worked on: how long a crashed replica's
+    # sends wait before another replica takes them.
+    timer_lease_seconds: float = Field(default=30.0, gt=0)
     # Multiplies every rule's delay ("not opened in 3 days"): 1 in production; the embedded stack
     # makes days into seconds so the whole flow can be watched.
     delay_scale: float = Field(default=1.0, gt=0)
