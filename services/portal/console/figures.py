@@ -126,7 +126,7 @@ def figures(
 
     return Figures(
         invoices=len(real),
-        by_status=[Bar(name, n) for name, n in statuses.most_common()],
+        by_status=[Bar(name.replace("_", " "), n) for name, n in statuses.most_common()],
         aging=[Bar(b, aging[b], money(aging[b], currency)) for b in BUCKETS],
         dso_days=dso,
         paid_before_due=[
