@@ -12,17 +12,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fordring.ledger.v1 import ledger_pb2 as ledger_pb
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from services.common.retry import Backoff
 from services.portal.clients import Clients
 
 log = logging.getLogger(__name__)
 Update = ledger_pb.WatchInvoiceResponse
+# The hubs of this process (one per portal app), for the gauges.
+_HUBS: weakref.WeakSet[LiveHub] = weakref.WeakSet()
+
+
+def _observe_pages(_: CallbackOptions) -> list[Observation]:
+    return [Observation(sum(hub.open for hub in _HUBS))]
+
+
+def _observe_feeds(_: CallbackOptions) -> list[Observation]:
+    return [Observation(sum(hub.feeds for hub in _HUBS))]
+
+
+_meter = metrics.get_meter("fordring.portal")
+_meter.create_observable_gauge(
+    "fordring_live_pages", [_observe_pages], description="Open live invoice pages (event streams)"
+)
+_meter.create_observable_gauge(
+    "fordring_live_feeds", [_observe_feeds], description="Invoices followed on the ledger (one stream each)"
+)
 
 
 @dataclass(eq=False)
@@ -64,6 +86,25 @@ class LiveHub:
         self._feeds: dict[tuple[str, str], _Feed] = {}
         self._rendered: OrderedDict[tuple[object, ...], asyncio.Future[object]] = OrderedDict()
         self.open = 0
+        meter = metrics.get_meter("fordring.portal")
+        meter.create_observable_gauge(
+            "fordring_live_pages", [self._observe_open], description="Open live invoice pages (event streams)"
+        )
+        meter.create_observable_gauge(
+            "fordring_live_feeds",
+            [self._observe_feeds],
+            description="Invoices followed on the ledger (one stream each)",
+        )
+
+    def _observe_open(self, _: CallbackOptions) -> list[Observation]:
+        return [Observation(self.open)]
+
+    def _observe_feeds(self, _: CallbackOptions) -> list[Observation]:
+        return [Observation(len(self._feeds))]
+
+    @property
+    def feeds(self) -> int:
+        return len(self._feeds)
 
     @property
     def full(self) -> bool:

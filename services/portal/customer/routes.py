@@ -29,10 +29,12 @@ from typing import Any, TypeVar
 import segno
 from fordring.ledger.v1 import ledger_pb2 as ledger_pb
 from fordring.ledger.v1 import notes_pb2 as notes_pb
+from opentelemetry import metrics, trace
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from services.common import attributes as attr
 from services.common.errors import NotFound, Unavailable
 from services.common.links import LinkToken, read_token
 from services.portal.clients import Refused
@@ -44,6 +46,14 @@ from services.portal.web import Portal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_meter = metrics.get_meter("fordring.portal")
+PAGES = _meter.create_counter(
+    "fordring_invoice_pages",
+    description="Invoice pages asked for, by result (shown, not_found, expired, ...)",
+)
+ACTIONS = _meter.create_counter(
+    "fordring_customer_actions", description="What customers did on invoice pages (message, dispute, channel)"
+)
 
 MAX_FORM_BYTES = 32 * 1024
 MAX_MESSAGE = 4000
@@ -95,6 +105,7 @@ class CustomerPages:
         found = read_token(str(request.path_params["token"]), self.p.settings.link_secret)
         if found is None:
             raise Problem("not_found", 404)
+        trace.get_current_span().set_attribute(attr.INVOICE_ID, found.invoice_id)
         if found.expired(self.p.clock.now()):
             raise Problem("expired", 410)
         return found
@@ -165,6 +176,7 @@ class CustomerPages:
             tenant_id = session.tenant_id  # the open is a nicety; the page still shows
         if not tenant_id or (session is not None and session.tenant_id != tenant_id):
             raise Problem("not_found", 404)
+        trace.get_current_span().set_attribute(attr.TENANT_ID, tenant_id)
         invoice = await self._invoice(tenant_id, link)
         customer_language = invoice.language
         t = self._translator(request, customer_language)
@@ -190,6 +202,7 @@ class CustomerPages:
             },
             language=t.language,
         )
+        PAGES.add(1, {"result": "shown"})
         response.set_cookie(
             cookie_name(link.invoice_id, self.p.settings.secure_cookies),
             session.id,
@@ -347,6 +360,7 @@ class CustomerPages:
         )
 
     async def _audit(self, session: CustomerSession, action: str, **details: Any) -> None:
+        ACTIONS.add(1, {"action": action.removeprefix("customer.")})
         await self.p.store.audit(
             tenant_id=session.tenant_id,
             actor="customer",
@@ -394,10 +408,13 @@ def customer_routes(portal: Portal) -> list[BaseRoute]:
             try:
                 response: Response = await handler(request)
             except Problem as problem:
+                PAGES.add(1, {"result": problem.kind})
                 return portal.page(request, "error.html", {"problem": problem.kind}, status=problem.status)
             except NotFound:
+                PAGES.add(1, {"result": "not_found"})
                 return portal.page(request, "error.html", {"problem": "not_found"}, status=404)
             except Unavailable as exc:
+                PAGES.add(1, {"result": "unavailable"})
                 log.warning("invoice page unavailable: %s", exc)
                 response = portal.page(request, "error.html", {"problem": "unavailable"}, status=503)
                 response.headers["Retry-After"] = "30"

@@ -21,6 +21,7 @@ from tests.support.dispatcher import consumer
 if TYPE_CHECKING:
     from fordring.dunning.v1.dunning_pb2_grpc import DunningServiceAsyncStub
 from tests.support.ledger import Metadata, eventually, invoice_request
+from tests.support.metrics import sample
 from tests.support.portal import Customer, PortalWorld, csrf_of, link_in_mail, next_invoice_event, version_of
 
 pytestmark = pytest.mark.integration
@@ -52,6 +53,8 @@ async def test_the_customer_journey(portal_world: PortalWorld) -> None:
         assert "Secure" in session_cookie
         assert "SameSite=strict" in session_cookie
         assert session_cookie.startswith("__Host-")
+        metrics = await customer.get("/metrics")
+        assert sample(metrics.text, "fordring_invoice_pages_total", result="shown") >= 1
         deliveries = await world.deliveries(tenant, invoice.id)
         assert any(d.channel == "email" and d.opened_at for d in deliveries)
 
