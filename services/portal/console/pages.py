@@ -29,6 +29,7 @@ async def search(console: Console, request: Request, staff: Staff) -> Response:
         invoices = list({i.id: i for i in found if i is not None}.values())
         matched, problem = await attempt(services.customers(search=query))
         customers = matched or []
+        await console.audit(staff, "search", query, invoices=len(invoices), customers=len(customers))
         if len(invoices) == 1 and not customers and request.query_params.get("go") != "list":
             return RedirectResponse(f"/console/invoices/{invoices[0].id}", status_code=303)
     return console.page(
@@ -98,6 +99,7 @@ async def customer(console: Console, request: Request, staff: Staff) -> Response
     if not customers:
         return console.page(request, "problem.html", {"staff": staff, "problem": "not_found"}, status=404)
     found = customers[0]
+    await console.audit(staff, "customer.view", found.id)
     (listed, invoices_problem), (payer, payer_problem) = await asyncio.gather(
         attempt(services.invoices(customer_number=found.number, size=200)),
         attempt(services.payer(found.id)),
