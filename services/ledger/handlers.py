@@ -136,7 +136,9 @@ def register(
     deliveries: DeliveryLog,
     group_id: str,
 ) -> None:
-    # The matcher's payments come a bank file at a time: applied a batch per transaction.
+    # The matcher's payments come a bank file at a time: applied a batch per transaction. Each
+    # proposal has the matcher's PaymentReceived beside it (not the ledger's): twice the records
+    # make a batch of MATCHED_BATCH proposals.
     subscribe_batch(
         broker,
         settings,
@@ -145,7 +147,7 @@ def register(
         consumer=PROPOSALS_CONSUMER,
         handler=handlers.on_payment_batch,
         single=handlers.on_payment_event,
-        max_records=MATCHED_BATCH,
+        max_records=2 * MATCHED_BATCH,
     )
     subscribe(
         broker,

@@ -228,19 +228,19 @@ class _Batch:
                 self.invoices[key] = {**self.invoices[key], "history": self.histories[key]}
 
     async def _read_payment_keys(self, proposals: Sequence[tuple[Ctx, PaymentMatched, object]]) -> None:
-        """The payments stored already under the batch's keys (one query per tenant, on its unique
-        index)."""
+        """The payments stored already under the batch's keys (on the unique index, 100 keys a query)."""
         keys: dict[str, list[str]] = defaultdict(list)
         for ctx, _, payment in proposals:
             if isinstance(payment, Payment):
                 keys[ctx.tenant.id].append(payment.idempotency_key)
         for tenant_id, tenant_keys in keys.items():
-            found = self.changes.store.payments.find(
-                {"tenant_id": tenant_id, "idempotency_key": {"$in": tenant_keys}},
-                projection={"idempotency_key": 1},
-                session=self.s,
-            )
-            self.keys.update([(tenant_id, d["idempotency_key"]) async for d in found])
+            for some in in_slices(tenant_keys):
+                found = self.changes.store.payments.find(
+                    {"tenant_id": tenant_id, "idempotency_key": {"$in": some}},
+                    projection={"idempotency_key": 1},
+                    session=self.s,
+                )
+                self.keys.update([(tenant_id, d["idempotency_key"]) async for d in found])
 
     async def _read_customers(self, proposals: Sequence[tuple[Ctx, PaymentMatched, object]]) -> None:
         """The customers whose credit balance a proposal may change (more than its invoices owe now),
