@@ -20,12 +20,16 @@ from services.cli.dunning_views import case_json, print_case
 from services.cli.importer import print_report, run_import
 from services.cli.invoice_format import parse_jsonl
 from services.cli.ledger_reads import list_invoices, read_both
+from services.cli.traces import trace
 from services.cli.views import STATUS_NAMES, invoices_table, print_invoice, status_value, to_dict, write_json
 
 
 @click.group()
 def invoices() -> None:
-    """Import, list and show invoices, and write their documents."""
+    """Import, list and show invoices, write their documents, and trace them."""
+
+
+invoices.add_command(trace)
 
 
 @invoices.command("import")
