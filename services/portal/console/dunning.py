@@ -58,10 +58,10 @@ async def simulate(console: Console, request: Request, staff: Staff, form: FormD
     charts = {}
     if result is not None:
         currency = result.currency or "NOK"
-        steps = [Bar(f"{s.step} {s.channel}".strip(), s.count) for s in result.steps]
+        steps = [Bar(f"{s.step.replace('_', ' ')} {s.channel}".strip(), s.count) for s in result.steps]
         charges = [
             Bar(
-                s.step,
+                s.step.replace("_", " "),
                 s.fees_minor + s.interest_minor + s.compensation_minor,
                 money(s.fees_minor + s.interest_minor + s.compensation_minor, currency),
             )
