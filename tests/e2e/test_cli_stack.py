@@ -44,7 +44,8 @@ def test_status_sees_every_component_healthy(stack: Stack) -> None:
     status = stack.fordring("status")
     assert status.returncode == 0, status.stdout
     services = {"ledger", "renderer", "dispatcher", "matcher", "dunning"}
-    components = {"supervisor", "kafka", "mongo", "sandbox", *services}
+    # The portal's API is HTTP (the invoice pages and the console): it has no gRPC address.
+    components = {"supervisor", "kafka", "mongo", "sandbox", "portal", *services}
     rows = status.stdout.splitlines()
     for name in components:
         assert any(name in row for row in rows), status.stdout
@@ -54,6 +55,7 @@ def test_status_sees_every_component_healthy(stack: Stack) -> None:
     assert record["api_key"] == (stack.home / "sandbox.key").read_text().strip()
     assert set(record["pids"]) == components
     assert set(record["grpc"]) == services
+    assert set(record["http"]) == {*services, "portal"}
     # Where the channel providers are and what they keep: the sandbox's section.
     sandbox = record["sandbox"]
     assert set(sandbox) >= {"url", "mail", "print_drop", "nets", "records"}
