@@ -5,6 +5,7 @@ contacts flagged for cleaning, hand-offs to collection; and a comment on an invo
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import quote
 
 from fordring.ledger.v1 import ledger_pb2 as ledger_pb
@@ -21,6 +22,7 @@ from services.portal.console.services import Refused, Services
 from services.portal.console.view import attempt
 
 CHANNELS = ("email", "sms", "ehf", "efaktura", "vipps", "print")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _key(staff: Staff, *parts: str) -> str:
@@ -211,6 +213,22 @@ async def handoffs(console: Console, request: Request, staff: Staff) -> Response
     rows, token = found or ([], "")
     return console.page(
         request, "handoffs.html", {"staff": staff, "invoices": rows, "next": token, "problem": problem}
+    )
+
+
+async def collection_file(console: Console, request: Request, staff: Staff) -> Response:
+    """A day's file of claims handed to collection, as the agency gets it (default: today)."""
+    day = request.query_params.get("day", "")
+    try:
+        export = await staff.services.collection_export(day if _DAY.match(day) else "")
+    except Refused as error:
+        return _back("/console/queues/handoffs", problem=str(error))
+    await console.audit(staff, "collection.export", export.day, claims=export.claims)
+    filename = re.sub(r"[^A-Za-z0-9._-]", "_", export.filename) or "collection.jsonl"
+    return Response(
+        export.content,
+        media_type=export.media_type or "application/x-ndjson",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
     )
 
 

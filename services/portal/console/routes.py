@@ -66,6 +66,7 @@ def console_routes(portal: Portal) -> list[BaseRoute]:
         Route("/console/queues/disputes", view(queues.disputes)),
         Route("/console/queues/flagged", view(queues.flagged)),
         Route("/console/queues/handoffs", view(queues.handoffs)),
+        Route("/console/queues/handoffs/file", view(queues.collection_file, "operator")),
         Route("/console/dunning", view(dunning.policies)),
         Route("/console/dunning/simulate", post(dunning.simulate, "operator"), methods=["POST"]),
         Route("/console/dunning/policy", post(dunning.switch_on, "admin"), methods=["POST"]),

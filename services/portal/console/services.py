@@ -326,6 +326,16 @@ class Services:
         )
         return reply
 
+    async def collection_export(self, day: str) -> dunning_pb.CollectionExport:
+        reply: dunning_pb.CollectionExport = await self._ask(
+            "dunning",
+            "dunning",
+            "GetCollectionExport",
+            dunning_pb.GetCollectionExportRequest(day=day),
+            "the collection export",
+        )
+        return reply
+
     async def policies(self) -> list[dunning_pb.PolicyResponse]:
         reply: dunning_pb.ListPoliciesResponse = await self._ask(
             "dunning", "dunning", "ListPolicies", dunning_pb.ListPoliciesRequest(), "the dunning policies"

@@ -84,7 +84,13 @@ async def test_a_dry_run_then_switched_on(console_world: ConsoleWorld) -> None:
             shown = await admin.get(path)
             assert shown.status_code == 200, path
             assert empty in shown.text, path
+        exported = await admin.get("/console/queues/handoffs/file", day="2026-12-01")
+        assert exported.status_code == 200
+        assert exported.headers["content-disposition"] == (
+            f'attachment; filename="collection-{tenant.tenant.id}-2026-12-01.jsonl"'
+        )
         audit = await admin.get("/console/audit")
+        assert "collection.export" in audit.text
         assert "dunning.policy.set" in audit.text
     finally:
         await admin.aclose()
