@@ -19,9 +19,13 @@ from services.portal.console.guard import (
     cookie,
     field,
     forbidden,
+    secure,
     set_cookie,
     wall_now,
 )
+
+# Longer is no password anyone types; not hashed (argon2 would take it, at a cost).
+MAX_PASSWORD = 1024
 
 
 def safe_next(target: str) -> str:
@@ -56,8 +60,9 @@ async def login(console: Console, request: Request) -> Response:
     if not sent or not expected or not secrets.compare_digest(sent, expected):
         return forbidden(console, request)
     settings = console.portal.settings
-    email = field(form, "email").lower()
-    password = form.get("password")
+    email = field(form, "email").lower()[:320]
+    sent_password = form.get("password")
+    password = sent_password if isinstance(sent_password, str) and len(sent_password) <= MAX_PASSWORD else ""
     keys = [f"account:{email}", f"ip:{client_address(request)}"]
     now = wall_now()
     limits = {keys[0]: settings.console_login_limit, keys[1]: settings.console_login_limit_per_address}
@@ -71,7 +76,7 @@ async def login(console: Console, request: Request) -> Response:
             address=keys[1].removeprefix("ip:"),
         )
         return await login_form(console, request, problem="login_blocked", status=429)
-    account = await console.accounts.check(email, password if isinstance(password, str) else "")
+    account = await console.accounts.check(email, password) if password else None
     if account is None or not account.roles:
         window = timedelta(minutes=settings.console_login_window_minutes)
         await console.sessions.failed(keys, window=window, now=now)
@@ -100,7 +105,14 @@ async def login(console: Console, request: Request) -> Response:
     set_cookie(
         response, request, console.portal, (COOKIE_SECURE, COOKIE_PLAIN), session.token, max_age=max_age
     )
-    response.delete_cookie(LOGIN_COOKIE_SECURE if settings.secure_cookies else LOGIN_COOKIE_PLAIN, path="/")
+    https = secure(request, console.portal)
+    response.delete_cookie(
+        LOGIN_COOKIE_SECURE if https else LOGIN_COOKIE_PLAIN,
+        path="/",
+        secure=https,
+        httponly=True,
+        samesite="strict",
+    )
     return response
 
 
