@@ -111,6 +111,8 @@ class InvoicePage:
     consents: frozenset[str]
     version: int
     disputed: bool
+    # What the invoice is for, in the buyer's words: (label key, value), those given.
+    references: tuple[tuple[str, str], ...] = ()
 
 
 def _at(text: str) -> datetime | None:
@@ -234,6 +236,15 @@ def invoice_page(
         consents=consents,
         version=invoice.version,
         disputed=_disputed(notes),
+        references=tuple(
+            (key, value)
+            for key, value in (
+                ("reference.buyer", invoice.buyer_reference),
+                ("reference.order", invoice.order_reference),
+                ("reference.contract", invoice.contract_reference),
+            )
+            if value
+        ),
     )
 
 

@@ -31,6 +31,7 @@ def _invoice(**changes: object) -> pb.Invoice:
         "balance": cpb.Money(minor_units=75_000, currency="NOK"),
         "status": pb.INVOICE_STATUS_PART_PAID,
         "version": 3,
+        "order_reference": "PO-77",
         "lines": [
             pb.InvoiceLine(
                 description="Strøm",
@@ -77,6 +78,7 @@ def test_the_page_in_norwegian() -> None:
     assert page.due_date == date(2027, 1, 15)
     assert page.open_to_pay
     assert page.consents == frozenset({"email", "efaktura"})
+    assert page.references == (("reference.order", "PO-77"),)
     # Newest first; the rejected proposal is bookkeeping, not the customer's business.
     assert [h.text for h in page.history] == [
         "Delbetaling mottatt",
