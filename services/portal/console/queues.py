@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from urllib.parse import quote
 
 from fordring.ledger.v1 import ledger_pb2 as ledger_pb
@@ -26,8 +27,10 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _key(staff: Staff, *parts: str) -> str:
-    """One idempotency key per form shown (a double submit does the thing once)."""
-    return hashlib.sha256("|".join((staff.session.tenant_id, *parts)).encode()).hexdigest()[:40]
+    """One idempotency key per form shown (its token: a double submit does the thing once); a form
+    without a token gets a key of its own."""
+    token = parts[-1] or secrets.token_hex(16)
+    return hashlib.sha256("|".join((staff.session.tenant_id, *parts[:-1], token)).encode()).hexdigest()[:40]
 
 
 def _back(path: str, *, done: str = "", problem: str = "") -> Response:
