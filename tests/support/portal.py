@@ -141,7 +141,7 @@ class Customer:
     async def __aexit__(self, *_: object) -> None:
         await self.http.aclose()
 
-    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = dict(extra or {})
         if self.cookies:
             headers["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -156,13 +156,13 @@ class Customer:
         return response
 
     async def get(self, path: str, **headers: str) -> httpx.Response:
-        return self._keep(await self.http.get(path, headers=self._headers(headers)))
+        return self._keep(await self.http.get(path, headers=self.headers(headers)))
 
     async def post(self, path: str, data: dict[str, str]) -> httpx.Response:
-        return self._keep(await self.http.post(path, data=data, headers=self._headers()))
+        return self._keep(await self.http.post(path, data=data, headers=self.headers()))
 
     def stream(self, path: str) -> Any:
-        return self.http.stream("GET", path, headers=self._headers({"accept": "text/event-stream"}))
+        return self.http.stream("GET", path, headers=self.headers({"accept": "text/event-stream"}))
 
 
 def csrf_of(page: str) -> str:

@@ -25,6 +25,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from io import BytesIO
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import segno
 from fordring.ledger.v1 import ledger_pb2 as ledger_pb
@@ -330,6 +331,10 @@ class CustomerPages:
     async def _form(self, request: Request) -> tuple[LinkToken, CustomerSession, dict[str, Any]]:
         """The form, when it comes with this page's session and CSRF token (else 403)."""
         link, session = await self._required_session(request)
+        # A browser names the page a form came from: it must be one of ours.
+        origin = request.headers.get("origin", "")
+        if origin and origin not in self._origins(request):
+            raise Problem("forbidden", 403)
         if int(request.headers.get("content-length") or MAX_FORM_BYTES + 1) > MAX_FORM_BYTES:
             raise Problem("forbidden", 413)
         form = await request.form(max_files=0, max_fields=8)
@@ -337,6 +342,10 @@ class CustomerPages:
         if not hmac.compare_digest(token.encode(), session.csrf.encode()):
             raise Problem("forbidden", 403)
         return link, session, dict(form)
+
+    def _origins(self, request: Request) -> set[str]:
+        public = urlsplit(self.p.settings.public_url)
+        return {f"{public.scheme}://{public.netloc}", f"{request.url.scheme}://{request.url.netloc}"}
 
     async def _note(
         self,

@@ -82,6 +82,14 @@ async def test_a_session_is_good_for_its_own_invoice_only(portal_world: PortalWo
             assert refused.status_code == 403, path
         assert (await customer.get(other + "/live")).status_code == 403
         assert (await customer.get(other + "/pdf")).status_code == 403
+        # My own form, token and all, posted from another site's page: refused.
+        mine_link = portal_world.link(mine)
+        forged = await customer.http.post(
+            mine_link + "/message",
+            data={"csrf": csrf, "text": "x"},
+            headers={**customer.headers(), "origin": "https://evil.example"},
+        )
+        assert forged.status_code == 403
         # My own forms without the token, or with another one: refused too.
         assert (await customer.post(portal_world.link(mine) + "/message", {"text": "x"})).status_code == 403
         wrong = await customer.post(portal_world.link(mine) + "/message", {"csrf": "x" * 43, "text": "x"})
