@@ -140,7 +140,8 @@ class ConsoleClient:
                 base_url=f"http://127.0.0.1:{app.port}",
                 timeout=30,
                 follow_redirects=False,
-                headers={"x-forwarded-proto": "https"},
+                # The console speaks the browser's language (Norwegian by default): English here.
+                headers={"x-forwarded-proto": "https", "accept-language": "en"},
             )
         )
 

@@ -26,7 +26,7 @@ class Bar:
     text: str = ""
 
 
-def bar_chart(title: str, bars: Sequence[Bar], *, colour: int = 0) -> Markup:
+def bar_chart(title: str, bars: Sequence[Bar], *, colour: int = 0, empty: str = "No data yet") -> Markup:
     """Horizontal bars, longest = full width; an empty chart says so."""
     height = max(1, len(bars)) * (BAR + GAP) + GAP
     top = max((b.value for b in bars), default=0) or 1
@@ -37,7 +37,7 @@ def bar_chart(title: str, bars: Sequence[Bar], *, colour: int = 0) -> Markup:
         f'<title id="{_id(title)}">{escape(title)}</title>',
     ]
     if not bars:
-        parts.append(f'<text x="0" y="{BAR}" fill="#4a4a4a">No data yet</text>')
+        parts.append(f'<text x="0" y="{BAR}" fill="#4a4a4a">{escape(empty)}</text>')
     for index, bar in enumerate(bars):
         y = GAP + index * (BAR + GAP)
         length = max(0.0, bar.value) / top * span

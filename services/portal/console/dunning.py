@@ -13,6 +13,7 @@ from services.portal.console.charts import Bar, bar_chart
 from services.portal.console.guard import Console, Staff, field
 from services.portal.console.services import Refused
 from services.portal.console.view import attempt, money
+from services.portal.console.words import words_for
 
 
 def _parsed(policy_json: str) -> dict[str, Any]:
@@ -40,7 +41,6 @@ async def policies(console: Console, request: Request, staff: Staff) -> Response
             "staff": staff,
             "policies": shown,
             "problem": problem,
-            "done": request.query_params.get("done", "")[:200],
         },
     )
 
@@ -56,6 +56,7 @@ async def simulate(console: Console, request: Request, staff: Staff, form: FormD
         )
     )
     charts = {}
+    t = words_for(request)
     if result is not None:
         currency = result.currency or "NOK"
         steps = [Bar(f"{s.step.replace('_', ' ')} {s.channel}".strip(), s.count) for s in result.steps]
@@ -68,8 +69,10 @@ async def simulate(console: Console, request: Request, staff: Staff, form: FormD
             for s in result.steps
         ]
         charts = {
-            "steps": bar_chart("Steps the policy would take", steps),
-            "charges": bar_chart(f"Fees, interest and compensation ({currency})", charges, colour=2),
+            "steps": bar_chart(t("c.chart.steps"), steps, empty=t("c.no_data")),
+            "charges": bar_chart(
+                t("c.chart.charges", currency=currency), charges, colour=2, empty=t("c.no_data")
+            ),
         }
     await console.audit(
         staff, "dunning.simulate", "policy", period=due_from + ".." + due_to if due_from else f"{days} days"
@@ -112,4 +115,4 @@ async def switch_on(console: Console, request: Request, staff: Staff, form: Form
         f"{parsed.get('jurisdiction', '')}/{parsed.get('debtor_kind', '')}",
         version=saved.version,
     )
-    return RedirectResponse("/console/dunning?done=Policy+switched+on", status_code=303)
+    return RedirectResponse("/console/dunning?done=policy", status_code=303)

@@ -22,8 +22,8 @@ CLOSED = frozenset(
         ledger_pb.INVOICE_STATUS_WRITTEN_OFF,
     }
 )
-BUCKETS = ("not due", "1-30", "31-60", "61-90", "90+")
-STAGES = {1: "reminder", 2: "collection notice", 3: "in collection"}
+# The first is a word (its key), the others say themselves.
+BUCKETS = ("c.not_due", "1-30", "31-60", "61-90", "90+")
 MANUAL = frozenset({"manual", "none", ""})
 
 
@@ -83,7 +83,10 @@ def figures(
     stats: Sequence[dispatcher_pb.ChannelStats],
     payments: Sequence[matcher_pb.Payment],
     today: date,
+    *,
+    of: str = "of",
 ) -> Figures:
+    """Labels are the words' keys where they are words (statuses `status.<name>`, stages `c.stage.<n>`)."""
     real = [i for i in invoices if i.kind != ledger_pb.INVOICE_KIND_CREDIT_NOTE]
     currency = Counter(i.currency for i in real).most_common(1)[0][0] if real else "NOK"
     statuses = Counter(status(i.status) for i in real)
@@ -126,25 +129,25 @@ def figures(
 
     return Figures(
         invoices=len(real),
-        by_status=[Bar(name.replace("_", " "), n) for name, n in statuses.most_common()],
+        by_status=[Bar(f"status.{name}", n) for name, n in statuses.most_common()],
         aging=[Bar(b, aging[b], money(aging[b], currency)) for b in BUCKETS],
         dso_days=dso,
         paid_before_due=[
             Bar(
                 s.channel,
                 100 * s.share_paid_before_due,
-                f"{round(100 * s.share_paid_before_due)} % of {s.paid}",
+                f"{round(100 * s.share_paid_before_due)} % {of} {s.paid}",
             )
             for s in stats
             if s.deliveries
         ],
         fallback=[
-            Bar(c, 100 * more_than_once[c] / n, f"{share(more_than_once[c], n)} of {n}")
+            Bar(c, 100 * more_than_once[c] / n, f"{share(more_than_once[c], n)} {of} {n}")
             for c, n in delivered.most_common()
         ],
         matched_by_method=[Bar(m, n) for m, n in methods.most_common()],
         automatic_rate=share(automatic, len(credits)),
-        reminders_by_stage=[Bar(STAGES.get(s, str(s)), stages[s]) for s in sorted(stages)],
+        reminders_by_stage=[Bar(f"c.stage.{s}", stages[s]) for s in sorted(stages)],
         repeatedly_late=repeatedly,
         currency=currency,
     )

@@ -18,6 +18,7 @@ from services.portal.console.accounts import Accounts, Role, allows
 from services.portal.console.services import Services
 from services.portal.console.sessions import ConsoleSession, ConsoleSessions
 from services.portal.console.view import helpers
+from services.portal.console.words import words_for
 from services.portal.web import Portal
 
 # `__Host-` cookies are Secure, for the whole host and for no other: used whenever served over https.
@@ -25,7 +26,6 @@ COOKIE_SECURE = "__Host-console"
 COOKIE_PLAIN = "console"
 LOGIN_COOKIE_SECURE = "__Host-console-login"
 LOGIN_COOKIE_PLAIN = "console-login"
-LANGUAGE = "en"
 
 Page = Callable[[Request, "Staff"], Awaitable[Response]]
 Action = Callable[[Request, "Staff", FormData], Awaitable[Response]]
@@ -68,9 +68,18 @@ class Console:
     def page(
         self, request: Request, template: str, context: dict[str, Any], *, status: int = 200
     ) -> Response:
-        shared = {**helpers(), "nonce": lambda: secrets.token_urlsafe(12), "path": request.url.path}
+        words = words_for(request)
+        shared = {
+            **helpers(),
+            "nonce": lambda: secrets.token_urlsafe(12),
+            "path": request.url.path,
+            "t": words,
+            "done": request.query_params.get("done", "")[:40],
+            "failed": request.query_params.get("problem", "")[:40],
+            "refused": request.query_params.get("refused", "")[:300],
+        }
         return self.portal.page(
-            request, f"console/{template}", {**shared, **context}, status=status, language=LANGUAGE
+            request, f"console/{template}", {**shared, **context}, status=status, language=words.language
         )
 
     def trace_link(self, trace_id: str) -> str:

@@ -88,7 +88,6 @@ async def invoice(console: Console, request: Request, staff: Staff) -> Response:
                 "deliveries": deliveries_problem,
                 "dunning": case_problem,
             },
-            "done": request.query_params.get("done", ""),
         },
     )
 

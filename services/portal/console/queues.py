@@ -33,9 +33,11 @@ def _key(staff: Staff, *parts: str) -> str:
     return hashlib.sha256("|".join((staff.session.tenant_id, *parts[:-1], token)).encode()).hexdigest()[:40]
 
 
-def _back(path: str, *, done: str = "", problem: str = "") -> Response:
-    query = f"?done={quote(done)}" if done else f"?problem={quote(problem)}" if problem else ""
-    return RedirectResponse(path + query, status_code=303)
+def _back(path: str, *, done: str = "", problem: str = "", refused: str = "") -> Response:
+    """Back to the page, with what happened: a word's key (done, problem) or a service's refusal."""
+    query = {"done": done, "problem": problem, "refused": refused[:300]}
+    shown = "&".join(f"{k}={quote(v)}" for k, v in query.items() if v)
+    return RedirectResponse(path + (f"?{shown}" if shown else ""), status_code=303)
 
 
 # --- deviations ---------------------------------------------------------------------------------
@@ -53,7 +55,6 @@ async def deviations(console: Console, request: Request, staff: Staff) -> Respon
             "next": token,
             "problem": problem,
             "channels": CHANNELS,
-            **_notes(request),
         },
     )
 
@@ -66,15 +67,15 @@ async def resend(console: Console, request: Request, staff: Staff, form: FormDat
         else f"/console/invoices/{invoice_id}"
     )
     if channel not in CHANNELS:
-        return _back(back, problem="Choose a channel")
+        return _back(back, problem="channel")
     try:
         delivery = await staff.services.resend(
             invoice_id, channel, _key(staff, "resend", invoice_id, field(form, "token"))
         )
     except (Refused, NotFound) as error:
-        return _back(back, problem=str(error))
+        return _back(back, refused=str(error))
     await console.audit(staff, "delivery.resend", invoice_id, channel=channel, delivery_id=delivery.id)
-    return _back(back, done=f"Sent again by {channel}")
+    return _back(back, done="resent")
 
 
 # --- the review queue ---------------------------------------------------------------------------
@@ -86,7 +87,7 @@ async def review(console: Console, request: Request, staff: Staff) -> Response:
     return console.page(
         request,
         "review.html",
-        {"staff": staff, "payments": rows, "next": token, "problem": problem, **_notes(request)},
+        {"staff": staff, "payments": rows, "next": token, "problem": problem},
     )
 
 
@@ -107,20 +108,20 @@ async def allocate(console: Console, request: Request, staff: Staff, form: FormD
     try:
         payment = await services.payment(payment_id)
     except NotFound:
-        return _back("/console/queues/review", problem="No such payment")
+        return _back("/console/queues/review", problem="no_payment")
     choice, number = field(form, "suggestion"), field(form, "invoice_number")
     if choice.isdigit() and int(choice) < len(payment.suggestions):
         invoice_ids = list(payment.suggestions[int(choice)].invoice_ids)
     elif number:
         named = await services.find_invoice(invoice_number=number)
         if named is None:
-            return _back("/console/queues/review", problem=f"No invoice {number}")
+            return _back("/console/queues/review", problem="no_invoice")
         invoice_ids = [named.id]
     else:
-        return _back("/console/queues/review", problem="Choose a suggestion or name an invoice")
+        return _back("/console/queues/review", problem="choose")
     allocations = await allocation_of(services, payment, invoice_ids)
     if not allocations:
-        return _back("/console/queues/review", problem="Nothing is left to pay on those invoices")
+        return _back("/console/queues/review", problem="nothing_left")
     try:
         note = field(form, "note")[:500]
         resolved = await services.allocate(
@@ -129,7 +130,7 @@ async def allocate(console: Console, request: Request, staff: Staff, form: FormD
             note=f"{staff.session.email} in the console" + (f": {note}" if note else ""),
         )
     except Refused as error:
-        return _back("/console/queues/review", problem=str(error))
+        return _back("/console/queues/review", refused=str(error))
     await console.audit(
         staff,
         "payment.allocate",
@@ -137,7 +138,7 @@ async def allocate(console: Console, request: Request, staff: Staff, form: FormD
         allocations=[{"invoice_id": i, "amount_minor": a} for i, a in allocations],
         status=resolved.status,
     )
-    return _back("/console/queues/review", done=f"Payment allocated to {len(allocations)} invoice(s)")
+    return _back("/console/queues/review", done="allocated")
 
 
 # --- disputes -----------------------------------------------------------------------------------
@@ -150,7 +151,7 @@ async def disputes(console: Console, request: Request, staff: Staff) -> Response
     return console.page(
         request,
         "disputes.html",
-        {"staff": staff, "held": disputed, "next": token, "problem": problem, **_notes(request)},
+        {"staff": staff, "held": disputed, "next": token, "problem": problem},
     )
 
 
@@ -159,7 +160,7 @@ async def resolve_dispute(console: Console, request: Request, staff: Staff, form
     invoice_id, text = request.path_params["invoice_id"], field(form, "text")
     back = f"/console/invoices/{invoice_id}"
     if not text:
-        return _back(back, problem="Say how the dispute was resolved")
+        return _back(back, problem="resolution")
     services = staff.services
     try:
         await services.add_note(
@@ -173,16 +174,16 @@ async def resolve_dispute(console: Console, request: Request, staff: Staff, form
             invoice_id, f"dispute resolved: {text[:200]}", f"console:{staff.session.email}"
         )
     except (Refused, NotFound) as error:
-        return _back(back, problem=str(error))
+        return _back(back, refused=str(error))
     await console.audit(staff, "dispute.resolve", invoice_id, resumed=resumed)
-    return _back(back, done="Dispute resolved; the dunning goes on")
+    return _back(back, done="resolved")
 
 
 async def comment(console: Console, request: Request, staff: Staff, form: FormData) -> Response:
     invoice_id, text = request.path_params["invoice_id"], field(form, "text")
     back = f"/console/invoices/{invoice_id}"
     if not text:
-        return _back(back, problem="Write a comment")
+        return _back(back, problem="comment")
     try:
         note = await staff.services.add_note(
             invoice_id,
@@ -192,9 +193,9 @@ async def comment(console: Console, request: Request, staff: Staff, form: FormDa
             _key(staff, "note", invoice_id, field(form, "token")),
         )
     except (Refused, NotFound) as error:
-        return _back(back, problem=str(error))
+        return _back(back, refused=str(error))
     await console.audit(staff, "invoice.comment", invoice_id, note_id=note.id)
-    return _back(back, done="Comment added")
+    return _back(back, done="comment")
 
 
 # --- flagged contacts and hand-offs -------------------------------------------------------------
@@ -225,7 +226,7 @@ async def collection_file(console: Console, request: Request, staff: Staff) -> R
     try:
         export = await staff.services.collection_export(day if _DAY.match(day) else "")
     except Refused as error:
-        return _back("/console/queues/handoffs", problem=str(error))
+        return _back("/console/queues/handoffs", refused=str(error))
     await console.audit(staff, "collection.export", export.day, claims=export.claims)
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", export.filename) or "collection.jsonl"
     return Response(
@@ -233,10 +234,3 @@ async def collection_file(console: Console, request: Request, staff: Staff) -> R
         media_type=export.media_type or "application/x-ndjson",
         headers={"content-disposition": f'attachment; filename="{filename}"'},
     )
-
-
-def _notes(request: Request) -> dict[str, str]:
-    return {
-        "done": request.query_params.get("done", "")[:200],
-        "failed": request.query_params.get("problem", "")[:300],
-    }

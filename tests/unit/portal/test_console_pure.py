@@ -37,7 +37,7 @@ def invoice(
 
 
 def test_aging_buckets_by_days_past_due() -> None:
-    assert [bucket(date(2026, 12, d), TODAY) for d in (1, 2)] == ["not due", "not due"]
+    assert [bucket(date(2026, 12, d), TODAY) for d in (1, 2)] == ["c.not_due", "c.not_due"]
     assert bucket(date(2026, 11, 30), TODAY) == "1-30"
     assert bucket(date(2026, 10, 1), TODAY) == "61-90"
     assert bucket(date(2026, 1, 1), TODAY) == "90+"
@@ -88,7 +88,7 @@ def test_the_dashboards_figures() -> None:
     shown = figures(invoices, stats, payments, TODAY)
     assert shown.invoices == 4
     assert {b.label: b.value for b in shown.aging} == {
-        "not due": 100_00,
+        "c.not_due": 100_00,
         "1-30": 150_00,
         "31-60": 0,
         "61-90": 0,
@@ -100,7 +100,7 @@ def test_the_dashboards_figures() -> None:
     assert [(b.label, b.text) for b in shown.fallback] == [("email", "100 % of 1")]
     assert [(b.label, b.value) for b in shown.matched_by_method] == [("kid", 2), ("manual", 1)]
     assert shown.automatic_rate == "50 %"
-    assert [(b.label, b.value) for b in shown.reminders_by_stage] == [("reminder", 1)]
+    assert [(b.label, b.value) for b in shown.reminders_by_stage] == [("c.stage.1", 1)]
     assert [(c.customer_id, c.late, c.invoices) for c in shown.repeatedly_late] == [("a", 2, 2)]
 
 

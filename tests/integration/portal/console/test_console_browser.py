@@ -74,3 +74,18 @@ async def test_an_operator_in_the_browser(console_world: ConsoleWorld) -> None:
         await expect(page.get_by_role("img", name="Invoices by status")).to_be_visible()
         await _checked(page, "dashboard")
         await context.close()
+
+        # In Norwegian (the browser's language), the same pages.
+        norsk = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="nb-NO")
+        side = await norsk.new_page()
+        await side.goto(f"{base}/console/invoices/{scenario.disputed.id}")
+        await side.get_by_label("E-post").fill(email)
+        await side.get_by_label("Passord").fill(PASSWORD)
+        await side.get_by_role("button", name="Logg inn").click()
+        await expect(side.get_by_role("heading", level=1)).to_contain_text(f"Faktura {number}")
+        await expect(side.get_by_role("heading", name="Historikk")).to_be_visible()
+        await _checked(side, "invoice-nb")
+        await side.get_by_role("link", name="Oversikt").click()
+        await expect(side.get_by_role("img", name="Fakturaer etter status")).to_be_visible()
+        await _checked(side, "dashboard-nb")
+        await norsk.close()

@@ -182,3 +182,11 @@ async def test_a_disabled_account_is_signed_out_at_once(
     await accounts.update_one({"email": email}, {"$set": {"disabled": True}})
     assert (await client.get("/console/queues/flagged")).status_code == 303
     assert (await client.login(email)).status_code == 401
+
+
+async def test_the_console_speaks_the_browsers_language(client: ConsoleClient) -> None:
+    norwegian = await client.http.get("/console/login", headers={"accept-language": ""})
+    assert '<html lang="nb">' in norwegian.text
+    assert "Logg inn i konsollen" in norwegian.text
+    swedish = await client.http.get("/console/login", headers={"accept-language": "sv-SE,sv;q=0.9"})
+    assert "Logga in i konsolen" in swedish.text
