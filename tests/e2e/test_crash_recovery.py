@@ -38,6 +38,10 @@ pytestmark = pytest.mark.e2e
 COUNT = 600
 
 
+# A dead dispatcher's sends are taken by its successor once their lease runs out (30 s by default).
+DISPATCHER_LEASE_SECONDS = 5
+
+
 def fordring(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", "--home", str(home), *args],
@@ -45,6 +49,7 @@ def fordring(home: Path, *args: str, timeout: float = 180) -> subprocess.Complet
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, "FORDRING_TIMER_LEASE_SECONDS": str(DISPATCHER_LEASE_SECONDS)},
     )
 
 
@@ -270,7 +275,7 @@ async def test_sigkill_the_dispatcher_while_it_sends(stack: dict[str, Any]) -> N
     client: MongoClient[dict[str, Any]] = MongoClient(stack["mongo"], tz_aware=True)
     deliveries = client["fordring_dispatcher"]["deliveries"]
     mine = {"invoice_id": {"$in": sorted(invoice_ids)}}
-    # Timers leased by the dead process are sent again once their lease (60 s) runs out.
+    # Timers leased by the dead process are sent again once their lease runs out.
     arrived = {**mine, "status": {"$in": ["delivered", "opened"]}}
     deadline = time.monotonic() + 300
     while (done := deliveries.count_documents(arrived)) < SEND_COUNT:
