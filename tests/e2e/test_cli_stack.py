@@ -79,7 +79,9 @@ def _eventually(read: Callable[[], list[Any]], timeout: float = 60.0) -> list[An
 
 
 def test_demo_then_read_it_back(stack: Stack, tmp_path: Path) -> None:
-    demo = stack.fordring("demo", "--count", "40", "--seed", "77")
+    # The demo watches its faults' fallbacks for 20 s; nothing here looks at them.
+    hurried = Stack(stack.home, {**stack.env, "FORDRING_DEMO_FALLBACK_WATCH_SECONDS": "3"})
+    demo = hurried.fordring("demo", "--count", "40", "--seed", "77")
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert SUMMARY.search(demo.stdout) is not None
     assert "What the ledger holds" in demo.stdout
