@@ -161,6 +161,9 @@ class Lifecycle:
         step = Step()
         updates: list[tuple[str, Doc, Doc, Doc | None]] = []
         buckets: dict[str, Bucket] = {}
+        # This call's own watch timers: a timer every batch adds to would grow by a batch each time,
+        # and the server rewrites (and compares, for $addToSet) the whole list on every addition.
+        batch = new_id()
         still = await self._store.still_queued(s, [queued["_id"] for queued, *_ in items])
         for queued, state, provider_ref, detail, attempt in items:
             if queued["_id"] not in still:
@@ -185,11 +188,11 @@ class Lifecycle:
             if state == "accepted":
                 watch += rules.rules_for(d["channel"], "undelivered", d["kind"])
             for rule in watch:
-                # Watches due in the same moment share a timer (one write per batch, not one per
-                # delivery); the rule is checked per delivery when it fires.
+                # A batch's watches due in the same moment share a timer (one write per batch, not
+                # one per delivery); the rule is checked per delivery when it fires.
                 delay = self.delay(rule)
                 number, due = bucket_due(now + delay, max(0.1, min(60.0, delay.total_seconds() / 20)))
-                timer_id = f"watch:{d['tenant_id']}:{rule.name}:{number}"
+                timer_id = f"watch:{d['tenant_id']}:{rule.name}:{number}:{batch}"
                 bucket = buckets.get(timer_id) or Bucket(
                     FALLBACK, due, (), {"rule": rule.name}, d["tenant_id"]
                 )
