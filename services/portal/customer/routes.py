@@ -331,9 +331,10 @@ class CustomerPages:
     async def _form(self, request: Request) -> tuple[LinkToken, CustomerSession, dict[str, Any]]:
         """The form, when it comes with this page's session and CSRF token (else 403)."""
         link, session = await self._required_session(request)
-        # A browser names the page a form came from: it must be one of ours.
+        # A browser names the site a form came from: it must be ours. ("null": a browser that will not
+        # say; the session's CSRF token and its SameSite=Strict cookie still stand.)
         origin = request.headers.get("origin", "")
-        if origin and origin not in self._origins(request):
+        if origin and origin != "null" and origin not in self._origins(request):
             raise Problem("forbidden", 403)
         if int(request.headers.get("content-length") or MAX_FORM_BYTES + 1) > MAX_FORM_BYTES:
             raise Problem("forbidden", 413)

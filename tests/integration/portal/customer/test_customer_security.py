@@ -115,5 +115,5 @@ async def test_headers_on_an_invoice_page(portal_world: PortalWorld) -> None:
         assert " style=" not in page.text
         assert page.headers["x-frame-options"] == "DENY"
         assert page.headers["cache-control"] == "no-store"
-        assert page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["referrer-policy"] == "same-origin"
         assert page.headers["x-content-type-options"] == "nosniff"
