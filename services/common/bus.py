@@ -12,7 +12,9 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Final
 
@@ -35,6 +37,7 @@ from services.common.errors import FordringError, Unavailable
 from services.common.events import DLQ_SUFFIX, Event, attributes_from_headers, parse_event, trace_headers
 from services.common.mongo import Database, Session
 from services.common.settings import CommonSettings
+from services.common.telemetry import continued
 
 log = logging.getLogger(__name__)
 _dead_lettered = metrics.get_meter("fordring.bus").create_counter(
@@ -326,6 +329,36 @@ def subscribe(
 BatchHandler = Callable[[list[Event]], Awaitable[dict[str, Exception]]]
 
 
+# The traceparent each event of the batch being handled came with (its Kafka record's header), by
+# event id: a batch is one span of its own, and `event_span` continues each event's trace in it.
+_EVENT_TRACES: ContextVar[Mapping[str, str] | None] = ContextVar("fordring_event_traces", default=None)
+
+
+def event_traceparent(event: Event) -> str:
+    """The traceparent the event arrived with in the batch being handled ("" when unknown)."""
+    return (_EVENT_TRACES.get() or {}).get(event.id, "")
+
+
+@contextmanager
+def event_span(event: Event, name: str, **attributes: str | int) -> Iterator[trace.Span]:
+    """A span for the work one event of a batch causes, in that event's own trace (a child of the
+    span that published it: one invoice's life stays one trace through batch consumers), linked to
+    the batch's span. Outside a batch (or without a traceparent) it is a child of the current span."""
+    with continued(
+        name,
+        event_traceparent(event),
+        {attr.EVENT_ID: event.id, attr.TENANT_ID: event.tenant_id, **attributes},
+    ) as span:
+        yield span
+
+
+def _traceparent(record: Any) -> str:
+    for key, value in getattr(record, "headers", None) or ():
+        if key == "traceparent":
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return ""
+
+
 def subscribe_batch(
     broker: KafkaBroker,
     settings: CommonSettings,
@@ -363,18 +396,26 @@ def subscribe_batch(
         span = trace.get_current_span()
         span.set_attribute(attr.CONSUMER, consumer)
         span.set_attribute(attr.BATCH_SIZE, len(events))
+        traces = _EVENT_TRACES.set({event.id: _traceparent(record) for event, _, record in events})
         try:
-            failed = await handler([event for event, _, _ in events])
-        except (PyMongoError, OSError, Unavailable):
-            log.warning("%s: infrastructure error on a batch; it will come again", consumer, exc_info=True)
-            await asyncio.sleep(1.0)
-            raise
-        for event, body, record in events:
-            if event.id not in failed:
-                continue
-            reason = await _apply(event, single, consumer, max_attempts=max_attempts, retry_delay=retry_delay)
-            if reason is not None:
-                await parking.park(body, record, reason)
+            try:
+                failed = await handler([event for event, _, _ in events])
+            except (PyMongoError, OSError, Unavailable):
+                log.warning(
+                    "%s: infrastructure error on a batch; it will come again", consumer, exc_info=True
+                )
+                await asyncio.sleep(1.0)
+                raise
+            for event, body, record in events:
+                if event.id not in failed:
+                    continue
+                reason = await _apply(
+                    event, single, consumer, max_attempts=max_attempts, retry_delay=retry_delay
+                )
+                if reason is not None:
+                    await parking.park(body, record, reason)
+        finally:
+            _EVENT_TRACES.reset(traces)
 
 
 def _subscriber(

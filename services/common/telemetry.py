@@ -110,6 +110,23 @@ def traced(name: str, **kwargs: Any) -> Iterator[trace.Span]:
             raise
 
 
+@contextmanager
+def continued(
+    name: str, traceparent: str, attributes: Mapping[str, Any] | None = None
+) -> Iterator[trace.Span]:
+    """A span that continues a stored trace (the child of `traceparent`: an invoice's life stays one
+    trace through batches and queues), linked to the span current here (the batch, the timer run).
+    Without a traceparent it is a plain child of the current span."""
+    here = trace.get_current_span().get_span_context()
+    with traced(
+        name,
+        context=context_from_traceparent(traceparent) if traceparent else None,
+        links=[Link(here)] if traceparent and here.is_valid else None,
+        attributes=dict(attributes or {}),
+    ) as span:
+        yield span
+
+
 def current_traceparent() -> str:
     """The W3C traceparent of the current span ("" outside a span), for storing with a change."""
     carrier: dict[str, str] = {}

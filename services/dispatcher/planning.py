@@ -23,11 +23,14 @@ from typing import cast, get_args
 
 from fordring.ledger.v1 import ledger_pb2 as lpb
 
+from services.common import attributes as attr
+from services.common.bus import event_traceparent
 from services.common.clock import Clock
 from services.common.errors import NotFound, Unavailable
 from services.common.events import DocumentRendered, Event
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.retry import Backoff
+from services.common.telemetry import continued
 from services.common.timers import Timer, Timers, timer_doc
 from services.dispatcher.adapters.base import ChannelName, Contact, PostalAddress, Recipient
 from services.dispatcher.channels import Channels
@@ -221,6 +224,16 @@ class Planner:
         )
 
     async def _plan(self, rendering: Doc, *, attempts: int = 0) -> Planned:
+        """`_plan_rendering` in the invoice's own trace: the renderer's span that announced the
+        rendering is the parent (the batch or timer run that got here is linked)."""
+        with continued(
+            "dispatcher.plan",
+            rendering.get("traceparent", ""),
+            {attr.INVOICE_ID: rendering["invoice_id"], attr.TENANT_ID: rendering["tenant_id"]},
+        ):
+            return await self._plan_rendering(rendering, attempts=attempts)
+
+    async def _plan_rendering(self, rendering: Doc, *, attempts: int = 0) -> Planned:
         """The primary delivery of a complete rendering (or why there is none). Unavailable is
         raised; a rendering the ledger does not know (yet) is `later`."""
         tenant_id = rendering["tenant_id"]
@@ -566,6 +579,8 @@ def _rendering(event: DocumentRendered, now: datetime) -> Doc:
         "invoice_version": data.invoice_version,
         # A dunning step's channel hints (the renderer passes them on from ChargeAdded).
         "channels": list(data.channels),
+        # The renderer's span that announced it, in the invoice's trace: planning continues it.
+        "traceparent": event_traceparent(event),
         "forms": {},
         "planned": False,
     }
@@ -607,4 +622,6 @@ def new_delivery(
         "forms": dict(rendering.get("forms", {})),
         "created_at": now,
         "next_attempt_at": now,
+        # The invoice's trace, as planning had it: what happens to the delivery can continue it.
+        "traceparent": rendering.get("traceparent", ""),
     }

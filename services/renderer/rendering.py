@@ -19,7 +19,7 @@ from opentelemetry import metrics
 from pymongo.errors import PyMongoError
 
 from services.common import attributes as attr
-from services.common.bus import AlreadyProcessed, processed_among, record_processed_many
+from services.common.bus import AlreadyProcessed, event_span, processed_among, record_processed_many
 from services.common.clock import Clock, local_today, parse_iso_date
 from services.common.directory import DirectoryClient
 from services.common.errors import NotFound, Unavailable
@@ -39,7 +39,7 @@ from services.common.ledger_client import LedgerClient
 from services.common.links import invoice_link
 from services.common.mongo import Doc, Session, in_transaction
 from services.common.outbox import OUTBOX, outbox_doc
-from services.common.telemetry import traced
+from services.common.telemetry import current_traceparent, traced
 from services.renderer.domain.build import build_view
 from services.renderer.domain.model import DocumentKind, DocumentView, Form
 from services.renderer.forms import Forms, Rendering, forms_for
@@ -227,10 +227,21 @@ class Renderer:
         return failed
 
     async def _prepare_and_render(self, event: Event, target: Target) -> tuple[_Prepared, Rendering]:
-        async with self._reads:
-            view, attach_pdf, customer_id, invoice_version = await self.view(event.tenant_id, target)
-        item = _Prepared(event, view, attach_pdf, customer_id, invoice_version, target.channels)
-        return item, await self._render(item)
+        # In the invoice's own trace (the ledger's event is the parent): what the renderer announces
+        # carries it on to the dispatcher.
+        with event_span(event, "renderer.render", **{attr.INVOICE_ID: event.subject}):
+            async with self._reads:
+                view, attach_pdf, customer_id, invoice_version = await self.view(event.tenant_id, target)
+            item = _Prepared(
+                event,
+                view,
+                attach_pdf,
+                customer_id,
+                invoice_version,
+                target.channels,
+                traceparent=current_traceparent(),
+            )
+            return item, await self._render(item)
 
     async def _render(self, item: _Prepared) -> Rendering:
         started = time.perf_counter()
@@ -309,7 +320,7 @@ class Renderer:
                     channels=list(item.channels),
                 ),
             )
-            outbox.append(outbox_doc(announced, DOCUMENT_TOPIC))
+            outbox.append(outbox_doc(announced, DOCUMENT_TOPIC, item.traceparent or None))
         for item, rendering in finished:
             for form, reason in rendering.refused.items():
                 # The event, parked with the reason this form was not stored (the other forms were).
@@ -339,3 +350,5 @@ class _Prepared:
     customer_id: str
     invoice_version: int
     channels: tuple[str, ...] = ()
+    # The render's span, in the invoice's trace: its announcements continue that trace.
+    traceparent: str = ""

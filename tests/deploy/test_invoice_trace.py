@@ -116,12 +116,6 @@ def test_every_service_on_the_invoices_road_tells_of_it(receiver: OtlpReceiver, 
     assert ("erp", "ledger") in service_edges(first_trace(spans, issued.id))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue -> render -> deliver is not one trace yet: the renderer's and the dispatcher's batch "
-    "consumers (services/common/bus.py subscribe_batch) handle a batch in a trace of its own, neither "
-    "continuing nor linking the traceparent each message carries",
-)
 def test_issue_render_deliver_is_one_trace(receiver: OtlpReceiver, issued: pb.Invoice) -> None:
     receiver.wait_for(
         "spans of every service about the invoice",
