@@ -179,7 +179,8 @@ class Inbox:
         return [json.loads(line) for line in self._log.read_text(encoding="utf-8").splitlines() if line]
 
 
-_LINK = re.compile(r"https?://[^\s<>\"']+/i/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
+# An invoice link: /i/<invoice>.<signature>, or /i/<invoice>.<expiry>.<signature> (services/common/links.py).
+_LINK = re.compile(r"https?://[^\s<>\"']+/i/[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+){1,2}")
 
 
 @dataclass
