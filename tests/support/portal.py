@@ -25,7 +25,7 @@ from services.portal.app import PortalApp
 from services.portal.settings import PortalSettings
 from tests.support.backends import Backend
 from tests.support.clock import MovableClock
-from tests.support.dispatcher import DispatchWorld
+from tests.support.dispatcher import DispatchWorld, dispatch_world_running
 from tests.support.dunning import dunning_settings
 from tests.support.ledger import LINK_SECRET, SERVICE_TOKEN
 
@@ -89,7 +89,19 @@ class PortalWorld:
 
 
 @contextlib.asynccontextmanager
-async def portal_world_running(
+async def portal_world_running(backend: Backend, root: Path) -> AsyncIterator[PortalWorld]:
+    """A dispatch world of its own (its topics, databases and clock: the dunning service would
+    otherwise dun the dispatcher tests' invoices) with a dunning service and a portal on it."""
+    clock = MovableClock()
+    async with (
+        dispatch_world_running(backend, clock, root) as dispatch,
+        _dunning_and_portal(backend, dispatch, clock) as world,
+    ):
+        yield world
+
+
+@contextlib.asynccontextmanager
+async def _dunning_and_portal(
     backend: Backend, dispatch: DispatchWorld, clock: MovableClock
 ) -> AsyncIterator[PortalWorld]:
     prefix = next(iter(dispatch.topics.values())).split(".", 1)[0] + "."
