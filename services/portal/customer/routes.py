@@ -41,7 +41,7 @@ from services.common.links import LinkToken, read_token
 from services.portal.clients import Refused
 from services.portal.customer.live import LiveHub
 from services.portal.customer.view import CHANNELS, CUSTOMER_HISTORY, InvoicePage, invoice_page, notes_of
-from services.portal.i18n import Translator, pick_language
+from services.portal.i18n import Translator, normalise, pick_language
 from services.portal.store import CustomerSession
 from services.portal.web import Portal
 
@@ -179,8 +179,11 @@ class CustomerPages:
             raise Problem("not_found", 404)
         trace.get_current_span().set_attribute(attr.TENANT_ID, tenant_id)
         invoice = await self._invoice(tenant_id, link)
-        customer_language = invoice.language
-        t = self._translator(request, customer_language)
+        language = invoice.language
+        if not normalise(language):  # the invoice says none: the customer's, if the ledger has it
+            customer = await _optional(self.p.clients.ledger.customer(tenant_id, invoice.customer_id), None)
+            language = customer.language if customer is not None else ""
+        t = self._translator(request, language)
         content = await self.content(tenant_id, invoice, t)
         if session is None:
             session = await self.p.store.open_customer_session(
