@@ -27,6 +27,7 @@ TOPICS: dict[str, tuple[str, tuple[type[Any], ...]]] = {
             ev.ChargeAdded,
             ev.InvoiceWrittenOff,
             ev.InvoiceNoteAdded,
+            ev.DueDateChanged,
             ev.ProposalRejected,
         ),
     ),

@@ -144,6 +144,13 @@ class InvoiceWrittenOffData(_Model):
     reason: str
 
 
+class DueDateChangedData(_Model):
+    """Customer service gave the customer more time: `invoice.due_date` is the new due date."""
+
+    invoice: InvoiceSummary
+    due_date_before: str
+
+
 class InvoiceNoteAddedData(_Model):
     """A message on the invoice's thread between the customer and customer service, or a dispute.
     The text stays with the ledger (InvoiceNoteService): it is the customer's own words."""
@@ -505,6 +512,11 @@ class InvoiceWrittenOff(_Envelope):
     data: InvoiceWrittenOffData
 
 
+class DueDateChanged(_Envelope):
+    type: Literal["DueDateChanged"] = "DueDateChanged"
+    data: DueDateChangedData
+
+
 class InvoiceNoteAdded(_Envelope):
     type: Literal["InvoiceNoteAdded"] = "InvoiceNoteAdded"
     data: InvoiceNoteAddedData
@@ -614,6 +626,7 @@ Event = Annotated[
     | ChargeAdded
     | InvoiceWrittenOff
     | InvoiceNoteAdded
+    | DueDateChanged
     | ProposalRejected
     | CustomerUpserted
     | TenantProfileChanged
@@ -651,6 +664,7 @@ _INVOICE_SUBJECT: Final = frozenset(
         "ChargeAdded",
         "InvoiceWrittenOff",
         "InvoiceNoteAdded",
+        "DueDateChanged",
         "ProposalRejected",
         "DunningActionTaken",
         "CollectionHandoff",

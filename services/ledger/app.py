@@ -12,6 +12,7 @@ from fordring.ledger.v1 import (
     ledger_pb2_grpc,
     notes_pb2_grpc,
     tenants_pb2_grpc,
+    terms_pb2_grpc,
 )
 from opentelemetry import trace
 from pymongo.errors import PyMongoError
@@ -48,6 +49,8 @@ from services.ledger.sandbox import SANDBOX_ORG_NUMBER, sandbox_profile
 from services.ledger.settings import LedgerSettings
 from services.ledger.store import LedgerStore
 from services.ledger.tenants import TenantDirectory
+from services.ledger.terms import SERVICE_NAME as TERMS_SERVICE
+from services.ledger.terms import InvoiceTermsApi
 from services.ledger.watch import WatchHub, WatchLimits
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,11 @@ class LedgerApp:
         self.grpc.add(
             lambda server: consents_pb2_grpc.add_CustomerConsentServiceServicer_to_server(consents, server),
             CONSENTS_SERVICE,
+        )
+        terms = InvoiceTermsApi(self.changes, self.clock)
+        self.grpc.add(
+            lambda server: terms_pb2_grpc.add_InvoiceTermsServiceServicer_to_server(terms, server),
+            TERMS_SERVICE,
         )
         directory = TenantDirectoryApi(self.store, self.tenants)
         self.grpc.add(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import grpc
@@ -14,8 +15,11 @@ from fordring.dunning.v1 import dunning_pb2 as dunpb
 from fordring.dunning.v1.dunning_pb2_grpc import DunningServiceStub
 from fordring.ledger.v1 import ledger_pb2 as pb
 from fordring.ledger.v1 import notes_pb2 as npb
+from fordring.ledger.v1 import terms_pb2 as tpb
 from fordring.ledger.v1.notes_pb2_grpc import InvoiceNoteServiceStub
+from fordring.ledger.v1.terms_pb2_grpc import InvoiceTermsServiceStub
 
+from services.portal.i18n import Translator
 from tests.support.dispatcher import consumer
 
 if TYPE_CHECKING:
@@ -124,3 +128,32 @@ async def _case(stub: DunningServiceAsyncStub, metadata: Metadata, invoice_id: s
         if error.code() == grpc.StatusCode.NOT_FOUND:
             return None
         raise
+
+
+async def test_a_new_due_date_reaches_the_open_page(portal_world: PortalWorld) -> None:
+    world = portal_world.dispatch
+    tenant = await world.tenant()
+    invoice = await tenant.issue(
+        invoice_request(customer=consumer(f"P-{uuid.uuid4().hex[:8]}"), due_in_days=20)
+    )
+    await world.wait_deliveries(tenant, invoice.id, lambda ds: any(d.status != "queued" for d in ds))
+    link = portal_world.link(invoice.id)
+    later = date.fromisoformat(invoice.due_date) + timedelta(days=14)
+    async with Customer(portal_world.portal) as customer:
+        page = await customer.get(link + "?lang=en")
+        async with customer.stream(f"{link}/live?v={version_of(page.text)}&lang=en") as live:
+            lines = live.aiter_lines()
+            await InvoiceTermsServiceStub(portal_world.ledger_channel).ChangeDueDate(
+                tpb.ChangeDueDateRequest(
+                    invoice_id=invoice.id,
+                    due_date=later.isoformat(),
+                    idempotency_key=f"more-time-{invoice.id}",
+                ),
+                metadata=tenant.metadata,
+            )
+            update = await asyncio.wait_for(
+                next_invoice_event(lines, lambda data: later.isoformat() in data["summary"]), timeout=30
+            )
+    assert Translator("en").date(later) in update["summary"]
+    assert "New due date" in update["history"]
+    assert update["said"] == "New due date"
