@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from pymongo import UpdateOne
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 # Proposals per transaction (the consumer's batch): ~2,500 documents written per transaction.
 MAX_BATCH: Final = 500
+# Documents per write command inside the batch's transaction (`_Batch._write`).
+WRITE_SLICE: Final = 100
 # What applying a payment reads of an invoice. The history stays on the server (entries are pushed),
 # and so do the lines.
 _INVOICE_FIELDS: Final = dict.fromkeys(
@@ -86,6 +88,7 @@ _INVOICE_FIELDS: Final = dict.fromkeys(
 _CUSTOMER_FIELDS: Final = {"tenant_id": 1, "number": 1, "credit_balances": 1, "version": 1}
 
 Key = tuple[str, str]  # (tenant id, document id)
+T = TypeVar("T")
 
 
 def passes_by_itself(exc: BaseException) -> bool:
@@ -320,10 +323,14 @@ class _Batch:
         self.outcomes.append(Outcome(event, f"rejected:{reason}"))
 
     async def _write(self) -> None:
+        """Each collection's writes, WRITE_SLICE documents a command: one statement of a whole batch
+        (500 invoice updates, over a second of the embedded server's time on a quiet machine) can
+        outlast its transaction lifetime on a busy one (5 s in `fordring up`, counted from the
+        statement's start); the server then aborts the transaction and every retry alike."""
         store, s = self.changes.store, self.s
         now = self.items[0][0].now
-        if self.payments:
-            await store.payments.insert_many(self.payments, ordered=False, session=s)
+        for payments in _slices(self.payments):
+            await store.payments.insert_many(payments, ordered=False, session=s)
         updates = []
         for key in self.changed | set(self.history):
             change: Doc = {}
@@ -339,10 +346,10 @@ class _Batch:
             # anyone changed the invoice since. A filter with more fields costs the embedded server a
             # planning pass per document.
             updates.append(UpdateOne({"_id": key[1]}, change))
-        if updates:
-            result = await store.invoices.bulk_write(updates, ordered=False, session=s)
-            if result.matched_count != len(updates):
-                raise ConcurrentChange(f"{len(updates) - result.matched_count} of the batch's invoices")
+        for some in _slices(updates):
+            result = await store.invoices.bulk_write(some, ordered=False, session=s)
+            if result.matched_count != len(some):
+                raise ConcurrentChange(f"{len(some) - result.matched_count} of the batch's invoices")
         if self.credits:
             await store.customers.bulk_write(
                 [
@@ -361,5 +368,12 @@ class _Batch:
                 ordered=False,
                 session=s,
             )
-        await store.add_journal(s, self.entries)
-        await add_to_outbox(store.db, s, self.events)
+        for entries in _slices(self.entries):
+            await store.add_journal(s, entries)
+        for events in _slices(self.events):
+            await add_to_outbox(store.db, s, events)
+
+
+def _slices(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), WRITE_SLICE):
+        yield items[start : start + WRITE_SLICE]
