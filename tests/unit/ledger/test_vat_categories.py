@@ -179,6 +179,8 @@ def test_a_line_stored_before_categories_takes_its_rates_default() -> None:
 def old_fingerprint(cmd: IssueInvoice) -> str:
     """How a request was hashed before lines had categories (stored on every invoice issued then)."""
     payload = dataclasses.asdict(cmd)
+    # Nor was there a reminder_fee_agreed on the request then.
+    assert payload.pop("reminder_fee_agreed") is None
     for ln in payload["lines"]:
         del ln["vat_category"], ln["vat_exemption_reason"]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
