@@ -1,14 +1,20 @@
 """The dunning run on the real database: the first step (the nudge) of 200,000 overdue invoices decided
 and stored by the service's step run, beside a same-run baseline of as many lease claims alone.
 
-    make bench      # or: python -m bench.dunning_run [--count 200000] [--batch 500]
+    make bench      # or: python -m bench.dunning_run [--count 200000] [--batch 500] [--wave 2000]
 
 Setup, not timed: SecantusDB in a temporary folder (a process of its own, as `fordring up` runs it),
 the dunning database's indexes, N cases as the projection writes them (`summary_fields` of an
 InvoiceSummary: consumers' invoices of 1 250 kr, overdue, due 20 days before "now"), each with its
-step timer due, and N bare timers in a collection of their own for the baseline. "Now" stands still
-at Tuesday 1 December 2026, 12:00 in Oslo: a business day, inside the default sending window and past
-the bank files' cut-off, so every case's nudge is due under the default policies. Then, in one run:
+step timer, and N bare timers due at the same times in a collection of their own for the baseline.
+"Now" is Tuesday 1 December 2026, 12:00 in Oslo: a business day, inside the default sending window and
+past the bank files' cut-off, so every case's nudge is due under the default policies. The timers
+fall due `--wave` at a time, a second apart; each phase's clock moves on to the next second when
+nothing is due (the whole run spans minutes of "now", far from the six hours after which a proposed
+step is looked at again). Why waves: the embedded database has no limit push-down — a claim's
+`find(due).sort(due_at).limit(batch)` reads every due timer — so with all 200,000 due at once
+(`--wave 0`) both phases are quadratic and the claims alone took 33 minutes here; on MongoDB the
+claim is an index range scan of `batch` entries either way. Then, in one run:
 1. baseline: the N bare timers claimed (`Timers.claim`) and completed (`Timers.complete`), `--batch`
    at a time (the service's step_batch), until none is due: what the leases cost alone;
 2. the run: `Timers.run_once` with the service's handler (`Stepper.run`) until none is due, the loop
@@ -58,6 +64,10 @@ STEP_BATCH: Final = 500
 LEASE_SECONDS: Final = 60.0
 HELD_RECHECK_SECONDS: Final = 6 * 3600.0
 CHUNK: Final = 2_000
+# Steps fall due in waves of this many, a second apart (the claims keep up with a steady stream);
+# --wave 0 makes them all due at once.
+WAVE: Final = 2_000
+WAVE_APART: Final = timedelta(seconds=1)
 
 
 def case_doc(n: int) -> Doc:
@@ -92,21 +102,36 @@ async def insert_chunked(collection: Any, docs: list[Doc]) -> None:
         await collection.insert_many(docs[i : i + CHUNK], ordered=False)
 
 
-async def seed(store: DunningStore, count: int) -> None:
-    """N cases, each with its step timer due (when the projection made it: the nudge's day, 08:00), and
-    N bare timers for the baseline; the tenant's bank files of the day are in."""
+def due_at(n: int, wave: int) -> datetime:
+    """When the n-th case's step timer is due: all at once (wave 0: the nudge's day, 08:00, as the
+    projection made them), or in waves of `wave` timers a second apart from "now" on."""
+    if not wave:
+        return datetime.combine(TODAY - timedelta(days=17), clock_time(8), tzinfo=OSLO).astimezone(UTC)
+    return NOW + (n // wave) * WAVE_APART
+
+
+async def seed(store: DunningStore, count: int, wave: int) -> None:
+    """N cases, each with its step timer, and N bare timers due at the same times for the baseline;
+    the tenant's bank files of the day are in."""
     cases = [case_doc(n) for n in range(count)]
     await insert_chunked(store.cases, cases)
-    nudge_day = datetime.combine(TODAY - timedelta(days=17), clock_time(8), tzinfo=OSLO).astimezone(UTC)
-    await insert_chunked(
-        store.db["timers"],
-        [timer_doc(timer_id(c["_id"]), STEP_TIMER, nudge_day, {}, tenant_id=TENANT) for c in cases],
-    )
-    await insert_chunked(
-        store.db[BASELINE],
-        [timer_doc(timer_id(c["_id"]), STEP_TIMER, nudge_day, {}, tenant_id=TENANT) for c in cases],
-    )
+    for collection in ("timers", BASELINE):
+        await insert_chunked(
+            store.db[collection],
+            [
+                timer_doc(timer_id(c["_id"]), STEP_TIMER, due_at(n, wave), {}, tenant_id=TENANT)
+                for n, c in enumerate(cases)
+            ],
+        )
     await store.db[BANK_DAYS].insert_one({"_id": TENANT, "last_day": TODAY.isoformat()})
+
+
+def next_wave(clock: FixedClock, done: int, total: int, wave: int) -> bool:
+    """Nothing is due now: move the clock on to the next wave's second; False when none is left."""
+    if not wave or done >= total:
+        return False
+    clock.set(NOW + (done // wave) * WAVE_APART)
+    return True
 
 
 class Progress:
@@ -132,13 +157,21 @@ class Progress:
         )
 
 
-async def claims_alone(timers: Timers, pids: dict[str, int], total: int) -> Rate:
+async def claims_alone(
+    timers: Timers, clock: FixedClock, pids: dict[str, int], total: int, wave: int
+) -> Rate:
     """The baseline: claim and complete every due timer, a claim at a time."""
+    clock.set(NOW)
     cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
     done = 0
     progress = Progress("lease claims", total)
     started = time.perf_counter()
-    while claimed := await timers.claim([STEP_TIMER]):
+    while True:
+        claimed = await timers.claim([STEP_TIMER])
+        if not claimed:
+            if next_wave(clock, done, total, wave):
+                continue
+            break
         await timers.complete([t.id for t in claimed])
         done += len(claimed)
         progress.update(done)
@@ -146,8 +179,11 @@ async def claims_alone(timers: Timers, pids: dict[str, int], total: int) -> Rate
     return Rate(done, seconds, {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()})
 
 
-async def step_run(stepper: Stepper, pids: dict[str, int], profile: str, total: int) -> Rate:
+async def step_run(
+    stepper: Stepper, clock: FixedClock, pids: dict[str, int], profile: str, total: int, wave: int
+) -> Rate:
     """The run: `Timers.run_once` with the service's handler until no timer is due."""
+    clock.set(NOW)
     profiler = cProfile.Profile() if profile else None
     cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
     done = 0
@@ -155,7 +191,12 @@ async def step_run(stepper: Stepper, pids: dict[str, int], profile: str, total: 
     started = time.perf_counter()
     if profiler:
         profiler.enable()
-    while claimed := await stepper.timers.run_once({STEP_TIMER: stepper.run}):
+    while True:
+        claimed = await stepper.timers.run_once({STEP_TIMER: stepper.run})
+        if not claimed:
+            if next_wave(clock, done, total, wave):
+                continue
+            break
         done += claimed
         progress.update(done)
     if profiler:
@@ -175,7 +216,7 @@ async def check_run(store: DunningStore, count: int) -> dict[str, int]:
         actions.add(data["action_id"])
     stepped = await store.cases.count_documents({"outcome": "due", "next_step": "nudge"})
     later = await store.db["timers"].count_documents(
-        {"due_at": NOW + timedelta(seconds=HELD_RECHECK_SECONDS)}
+        {"due_at": {"$gte": NOW + timedelta(seconds=HELD_RECHECK_SECONDS)}}
     )
     left = {
         "nudges": proposals.get("nudge", 0),
@@ -202,7 +243,7 @@ async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, Any]
         )
         await baseline_timers.ensure_indexes()
         started = time.perf_counter()
-        await seed(store, args.count)
+        await seed(store, args.count, args.wave)
         print(
             f"seeded {args.count:,} cases with their timers, and as many bare timers, in "
             f"{time.perf_counter() - started:.1f} s"
@@ -213,9 +254,9 @@ async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, Any]
             store, timers, PolicyBook(store, clock), tenants, clock, held_recheck=HELD_RECHECK_SECONDS
         )
         pids = {"bench": os.getpid(), "database": db_pid}
-        baseline = await claims_alone(baseline_timers, pids, args.count)
+        baseline = await claims_alone(baseline_timers, clock, pids, args.count, args.wave)
         _line("lease claims alone (claim, complete)", baseline, "timers")
-        stepped = await step_run(stepper, pids, args.profile, args.count)
+        stepped = await step_run(stepper, clock, pids, args.profile, args.count, args.wave)
         _line("the step run (claim, decide, store)", stepped, "steps")
         left = await check_run(store, args.count)
     finally:
@@ -227,6 +268,7 @@ async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, Any]
     return {
         "count": args.count,
         "batch": args.batch,
+        "wave": args.wave,
         "cores": os.cpu_count(),
         "claims_per_second": baseline.per_second,
         "steps_per_second": stepped.per_second,
@@ -251,6 +293,13 @@ def main() -> None:
     )
     parser.add_argument("--count", type=int, default=200_000, help="overdue invoices (cases), and timers")
     parser.add_argument("--batch", type=int, default=STEP_BATCH, help="timers per claim (step_batch)")
+    parser.add_argument(
+        "--wave",
+        type=int,
+        default=WAVE,
+        help="steps falling due each second (0: every one due at once, which the embedded database "
+        "makes quadratic: it reads every due timer on each claim)",
+    )
     parser.add_argument("--profile", default="", help="write a cProfile of the step run to this file")
     parser.add_argument("--out", default="bench/results/dunning_run.json")
     args = parser.parse_args()
