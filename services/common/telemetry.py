@@ -70,9 +70,13 @@ def setup_telemetry(service_name: str, *, span_exporter: SpanExporter | None = N
     return _configured
 
 
-# Durations in seconds (renders, provider calls): OpenTelemetry's default buckets are made for
-# milliseconds and would put every call under 5 s in one bucket.
-SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Durations in seconds (renders, provider calls, an invoice's issue to its delivery): OpenTelemetry's
+# default buckets are made for milliseconds and would put every call under 5 s in one bucket; the
+# long ones are for deliveries that wait (retries, a fallback after hours, print).
+SECONDS_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0, 14400.0, 86400.0, 259200.0,
+)  # fmt: skip
 _SECONDS_VIEW = View(
     instrument_type=Histogram,
     instrument_name="*_seconds",

@@ -44,6 +44,11 @@ DELIVERIES = _meter.create_counter(
     "fordring_deliveries",
     description="Delivery steps by channel and result (accepted, delivered, opened, failed…)",
 )
+ISSUED_TO_DELIVERED = _meter.create_histogram(
+    "fordring_issued_to_delivered_seconds",
+    description="From an invoice's issue in the ledger to its primary delivery's arrival, by channel",
+    unit="s",
+)
 FALLBACKS = _meter.create_counter(
     "fordring_fallbacks", description="Fallback rules by rule and outcome (scheduled, sent, skipped_paid, …)"
 )
@@ -183,6 +188,7 @@ class Lifecycle:
             step.events.append(self.event(DeliveryAttempted, d, now, self.data(d)))
             if state == "delivered":
                 step.events.append(self.event(Delivered, d, now, self.data(d)))
+                issued_to_delivered(d, now)
             rules = self._rules_of(d["tenant_id"])
             watch = rules.rules_for(d["channel"], "unopened", d["kind"])
             if state == "accepted":
@@ -223,6 +229,7 @@ class Lifecycle:
         if await self._store.update_delivery(s, d["_id"], changes, when={"status": d["status"]}):
             d = {**d, **changes}
             step.events.append(self.event(Delivered, d, now, self.data(d)))
+            issued_to_delivered(d, now)
             DELIVERIES.add(1, {"channel": d["channel"], "result": "delivered"})
         return step
 
@@ -239,6 +246,7 @@ class Lifecycle:
             d = {**d, **changes}
             if announce_delivered:
                 step.events.append(self.event(Delivered, d, now, self.data(d)))
+                issued_to_delivered(d, now)
             step.events.append(self.event(Opened, d, now, self.data(d)))
             DELIVERIES.add(1, {"channel": d["channel"], "result": "opened"})
         return step
@@ -375,3 +383,11 @@ def deviation(d: Doc, now: datetime, *, kind: str, reason: str, action: str) -> 
         "action": action[:300],
         "created_at": now,
     }
+
+
+def issued_to_delivered(d: Doc, now: datetime) -> None:
+    """An invoice's (or credit note's) primary document reached the customer: how long after its issue
+    (the dashboard's issue → delivered). Reminders and resends are not counted."""
+    issued = d.get("issued_at")
+    if d.get("kind") in ("invoice", "credit_note") and d.get("route") == "primary" and issued:
+        ISSUED_TO_DELIVERED.record(max(0.0, (now - issued).total_seconds()), {"channel": d["channel"]})

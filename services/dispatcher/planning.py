@@ -276,8 +276,12 @@ class Planner:
                     action="operator task: no usable channel",
                 ),
             )
+        issued = {"issued_at": _issued_at(invoice)} if rendering["kind"] in ("invoice", "credit_note") else {}
         return Planned(
-            rendering, delivery=new_delivery(rendering, choice.channel, "primary", now, passed=choice.passed)
+            rendering,
+            delivery=new_delivery(
+                {**rendering, **issued}, choice.channel, "primary", now, passed=choice.passed
+            ),
         )
 
     # --- plan timers (renderings the ledger could not place at first) --------------------------
@@ -624,4 +628,14 @@ def new_delivery(
         "next_attempt_at": now,
         # The invoice's trace, as planning had it: what happens to the delivery can continue it.
         "traceparent": rendering.get("traceparent", ""),
+        # When the ledger issued the invoice (planning read it): issue → delivered on /metrics.
+        **({"issued_at": rendering["issued_at"]} if rendering.get("issued_at") else {}),
     }
+
+
+def _issued_at(invoice: lpb.Invoice) -> datetime | None:
+    """When the ledger issued the invoice (None when it does not say)."""
+    try:
+        return datetime.fromisoformat(invoice.created_at) if invoice.created_at else None
+    except ValueError:
+        return None

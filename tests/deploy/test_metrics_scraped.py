@@ -84,6 +84,7 @@ async def test_what_the_services_serve_is_what_the_dashboards_read(dispatch_worl
         "fordring_documents_rendered_total",
         "fordring_render_seconds_bucket",
         "fordring_deliveries_total",
+        "fordring_issued_to_delivered_seconds_bucket",
         "fordring_payments_applied_total",
         "fordring_events_published_total",
         "fordring_outbox_oldest_unsent_seconds",
