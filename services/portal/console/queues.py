@@ -26,6 +26,9 @@ CHANNELS = ("email", "sms", "ehf", "efaktura", "vipps", "print")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _key(staff: Staff, *parts: str) -> str:
     """One idempotency key per form shown (its token: a double submit does the thing once); a form
     without a token gets a key of its own."""
@@ -177,6 +180,29 @@ async def resolve_dispute(console: Console, request: Request, staff: Staff, form
         return _back(back, refused=str(error))
     await console.audit(staff, "dispute.resolve", invoice_id, resumed=resumed)
     return _back(back, done="resolved")
+
+
+async def move_due_date(console: Console, request: Request, staff: Staff, form: FormData) -> Response:
+    """More time to pay, as agreed with the customer: a later due date before the invoice falls due
+    (the ledger refuses it after, or earlier). The customer's open page shows it at once."""
+    invoice_id, due, reason = (
+        request.path_params["invoice_id"],
+        field(form, "due_date"),
+        field(form, "reason"),
+    )
+    back = f"/console/invoices/{invoice_id}"
+    if not _ISO_DATE.fullmatch(due):
+        return _back(back, problem="due_date")
+    if not reason:
+        return _back(back, problem="due_reason")
+    try:
+        invoice = await staff.services.change_due_date(
+            invoice_id, due, reason[:1000], _key(staff, "due", invoice_id, field(form, "token"))
+        )
+    except (Refused, NotFound) as error:
+        return _back(back, refused=str(error))
+    await console.audit(staff, "invoice.due_date", invoice_id, due_date=invoice.due_date, reason=reason[:200])
+    return _back(back, done="due_date")
 
 
 async def comment(console: Console, request: Request, staff: Staff, form: FormData) -> Response:

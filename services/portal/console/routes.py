@@ -54,6 +54,7 @@ def console_routes(portal: Portal) -> list[BaseRoute]:
         Route("/console/invoices/{invoice_id}", view(pages.invoice)),
         Route("/console/invoices/{invoice_id}/comment", post(queues.comment), methods=["POST"]),
         Route("/console/invoices/{invoice_id}/resend", post(queues.resend), methods=["POST"]),
+        Route("/console/invoices/{invoice_id}/due-date", post(queues.move_due_date), methods=["POST"]),
         Route(
             "/console/invoices/{invoice_id}/resolve-dispute",
             post(queues.resolve_dispute, "operator"),

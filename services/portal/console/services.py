@@ -13,7 +13,7 @@ from fordring.dispatcher.v1 import dispatcher_pb2_grpc
 from fordring.dunning.v1 import dunning_pb2 as dunning_pb
 from fordring.dunning.v1 import dunning_pb2_grpc
 from fordring.ledger.v1 import ledger_pb2 as ledger_pb
-from fordring.ledger.v1 import ledger_pb2_grpc, notes_pb2, notes_pb2_grpc
+from fordring.ledger.v1 import ledger_pb2_grpc, notes_pb2, notes_pb2_grpc, terms_pb2, terms_pb2_grpc
 from fordring.matcher.v1 import matcher_pb2 as matcher_pb
 from fordring.matcher.v1 import matcher_pb2_grpc
 from fordring.renderer.v1 import renderer_pb2 as renderer_pb
@@ -25,6 +25,7 @@ from services.portal.clients import Clients, translated
 _STUBS: dict[tuple[str, str], Any] = {
     ("ledger", "ledger"): ledger_pb2_grpc.LedgerServiceStub,
     ("ledger", "notes"): notes_pb2_grpc.InvoiceNoteServiceStub,
+    ("ledger", "terms"): terms_pb2_grpc.InvoiceTermsServiceStub,
     ("renderer", "renderer"): renderer_pb2_grpc.RendererServiceStub,
     ("dispatcher", "dispatcher"): dispatcher_pb2_grpc.DispatcherServiceStub,
     ("matcher", "matcher"): matcher_pb2_grpc.MatcherServiceStub,
@@ -175,6 +176,20 @@ class Services:
             "a note",
         )
         return reply.note
+
+    async def change_due_date(
+        self, invoice_id: str, due_date: str, reason: str, key: str
+    ) -> ledger_pb.Invoice:
+        reply: terms_pb2.ChangeDueDateResponse = await self._ask(
+            "ledger",
+            "terms",
+            "ChangeDueDate",
+            terms_pb2.ChangeDueDateRequest(
+                invoice_id=invoice_id, due_date=due_date, reason=reason, idempotency_key=key
+            ),
+            "the due date",
+        )
+        return reply.invoice
 
     # --- renderer -------------------------------------------------------------------------------
 
