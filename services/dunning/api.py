@@ -340,6 +340,42 @@ class DunningApi(dunning_pb2_grpc.DunningServiceServicer):
 
     # --- reads -------------------------------------------------------------------------------
 
+    async def ListPauses(self, request: pb.ListPausesRequest, context: Context) -> pb.ListPausesResponse:
+        """Open pauses and disputes, oldest first; pages by (opened at, pause id)."""
+        tenant = current_tenant()
+        size = request.page.page_size or 50
+        if not 1 <= size <= MAX_PAGE:
+            raise _invalid("page.page_size", f"1..{MAX_PAGE}")
+        kind = request.kind.strip()
+        if kind not in ("", "pause", "dispute"):
+            raise _invalid("kind", "pause, dispute, or empty for both")
+        query: Doc = {"tenant_id": tenant.id, "open": True, **({"kind": kind} if kind else {})}
+        if request.page.page_token:
+            since, after = _held_token(request.page.page_token)
+            query["$or"] = [{"opened_at": {"$gt": since}}, {"opened_at": since, "_id": {"$gt": after}}]
+        found = (
+            await self._store.pauses.find(query)
+            .sort([("opened_at", 1), ("_id", 1)])
+            .limit(size + 1)
+            .to_list()
+        )
+        token = ""
+        if len(found) > size:
+            last = found[size - 1]
+            token = _encode_token(f"{last['opened_at'].isoformat()}|{last['_id']}")
+        page = found[:size]
+        cases = {
+            c["_id"]: c
+            async for c in self._store.cases.find(
+                {"_id": {"$in": sorted({p["invoice_id"] for p in page})}},
+                projection={"number": 1, "customer_id": 1, "balance_minor": 1, "currency": 1},
+            )
+        }
+        return pb.ListPausesResponse(
+            pauses=[_pause_pb(p, cases.get(p["invoice_id"], {})) for p in page],
+            page=cpb.PageResponse(next_page_token=token),
+        )
+
     async def ListHeld(self, request: pb.ListHeldRequest, context: Context) -> pb.ListHeldResponse:
         """Oldest hold first; pages by (since, invoice id), so a page does not shift while steps are
         held or released between two calls."""
@@ -513,6 +549,22 @@ def _step_pb(action_id: str, s: Mapping[str, Any]) -> pb.TakenStep:
         state=s.get("state", ""),
         detail=s.get("detail", "") or "; ".join(s.get("notes", [])),
         channels=list(s.get("channels", [])),
+    )
+
+
+def _pause_pb(pause: Doc, case: Doc) -> pb.OpenPause:
+    return pb.OpenPause(
+        pause_id=pause["_id"],
+        invoice_id=pause["invoice_id"],
+        invoice_number=case.get("number", ""),
+        customer_id=case.get("customer_id", ""),
+        kind=pause["kind"],
+        reason=pause["reason"],
+        actor=pause.get("actor", ""),
+        opened_at=_at(pause["opened_at"]),
+        until=_at(pause.get("until")),
+        balance_minor=int(case.get("balance_minor", 0)),
+        currency=case.get("currency", ""),
     )
 
 

@@ -65,4 +65,8 @@ class DunningStore:
         await self.cases.create_index([("tenant_id", ASCENDING), ("customer_id", ASCENDING)], name="customer")
         await self.cases.create_index([("tenant_id", ASCENDING), ("due_date", ASCENDING)], name="due")
         await self.pauses.create_index([("invoice_id", ASCENDING)], name="invoice")
+        await self.pauses.create_index(
+            [("tenant_id", ASCENDING), ("open", ASCENDING), ("opened_at", ASCENDING), ("_id", ASCENDING)],
+            name="open",
+        )
         await self.exports.create_index([("tenant_id", ASCENDING), ("day", ASCENDING)], name="day")

@@ -148,13 +148,12 @@ async def allocate(console: Console, request: Request, staff: Staff, form: FormD
 
 
 async def disputes(console: Console, request: Request, staff: Staff) -> Response:
-    found, problem = await attempt(staff.services.held(request.query_params.get("page", "")))
+    found, problem = await attempt(staff.services.disputes(request.query_params.get("page", "")))
     rows, token = found or ([], "")
-    disputed = [h for h in rows if any(hold.kind == "dispute" for hold in h.holds)]
     return console.page(
         request,
         "disputes.html",
-        {"staff": staff, "held": disputed, "next": token, "problem": problem},
+        {"staff": staff, "disputes": rows, "next": token, "problem": problem},
     )
 
 

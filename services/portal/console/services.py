@@ -315,6 +315,16 @@ class Services:
         )
         return reply
 
+    async def disputes(self, token: str = "") -> tuple[list[dunning_pb.OpenPause], str]:
+        reply: dunning_pb.ListPausesResponse = await self._ask(
+            "dunning",
+            "dunning",
+            "ListPauses",
+            dunning_pb.ListPausesRequest(kind="dispute", page=page(100, token)),
+            "open disputes",
+        )
+        return list(reply.pauses), reply.page.next_page_token
+
     async def held(self, token: str = "") -> tuple[list[dunning_pb.HeldStep], str]:
         reply: dunning_pb.ListHeldResponse = await self._ask(
             "dunning", "dunning", "ListHeld", dunning_pb.ListHeldRequest(page=page(100, token)), "held steps"

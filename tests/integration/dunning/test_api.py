@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from fordring.common.v1 import common_pb2 as cpb
 from fordring.dunning.v1 import dunning_pb2 as dpb
 
 from tests.support.dunning import DunWorld, all_day_policy, consumer
@@ -200,3 +201,62 @@ async def test_calls_without_a_key_are_refused(dun_world: DunWorld) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await dun_world.stub.ListHeld(dpb.ListHeldRequest())
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_open_disputes_are_listed_until_resumed(dun_world: DunWorld) -> None:
+    world = dun_world
+    tenant = await world.tenant()
+    other = await world.tenant()
+    today = world.clock.today()
+    invoices = [
+        await tenant.issue(invoice_request(customer=consumer(f"L-{n}"), issue_date=today, due_in_days=10))
+        for n in range(3)
+    ]
+    for invoice in invoices:
+        await world.known(invoice.id)
+    for invoice in invoices:
+        await world.stub.Pause(
+            dpb.PauseRequest(
+                invoice_id=invoice.id, reason=f"disputes {invoice.invoice_number}", kind="dispute"
+            ),
+            metadata=tenant.metadata,
+        )
+    await world.stub.Pause(
+        dpb.PauseRequest(invoice_id=invoices[0].id, reason="on holiday", kind="pause"),
+        metadata=tenant.metadata,
+    )
+
+    async def listed(kind: str, size: int = 2) -> list[dpb.OpenPause]:
+        found: list[dpb.OpenPause] = []
+        token = ""
+        while True:
+            page = await world.stub.ListPauses(
+                dpb.ListPausesRequest(kind=kind, page=cpb.PageRequest(page_size=size, page_token=token)),
+                metadata=tenant.metadata,
+            )
+            found.extend(page.pauses)
+            token = page.page.next_page_token
+            if not token:
+                return found
+
+    disputes = await listed("dispute")
+    assert [(p.invoice_id, p.invoice_number, p.kind) for p in disputes] == [
+        (i.id, i.invoice_number, "dispute") for i in invoices
+    ]
+    assert {p.reason for p in disputes} == {f"disputes {i.invoice_number}" for i in invoices}
+    assert all(
+        p.balance_minor == invoices[0].gross_total.minor_units and p.currency == "NOK" for p in disputes
+    )
+    assert len(await listed("")) == 4
+    assert [p.reason for p in await listed("pause")] == ["on holiday"]
+
+    await world.stub.Resume(
+        dpb.ResumeRequest(invoice_id=invoices[1].id, reason="settled"), metadata=tenant.metadata
+    )
+    assert [p.invoice_id for p in await listed("dispute", 50)] == [invoices[0].id, invoices[2].id]
+    # Another tenant sees none of them; a kind that does not exist is refused.
+    assert list((await world.stub.ListPauses(dpb.ListPausesRequest(), metadata=other.metadata)).pauses) == []
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await world.stub.ListPauses(dpb.ListPausesRequest(kind="holiday"), metadata=tenant.metadata)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "kind" in field_violations(refused.value)

@@ -79,7 +79,7 @@ async def test_a_dry_run_then_switched_on(console_world: ConsoleWorld) -> None:
             ("/console/queues/flagged", "No flagged contacts."),
             ("/console/queues/handoffs", "Nothing is on its way to collection."),
             ("/console/queues/review", "The queue is empty."),
-            ("/console/queues/disputes", "No disputed invoice is holding a step."),
+            ("/console/queues/disputes", "No open disputes."),
         ):
             shown = await admin.get(path)
             assert shown.status_code == 200, path
