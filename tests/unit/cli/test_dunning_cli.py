@@ -319,6 +319,11 @@ class FakeDunning(dunning_pb2_grpc.DunningServiceServicer):
         self.resumes.append(request)
         return pb.ResumeResponse(resumed=1)
 
+    def ListPauses(
+        self, request: pb.ListPausesRequest, context: grpc.ServicerContext
+    ) -> pb.ListPausesResponse:
+        return pb.ListPausesResponse()
+
     def ListHeld(self, request: pb.ListHeldRequest, context: grpc.ServicerContext) -> pb.ListHeldResponse:
         # Two pages of one: the CLI follows the token.
         number = "10042" if not request.page.page_token else "10043"
