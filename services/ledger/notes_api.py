@@ -16,12 +16,15 @@ from services.common.telemetry import current_trace_id, current_traceparent
 from services.common.tenancy import current_tenant
 from services.ledger.changes import Changes
 from services.ledger.documents import Ctx
-from services.ledger.notes import add_note, list_notes
+from services.ledger.notes import Author, Kind, add_note, list_notes
 
 SERVICE_NAME: Final = pb.DESCRIPTOR.services_by_name["InvoiceNoteService"].full_name
 Context = grpc.aio.ServicerContext[Any, Any]
-_AUTHORS: Final = {pb.NOTE_AUTHOR_CUSTOMER: "customer", pb.NOTE_AUTHOR_STAFF: "staff"}
-_KINDS: Final = {
+_AUTHORS: Final[dict[pb.NoteAuthor.ValueType, Author]] = {
+    pb.NOTE_AUTHOR_CUSTOMER: "customer",
+    pb.NOTE_AUTHOR_STAFF: "staff",
+}
+_KINDS: Final[dict[pb.NoteKind.ValueType, Kind]] = {
     pb.NOTE_KIND_UNSPECIFIED: "message",
     pb.NOTE_KIND_MESSAGE: "message",
     pb.NOTE_KIND_DISPUTE: "dispute",
@@ -79,9 +82,9 @@ class InvoiceNoteApi(notes_pb2_grpc.InvoiceNoteServiceServicer):
             self._changes,
             self._ctx(),
             invoice_id=request.invoice_id,
-            author=_AUTHORS[request.author],  # type: ignore[arg-type]
+            author=_AUTHORS[request.author],
             author_name=request.author_name,
-            kind=_KINDS[request.kind],  # type: ignore[arg-type]
+            kind=_KINDS[request.kind],
             text=request.text,
             key=request.idempotency_key,
         )
