@@ -588,11 +588,16 @@ class DunningResumed(_Envelope):
 
 
 class DeliveryAttempted(_Envelope):
+    """The provider took the document and a receipt will say whether it arrived (SMS, EHF, print…)."""
+
     type: Literal["DeliveryAttempted"] = "DeliveryAttempted"
     data: DeliveryData
 
 
 class Delivered(_Envelope):
+    """The document arrived: a receipt after `DeliveryAttempted`, or, alone, a send the provider
+    reported delivered at once (an e-mail the receiving server took): then it was sent at this time."""
+
     type: Literal["Delivered"] = "Delivered"
     data: DeliveryData
 

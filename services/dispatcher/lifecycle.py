@@ -4,7 +4,8 @@ the ledger hears, what the dispatcher did and what it will do next never disagre
 
 queued → accepted (the provider took it; a receipt will follow) → delivered → opened
        ↘ failed (refused, bounced, rejected, returned, retries exhausted)   ↘ cancelled (paid first)
-A step never goes back: a late "delivered" after "opened" changes nothing.
+A step never goes back: a late "delivered" after "opened" changes nothing. A send the provider
+reports delivered at once (e-mail) goes from queued to delivered, announced once, as `Delivered`.
 """
 
 from __future__ import annotations
@@ -185,10 +186,14 @@ class Lifecycle:
             record = {"number": attempt, "at": now, "result": state, "code": "", "detail": detail[:300]}
             updates.append((queued["_id"], {"status": "queued"}, changes, record))
             d = {**queued, **changes}
-            step.events.append(self.event(DeliveryAttempted, d, now, self.data(d)))
             if state == "delivered":
+                # Handed over and arrived in one step (an SMTP server's 250): one announcement,
+                # `Delivered`, which says it was sent too; `DeliveryAttempted` is a send that waits
+                # for its receipt.
                 step.events.append(self.event(Delivered, d, now, self.data(d)))
                 issued_to_delivered(d, now)
+            else:
+                step.events.append(self.event(DeliveryAttempted, d, now, self.data(d)))
             rules = self._rules_of(d["tenant_id"])
             watch = rules.rules_for(d["channel"], "unopened", d["kind"])
             if state == "accepted":

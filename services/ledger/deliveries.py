@@ -52,6 +52,9 @@ _DOCUMENTS: Final = {
     "reminder": "reminder",
     "collection_notice": "debt collection notice",
 }
+# The deliveries an invoice's summary moved on from, newest last (a late report about one of them
+# does not start it again).
+_EARLIER: Final = 20
 _DELIVERY_EVENTS = (
     DeliveryAttempted | Delivered | Opened | DeliveryFailed | FallbackScheduled | ContactFlagged
 )
@@ -61,14 +64,18 @@ def _how(data: DeliveryData) -> str:
     return f"{_DOCUMENTS[data.document_kind]} by {_CHANNEL_NAMES[data.channel]}"
 
 
+def _route(data: DeliveryData) -> str:
+    route = {"primary": "", "fallback": " (fallback)", "resend": " (resent)"}[data.route]
+    again = f", attempt {data.attempt}" if data.attempt > 1 else ""
+    return f"{route}{again}"
+
+
 def history_text(event: Event) -> tuple[str, str]:
     """The history entry's type and summary for a delivery event (no personal data)."""
     if isinstance(event, DeliveryAttempted):
-        route = {"primary": "", "fallback": " (fallback)", "resend": " (resent)"}[event.data.route]
-        again = f", attempt {event.data.attempt}" if event.data.attempt > 1 else ""
-        return "sent", f"{_how(event.data)} sent{route}{again}"
+        return "sent", f"{_how(event.data)} sent{_route(event.data)}"
     if isinstance(event, Delivered):
-        return "delivered", f"{_how(event.data)} delivered"
+        return "delivered", f"{_how(event.data)} delivered{_route(event.data)}"
     if isinstance(event, Opened):
         return "opened", f"{_how(event.data)} opened"
     if isinstance(event, DeliveryFailed):
@@ -87,27 +94,38 @@ def history_text(event: Event) -> tuple[str, str]:
 
 
 def next_delivery(current: Doc | None, event: Event, at: datetime) -> Doc | None:
-    """The invoice's delivery summary after `event` (None: the event does not change it)."""
+    """The invoice's delivery summary after `event` (None: the event does not change it).
+
+    A delivery starts with `DeliveryAttempted`, or with `Delivered` alone when the provider reported
+    it delivered at once (e-mail). A report about a delivery the summary moved on from (kept in
+    `earlier`) is late: only an open still says something new."""
     if not isinstance(event, DeliveryAttempted | Delivered | Opened | DeliveryFailed):
         return None
     data = event.data
     summary = dict(current or {})
     if summary.get("delivery_id") != data.delivery_id:
-        if not isinstance(event, DeliveryAttempted):
-            # A late report about an earlier delivery: only an open still says something new.
+        earlier: list[str] = list(summary.get("earlier", ()))
+        starts = isinstance(event, DeliveryAttempted) or (
+            isinstance(event, Delivered) and data.delivery_id not in earlier
+        )
+        if not starts:
             if isinstance(event, Opened) and not summary.get("opened_at"):
                 summary["opened_at"] = at
                 return summary
             return None
+        if summary.get("delivery_id"):
+            earlier = [*earlier, summary["delivery_id"]][-_EARLIER:]
         summary = {
             "delivery_id": data.delivery_id,
             "channel": data.channel,
             "deliveries": summary.get("deliveries", 0) + 1,
+            "earlier": earlier,
         }
     if isinstance(event, DeliveryAttempted):
         summary.setdefault("sent_at", at)
         summary.setdefault("status", "sent")
     elif isinstance(event, Delivered):
+        summary.setdefault("sent_at", at)
         summary["delivered_at"] = at
         if summary.get("status") != "opened":
             summary["status"] = "delivered"

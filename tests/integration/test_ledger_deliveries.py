@@ -231,3 +231,32 @@ async def test_flagged_customers_come_in_pages(
     numbers = await eventually(everyone, lambda found: len(found) >= 3, what="three flagged customers")
     assert numbers == sorted(numbers)
     assert len(set(numbers)) == 3
+
+
+async def test_an_email_delivered_at_once_is_one_entry_and_counts_once(
+    tenant: TenantClient, producer: AIOKafkaProducer, topics: dict[str, str]
+) -> None:
+    """The dispatcher announces an e-mail the receiving server took with `Delivered` alone."""
+    invoice = await tenant.issue(invoice_request())
+    email = delivery(invoice)
+    t = tenant.tenant.id
+    first = Delivered(tenant_id=t, subject=invoice.id, occurred_at=at(0), data=email)
+    await publish(producer, topics[DELIVERY_TOPIC], first)
+    await publish(producer, topics[DELIVERY_TOPIC], first)  # redelivered: applied once
+    await publish(
+        producer,
+        topics[DELIVERY_TOPIC],
+        Opened(tenant_id=t, subject=invoice.id, occurred_at=at(30), data=email),
+    )
+
+    entries = [e for e in await history(tenant, invoice, at_least=3) if e.actor == "dispatcher"]
+    assert [(e.type, e.summary) for e in entries] == [
+        ("delivered", "invoice by e-mail delivered"),
+        ("opened", "invoice by e-mail opened"),
+    ]
+    shown = (
+        await tenant.stub.GetInvoice(pb.GetInvoiceRequest(invoice_id=invoice.id), metadata=tenant.metadata)
+    ).invoice
+    assert (shown.delivery.status, shown.delivery.deliveries) == ("opened", 1)
+    assert shown.delivery.sent_at == shown.delivery.delivered_at
+    assert shown.delivery.sent_at.startswith("2026-12-01T09:14")
