@@ -76,7 +76,7 @@ class LedgerApp:
         self.tenants = TenantDirectory(self.store)
         self.changes = Changes(self.store, on_commit=self.relay.wake)
         self.issuer = Issuer(self.store, on_commit=self.relay.wake)
-        self.deliveries = DeliveryLog(self.store, self.clock)
+        self.deliveries = DeliveryLog(self.store)
         register(
             self.broker,
             settings,

@@ -4,12 +4,14 @@ and a contact that proved unusable flagged on the customer for cleaning.
 
 None of it changes what is owed: the invoice's status and version stay as they are (a dunning
 proposal based on the version it saw is not refused because an e-mail was opened meanwhile). A
-batch is applied in one transaction with the event ids recorded as processed.
+batch is applied in one transaction. Each report's event id is kept in the history entry it made:
+a report found there was applied before and changes nothing (no separate processed record: the
+invoice is written anyway, and a replica applying the same report at the same time conflicts on it
+and, retried, finds it there).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,8 +20,6 @@ from typing import Final
 
 from pymongo import UpdateOne
 
-from services.common.bus import AlreadyProcessed, processed_among, record_processed_many
-from services.common.clock import Clock
 from services.common.events import (
     ContactFlagged,
     Delivered,
@@ -141,9 +141,8 @@ def next_delivery(current: Doc | None, event: Event, at: datetime) -> Doc | None
 class DeliveryLog:
     """Applies the dispatcher's events to invoices and customers."""
 
-    def __init__(self, store: LedgerStore, clock: Clock) -> None:
+    def __init__(self, store: LedgerStore) -> None:
         self._store = store
-        self._clock = clock
 
     async def on_event(self, event: Event) -> None:
         failed = await self.on_batch([event])
@@ -152,35 +151,28 @@ class DeliveryLog:
 
     async def on_batch(self, events: list[Event]) -> dict[str, Exception]:
         ours = [e for e in events if isinstance(e, _DELIVERY_EVENTS)]
-        done = await processed_among(self._store.db, DELIVERIES_CONSUMER, [e.id for e in ours])
-        todo = [e for e in ours if e.id not in done]
-        if not todo:
-            return {}
-        try:
-            await in_transaction(self._store.client, lambda s: self._apply(s, todo))
-        except AlreadyProcessed:
-            # Another replica applied some of them meanwhile (a rebalance): one at a time.
-            for event in todo:
-                with contextlib.suppress(AlreadyProcessed):
-                    await in_transaction(self._store.client, lambda s, e=event: self._apply(s, [e]))  # type: ignore[misc]
+        if ours:
+            await in_transaction(self._store.client, lambda s: self._apply(s, ours))
         return {}
 
     async def _apply(self, s: Session, events: Sequence[Event]) -> None:
-        now = self._clock.now()
-        await record_processed_many(self._store.db, s, DELIVERIES_CONSUMER, [e.id for e in events], now)
         by_tenant: dict[str, set[str]] = defaultdict(set)
         for event in events:
             by_tenant[event.tenant_id].add(event.subject)
         invoices: dict[tuple[str, str], Doc] = {}
+        # The reports each invoice's history already tells (by event id).
+        applied: dict[tuple[str, str], set[str]] = {}
         # Point lookups on `_id` alone (an index lookup on every server), the tenant checked after.
         found = self._store.invoices.find(
             {"_id": {"$in": sorted({i for ids in by_tenant.values() for i in ids})}},
-            projection={"delivery": 1, "status": 1, "version": 1, "tenant_id": 1},
+            projection={"delivery": 1, "status": 1, "version": 1, "tenant_id": 1, "history.event_id": 1},
             session=s,
         )
         async for doc in found:
             if doc["_id"] in by_tenant.get(doc["tenant_id"], ()):
-                invoices[(doc["tenant_id"], doc["_id"])] = doc
+                key = (doc["tenant_id"], doc["_id"])
+                invoices[key] = doc
+                applied[key] = {e.get("event_id", "") for e in doc.get("history", ())}
         history: dict[tuple[str, str], list[Doc]] = defaultdict(list)
         summaries: dict[tuple[str, str], Doc] = {}
         flags: list[tuple[ContactFlagged, UpdateOne]] = []
@@ -190,6 +182,9 @@ class DeliveryLog:
             if invoice is None:
                 log.warning("ledger: %s for an unknown invoice %s (tenant %s)", event.type, *key[::-1])
                 continue
+            if event.id in applied[key]:
+                continue  # applied before (a redelivery), or twice in this batch
+            applied[key].add(event.id)
             type_, text = history_text(event)
             history[key].append(
                 {

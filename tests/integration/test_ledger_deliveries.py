@@ -4,6 +4,7 @@ changes what is owed, and a redelivered report is applied once."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,8 @@ from services.common.events import (
     FallbackScheduledData,
     Opened,
 )
+from services.ledger.app import LedgerApp
+from services.ledger.deliveries import DeliveryLog
 from tests.support.kafka import publish
 from tests.support.ledger import TenantClient, customer_input, eventually, invoice_request
 
@@ -260,3 +263,24 @@ async def test_an_email_delivered_at_once_is_one_entry_and_counts_once(
     assert (shown.delivery.status, shown.delivery.deliveries) == ("opened", 1)
     assert shown.delivery.sent_at == shown.delivery.delivered_at
     assert shown.delivery.sent_at.startswith("2026-12-01T09:14")
+
+
+async def test_two_replicas_applying_the_same_reports_at_once_apply_them_once(
+    tenant: TenantClient, ledger_app: LedgerApp
+) -> None:
+    """A rebalance hands a batch to a second replica while the first still applies it: the two
+    transactions conflict on the invoice, and the one retried finds the reports in its history."""
+    invoice = await tenant.issue(invoice_request())
+    sms = delivery(invoice, "sms")
+    t = tenant.tenant.id
+    batch: list[Event] = [
+        DeliveryAttempted(tenant_id=t, subject=invoice.id, occurred_at=at(0), data=sms),
+        Delivered(tenant_id=t, subject=invoice.id, occurred_at=at(1), data=sms),
+    ]
+    replicas = [DeliveryLog(ledger_app.store) for _ in range(4)]
+    await asyncio.gather(*(replica.on_batch(batch) for replica in replicas))
+
+    entries = [e for e in await history(tenant, invoice, at_least=3) if e.actor == "dispatcher"]
+    assert [e.type for e in entries] == ["sent", "delivered"]
+    shown = await tenant.get(invoice.id)
+    assert (shown.delivery.status, shown.delivery.deliveries) == ("delivered", 1)
