@@ -416,6 +416,13 @@ class DunningApi(dunning_pb2_grpc.DunningServiceServicer):
         if case.get("status") not in SETTLED:
             interest = accrue(state.principal_minor, state.due_date, today, rates, state.payments).minor
         step = decision.step
+        outcome: str = decision.outcome
+        reason: str = decision.reason
+        next_at = _at(step.at) if step is not None and outcome == "waiting" else ""
+        answer = self._stepper.answer_due(case, now)
+        if outcome == "due" and answer is not None:
+            # The last step is not answered by the ledger yet: the next waits for its answer.
+            outcome, reason, next_at = "waiting", "awaiting_ledger", _at(answer)
         return pb.Case(
             invoice_id=case["_id"],
             invoice_number=case.get("number", ""),
@@ -434,10 +441,10 @@ class DunningApi(dunning_pb2_grpc.DunningServiceServicer):
                     case.get("steps", {}).items(), key=lambda kv: (kv[1].get("on", ""), kv[1].get("index", 0))
                 )
             ],
-            outcome=decision.outcome,
-            reason=decision.reason,
+            outcome=outcome,
+            reason=reason,
             next_step=step.kind if step is not None else "",
-            next_at=_at(step.at) if step is not None and decision.outcome == "waiting" else "",
+            next_at=next_at,
             holds=[
                 pb.Hold(kind=h.kind, reason=h.reason, reference=h.reference, until=_at(h.until))
                 for h in decision.holds

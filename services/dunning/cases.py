@@ -64,6 +64,13 @@ def is_known(case: Mapping[str, Any]) -> bool:
     return "version" in case and "due_date" in case
 
 
+def unanswered_since(case: Mapping[str, Any]) -> datetime | None:
+    """When the oldest proposal the ledger has not answered yet (applied or refused) was made; None
+    when every proposal was answered."""
+    times = [s["at"] for s in case.get("steps", {}).values() if s.get("state") == "proposed" and s.get("at")]
+    return min(times) if times else None
+
+
 def taken_steps(case: Mapping[str, Any]) -> list[Doc]:
     """The steps that count (proposed or applied), oldest first."""
     steps = [s for s in case.get("steps", {}).values() if s.get("state") in _COUNTED]

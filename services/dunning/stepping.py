@@ -26,7 +26,14 @@ from services.common.events import DUNNING_TOPIC, DunningActionTaken, DunningAct
 from services.common.mongo import Doc, Session, in_slices, in_transaction
 from services.common.outbox import outbox_doc
 from services.common.timers import Timer, Timers, timer_doc
-from services.dunning.cases import decision_fields, held_doc, holds_of, invoice_state, is_known
+from services.dunning.cases import (
+    decision_fields,
+    held_doc,
+    holds_of,
+    invoice_state,
+    is_known,
+    unanswered_since,
+)
 from services.dunning.domain.calendar import TIMEZONES, calendar_for
 from services.dunning.domain.interest import RATES, RateTable
 from services.dunning.domain.law import Jurisdiction
@@ -139,9 +146,23 @@ class Stepper:
         decision = decide(invoice_state(case), policy, now, rates=self.rates[policy.jurisdiction])
         if decision.outcome == "done":
             return None
-        if decision.outcome == "waiting" and decision.step is not None:
-            return decision.step.at.astimezone(UTC)
-        return now
+        look = (
+            decision.step.at.astimezone(UTC)
+            if decision.outcome == "waiting" and decision.step is not None
+            else now
+        )
+        answer = self.answer_due(case, now)
+        return max(look, answer) if answer is not None else look
+
+    def answer_due(self, case: Mapping[str, Any], now: datetime) -> datetime | None:
+        """Until when the case waits for the ledger's answer to its last proposal (None: it does not).
+        The next step is decided on the version that answer brings, never on the one before it (the
+        ledger would refuse it as stale); the answer wakes the case, and this is the safety net should
+        it never come. Any other event (a redelivery after a rebalance) does not bring it forward."""
+        since = unanswered_since(case)
+        if since is None or since + self._held_recheck <= now:
+            return None
+        return since + self._held_recheck
 
     @property
     def timers(self) -> Timers:
@@ -233,6 +254,17 @@ class Stepper:
                         mine,
                         {"$set": {"due_at": now + self._held_recheck, "owner": "", "lease_until": _NEVER}},
                     )
+                )
+                case_ops.append(UpdateOne({"_id": invoice_id}, change))
+                continue
+            answer = self.answer_due(case, now)
+            if decision.outcome == "due" and answer is not None:
+                outcomes["waiting"] = outcomes.get("waiting", 0) + 1
+                change["$set"].update(
+                    outcome="waiting", reason="awaiting_ledger", detail="the ledger's answer to the last step"
+                )
+                timer_ops.append(
+                    UpdateOne(mine, {"$set": {"due_at": answer, "owner": "", "lease_until": _NEVER}})
                 )
                 case_ops.append(UpdateOne({"_id": invoice_id}, change))
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fordring.dunning.v1 import dunning_pb2 as dpb
@@ -150,3 +150,62 @@ async def test_a_customer_who_paid_late_before_gets_the_nudge_before_the_due_dat
     assert other_case.next_step == "nudge"
     assert other_case.outcome == "waiting"
     assert other_case.next_at > f"{(today + timedelta(days=20)).isoformat()}"
+
+
+async def test_no_step_is_decided_while_the_last_one_waits_for_the_ledger(dun_world: DunWorld) -> None:
+    """The next step waits for the ledger's answer to the last proposal: decided before it, on the
+    version before it, the ledger would refuse it as stale. Another event meanwhile (a redelivery
+    after a rebalance) does not bring the case's look forward; the answer does."""
+    world = dun_world
+    tenant = await world.tenant()
+    today = world.clock.today()
+    invoice = await tenant.issue(invoice_request(customer=consumer("K-7"), issue_date=today, due_in_days=10))
+    await world.known(invoice.id)
+    world.at(today + timedelta(days=13))
+    await world.sweep()
+    await world.wait_history(tenant, invoice.id, "nudged")
+    waiting = await eventually(
+        lambda: world.case(tenant, invoice.id),
+        lambda c: (
+            c.next_step == "reminder"
+            and c.outcome == "waiting"
+            and [s.state for s in c.steps if s.step == "nudge"] == ["applied"]
+        ),
+        what="the nudge applied and the reminder the next step",
+    )
+    nudge = next(s for s in waiting.steps if s.step == "nudge")
+
+    # As if the nudge had been proposed a moment before the reminder's time, and not answered yet.
+    reminder_at = datetime.fromisoformat(waiting.next_at.replace("Z", "+00:00"))
+    cases = world.dunning.store.cases
+    await cases.update_one(
+        {"_id": invoice.id},
+        {
+            "$set": {
+                f"steps.{nudge.action_id}.state": "proposed",
+                f"steps.{nudge.action_id}.at": reminder_at,
+            }
+        },
+    )
+    # The reminder's time comes, and an event for the invoice retimes its case.
+    world.to(reminder_at)
+    await world.dunning.projection.retime([invoice.id])
+    world.dunning.timers.wake()
+    held = await eventually(
+        lambda: world.case(tenant, invoice.id),
+        lambda c: c.reason == "awaiting_ledger",
+        what="the case waiting for the ledger's answer",
+    )
+    assert held.outcome == "waiting"
+    await asyncio.sleep(1.0)
+    world.dunning.timers.wake()
+    assert "reminded" not in await world.history_types(tenant, invoice.id)
+    assert not [s for s in (await world.case(tenant, invoice.id)).steps if s.step == "reminder"]
+
+    # The answer comes: the reminder goes, once, on the version the answer brought.
+    await cases.update_one({"_id": invoice.id}, {"$set": {f"steps.{nudge.action_id}.state": "applied"}})
+    await world.dunning.projection.retime([invoice.id])
+    await world.wait_history(tenant, invoice.id, "reminded")
+    types = await world.history_types(tenant, invoice.id)
+    assert types.count("reminded") == 1
+    assert "proposal_rejected" not in types
