@@ -67,6 +67,13 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
 
 
+def stack_client(stack: dict[str, Any]) -> MongoClient[dict[str, Any]]:
+    """The test's own view of the stack's database. Each command gives up after 30 s: once (in three
+    suite runs) the embedded server never answered the `endSessions` that `close()` sends after a
+    ledger was killed, and the test hung past its timeout with every assertion passed."""
+    return MongoClient(stack["mongo"], tz_aware=True, socketTimeoutMS=30_000)
+
+
 def invoice_count(stack: dict[str, Any]) -> int:
     listed = fordring(stack["home"], "invoices", "list", "--json", timeout=30)
     return len(json.loads(listed.stdout)) if listed.returncode == 0 else -1
@@ -106,7 +113,7 @@ async def test_sigkill_in_the_middle_of_an_import(stack: dict[str, Any], tmp_pat
         stderr=subprocess.STDOUT,
         text=True,
     )
-    client: MongoClient[dict[str, Any]] = MongoClient(stack["mongo"], tz_aware=True)
+    client: MongoClient[dict[str, Any]] = stack_client(stack)
     invoices = client["fordring_ledger"]["invoices"]
     deadline = time.monotonic() + 60
     while invoices.count_documents({}) < COUNT // 4:  # well into the batch, far from its end
@@ -176,7 +183,7 @@ async def test_sigkill_the_renderer_while_it_renders(stack: dict[str, Any], tmp_
     imported = fordring(home, "invoices", "import", str(batch), "--concurrency", "16", timeout=240)
     assert imported.returncode == 0, imported.stdout + imported.stderr
 
-    client: MongoClient[dict[str, Any]] = MongoClient(stack["mongo"], tz_aware=True)
+    client: MongoClient[dict[str, Any]] = stack_client(stack)
     files = client["fordring_renderer"]["hotel.files"]
     pdfs = {"metadata.form": "pdf"}
     deadline = time.monotonic() + 120
@@ -282,7 +289,7 @@ async def test_sigkill_the_dispatcher_while_it_sends(stack: dict[str, Any]) -> N
         assert time.monotonic() < deadline, "the supervisor did not restart the dispatcher"
         time.sleep(0.2)
 
-    client: MongoClient[dict[str, Any]] = MongoClient(stack["mongo"], tz_aware=True)
+    client: MongoClient[dict[str, Any]] = stack_client(stack)
     deliveries = client["fordring_dispatcher"]["deliveries"]
     mine = {"invoice_id": {"$in": sorted(invoice_ids)}}
     # Timers leased by the dead process are sent again once their lease runs out.

@@ -26,7 +26,7 @@ from services.dunning.settings import DunningSettings
 from services.ledger.app import LedgerApp
 from tests.support.backends import Backend
 from tests.support.clock import MovableClock
-from tests.support.ledger import SERVICE_TOKEN, TenantClient, eventually, replica_settings
+from tests.support.ledger import SERVICE_TOKEN, TenantClient, eventually, invoice_request, replica_settings
 from tests.support.matcher import new_tenant, topics_for
 
 
@@ -138,6 +138,19 @@ class DunWorld:
 
     async def sweep(self) -> None:
         await self.ledger.sweep_overdue()
+
+    async def nudged(self, tenant: TenantClient, customer_number: str) -> pb.Invoice:
+        """A consumer's invoice issued today, due in 10 days, nudged once overdue (the clock moved
+        13 days on)."""
+        today = self.clock.today()
+        invoice: pb.Invoice = await tenant.issue(
+            invoice_request(customer=consumer(customer_number), issue_date=today, due_in_days=10)
+        )
+        await self.known(invoice.id)
+        self.at(today + timedelta(days=13))
+        await self.sweep()
+        await self.wait_history(tenant, invoice.id, "nudged")
+        return invoice
 
     async def case(self, tenant: TenantClient, invoice_id: str) -> dpb.Case:
         case: dpb.Case = await self.stub.GetCase(

@@ -20,13 +20,7 @@ async def test_an_unpaid_invoice_is_nudged_reminded_noticed_and_handed_off(
 ) -> None:
     world = dun_world
     tenant = await world.tenant()
-    today = world.clock.today()
-    invoice = await tenant.issue(invoice_request(customer=consumer("K-1"), issue_date=today, due_in_days=10))
-    await world.known(invoice.id)
-
-    world.at(today + timedelta(days=13))
-    await world.sweep()
-    await world.wait_history(tenant, invoice.id, "nudged")
+    invoice = await world.nudged(tenant, "K-1")
     for step, entry in (
         ("reminder", "reminded"),
         ("collection_notice", "collection_notice"),
@@ -158,12 +152,7 @@ async def test_no_step_is_decided_while_the_last_one_waits_for_the_ledger(dun_wo
     after a rebalance) does not bring the case's look forward; the answer does."""
     world = dun_world
     tenant = await world.tenant()
-    today = world.clock.today()
-    invoice = await tenant.issue(invoice_request(customer=consumer("K-7"), issue_date=today, due_in_days=10))
-    await world.known(invoice.id)
-    world.at(today + timedelta(days=13))
-    await world.sweep()
-    await world.wait_history(tenant, invoice.id, "nudged")
+    invoice = await world.nudged(tenant, "K-7")
     waiting = await eventually(
         lambda: world.case(tenant, invoice.id),
         lambda c: (
