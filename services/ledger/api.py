@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import grpc
 from fordring.common.v1 import common_pb2
@@ -16,10 +15,9 @@ from fordring.ledger.v1 import ledger_pb2_grpc
 from opentelemetry import trace
 
 from services.common import attributes as attr
-from services.common.clock import Clock, local_today, parse_iso_date
+from services.common.clock import Clock, parse_iso_date
 from services.common.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Violations
 from services.common.mongo import Doc
-from services.common.telemetry import current_trace_id, current_traceparent
 from services.common.tenancy import current_tenant
 from services.common.text import check_text
 from services.ledger.changes import Changes
@@ -36,7 +34,7 @@ from services.ledger.convert import (
 )
 from services.ledger.credit_notes import issue_credit_note
 from services.ledger.customers import upsert_customer
-from services.ledger.documents import Ctx
+from services.ledger.documents import Ctx, request_ctx
 from services.ledger.domain.aging import aging
 from services.ledger.domain.invoice import IssueCreditNote, check_issue_invoice
 from services.ledger.issuing import Issuer, with_default_terms
@@ -72,16 +70,7 @@ class LedgerApi(ledger_pb2_grpc.LedgerServiceServicer):
         self._clock = clock
 
     def _ctx(self) -> Ctx:
-        tenant = current_tenant()
-        now = self._clock.now()
-        return Ctx(
-            tenant=tenant,
-            actor=f"erp:{tenant.key_name}" if tenant.key_name else "erp",
-            now=now,
-            today=local_today(self._clock, ZoneInfo(tenant.timezone)),
-            trace_id=current_trace_id(),
-            traceparent=current_traceparent(),
-        )
+        return request_ctx(self._clock)
 
     @staticmethod
     def _tag(doc: Doc) -> None:

@@ -14,12 +14,11 @@ from fordring.ledger.v1 import ledger_pb2 as pb
 from services.common.clock import Clock
 from services.common.errors import FieldViolation, InvalidArgument, NotFound
 from services.common.mongo import Doc, Session
-from services.common.telemetry import current_trace_id, current_traceparent
 from services.common.tenancy import current_tenant
 from services.ledger.changes import Changes
 from services.ledger.convert import customer_to_pb
 from services.ledger.customers import customer_upserted
-from services.ledger.documents import Ctx
+from services.ledger.documents import request_ctx
 from services.ledger.store import ConcurrentChange
 
 SERVICE_NAME: Final = cpb.DESCRIPTOR.services_by_name["CustomerConsentService"].full_name
@@ -72,15 +71,8 @@ class CustomerConsentApi(consents_pb2_grpc.CustomerConsentServiceServicer):
         if problems:
             raise InvalidArgument(problems)
         channel = CONSENTED[request.channel]
-        now = self._clock.now()
-        ctx = Ctx(
-            tenant=tenant,
-            actor=f"erp:{tenant.key_name}" if tenant.key_name else "erp",
-            now=now,
-            today=now.date(),
-            trace_id=current_trace_id(),
-            traceparent=current_traceparent(),
-        )
+        ctx = request_ctx(self._clock)
+        now = ctx.now
         customers = self._changes.store.customers
 
         async def work(s: Session) -> tuple[Doc, bool]:

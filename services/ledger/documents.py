@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from services.common.clock import isoformat_utc
+from services.common.clock import Clock, isoformat_utc, local_today
 from services.common.events import InvoiceSummary
 from services.common.ids import new_id
 from services.common.money import Totals, split_proportionally, vat_amount_minor
 from services.common.mongo import Doc
-from services.common.tenancy import Tenant
+from services.common.telemetry import current_trace_id, current_traceparent
+from services.common.tenancy import Tenant, current_tenant
 from services.ledger.domain import journal
 from services.ledger.domain.customer import CustomerData
 from services.ledger.domain.invoice import Line, line_doc
@@ -37,6 +39,20 @@ class Ctx:
     today: date
     trace_id: str
     traceparent: str
+
+
+def request_ctx(clock: Clock) -> Ctx:
+    """The context of the gRPC request being served: its tenant (from the API key, which names the
+    actor), the time, the tenant's own today, and the request's trace."""
+    tenant = current_tenant()
+    return Ctx(
+        tenant=tenant,
+        actor=f"erp:{tenant.key_name}" if tenant.key_name else "erp",
+        now=clock.now(),
+        today=local_today(clock, ZoneInfo(tenant.timezone)),
+        trace_id=current_trace_id(),
+        traceparent=current_traceparent(),
+    )
 
 
 def position_of(doc: Doc) -> Position:

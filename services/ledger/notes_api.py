@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import grpc
 from fordring.ledger.v1 import notes_pb2 as pb
 from fordring.ledger.v1 import notes_pb2_grpc
 
-from services.common.clock import Clock, isoformat_utc, local_today
+from services.common.clock import Clock, isoformat_utc
 from services.common.errors import FieldViolation, InvalidArgument
 from services.common.mongo import Doc
-from services.common.telemetry import current_trace_id, current_traceparent
-from services.common.tenancy import current_tenant
 from services.ledger.changes import Changes
-from services.ledger.documents import Ctx
+from services.ledger.documents import Ctx, request_ctx
 from services.ledger.notes import Author, Kind, add_note, list_notes
 
 SERVICE_NAME: Final = pb.DESCRIPTOR.services_by_name["InvoiceNoteService"].full_name
@@ -56,15 +53,7 @@ class InvoiceNoteApi(notes_pb2_grpc.InvoiceNoteServiceServicer):
         self._clock = clock
 
     def _ctx(self) -> Ctx:
-        tenant = current_tenant()
-        return Ctx(
-            tenant=tenant,
-            actor=f"erp:{tenant.key_name}" if tenant.key_name else "erp",
-            now=self._clock.now(),
-            today=local_today(self._clock, ZoneInfo(tenant.timezone)),
-            trace_id=current_trace_id(),
-            traceparent=current_traceparent(),
-        )
+        return request_ctx(self._clock)
 
     async def AddInvoiceNote(  # noqa: N802 - gRPC method name
         self, request: pb.AddInvoiceNoteRequest, context: Context

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import grpc
 from fordring.ledger.v1 import terms_pb2 as pb
 from fordring.ledger.v1 import terms_pb2_grpc
 
-from services.common.clock import Clock, local_today
+from services.common.clock import Clock
 from services.common.errors import AlreadyExists, FailedPrecondition, Violations
 from services.common.events import DueDateChanged, DueDateChangedData
 from services.common.ids import new_id
 from services.common.mongo import Doc, Session
-from services.common.telemetry import current_trace_id, current_traceparent
-from services.common.tenancy import current_tenant
 from services.common.text import check_text
 from services.ledger.changes import Changes, invoice_event
 from services.ledger.convert import invoice_to_pb
-from services.ledger.documents import Ctx, changed_invoice, summary
+from services.ledger.documents import Ctx, changed_invoice, request_ctx, summary
 from services.ledger.domain.invoice import MAX_TEXT, check_length
 from services.ledger.domain.status import InvoiceStatus
 from services.ledger.payments import MAX_KEY, request_hash
@@ -112,15 +109,7 @@ class InvoiceTermsApi(terms_pb2_grpc.InvoiceTermsServiceServicer):
     async def ChangeDueDate(  # noqa: N802 - gRPC method name
         self, request: pb.ChangeDueDateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ChangeDueDateResponse:
-        tenant = current_tenant()
-        ctx = Ctx(
-            tenant=tenant,
-            actor=f"erp:{tenant.key_name}" if tenant.key_name else "erp",
-            now=self._clock.now(),
-            today=local_today(self._clock, ZoneInfo(tenant.timezone)),
-            trace_id=current_trace_id(),
-            traceparent=current_traceparent(),
-        )
+        ctx = request_ctx(self._clock)
         doc = await change_due_date(
             self._changes,
             ctx,
