@@ -58,11 +58,16 @@ class ConsoleWorld:
     clock: MovableClock
 
     async def account(self, tenant_id: str, role: str = "operator", email: str = "") -> str:
-        address = email or f"{role}-{uuid.uuid4().hex[:8]}@console.test"
-        await Accounts(self.portal.store.db).add(
-            address, PASSWORD, tenant_id=tenant_id, role=role, name=f"Test {role}", now=self.clock.now()
-        )
-        return address
+        return await add_account(self.portal, tenant_id, role, email)
+
+
+async def add_account(portal: PortalApp, tenant_id: str, role: str = "operator", email: str = "") -> str:
+    """A console account (password PASSWORD) with `role` at the tenant; its e-mail address."""
+    address = email or f"{role}-{uuid.uuid4().hex[:8]}@console.test"
+    await Accounts(portal.store.db).add(
+        address, PASSWORD, tenant_id=tenant_id, role=role, name=f"Test {role}", now=portal.clock.now()
+    )
+    return address
 
 
 @contextlib.asynccontextmanager

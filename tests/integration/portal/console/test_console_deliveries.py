@@ -12,10 +12,9 @@ from fordring.dispatcher.v1 import dispatcher_pb2 as dpb
 from fordring.ledger.v1 import ledger_pb2 as pb
 
 from services.portal.app import PortalApp
-from services.portal.console.accounts import Accounts
 from tests.support.backends import Backend
 from tests.support.clock import MovableClock
-from tests.support.console import PASSWORD, ConsoleClient
+from tests.support.console import ConsoleClient, add_account
 from tests.support.dispatcher import DispatchWorld, consumer, free_port
 from tests.support.ledger import eventually, invoice_request
 from tests.support.portal import portal_running
@@ -60,14 +59,7 @@ async def test_customer_service_sees_the_deliveries_and_resends(
         invoice_request(customer=consumer("C-CONSOLE", consents=pb.Consents(email=True, sms=True)))
     )
     await world.wait_deliveries(tenant, invoice.id, sent("email", "primary"))
-    await Accounts(portal.store.db).add(
-        "cs@console.test",
-        PASSWORD,
-        tenant_id=tenant.tenant.id,
-        role="customer_service",
-        name="Ola",
-        now=portal.clock.now(),
-    )
+    await add_account(portal, tenant.tenant.id, "customer_service", "cs@console.test")
     client = ConsoleClient.of(portal)
     try:
         await client.login("cs@console.test")
@@ -115,14 +107,7 @@ async def test_a_bounce_is_a_deviation_and_a_flagged_contact_and_is_resent_from_
         lambda ds: any(d.invoice_id == invoice.id for d in ds),
         what="the deviation",
     )
-    await Accounts(portal.store.db).add(
-        "ops@console.test",
-        PASSWORD,
-        tenant_id=tenant.tenant.id,
-        role="operator",
-        name="Ops",
-        now=portal.clock.now(),
-    )
+    await add_account(portal, tenant.tenant.id, "operator", "ops@console.test")
     client = ConsoleClient.of(portal)
     try:
         await client.login("ops@console.test")
