@@ -150,8 +150,10 @@ class TraceBackend:
 
     def _get(self, path: str, query: Mapping[str, str] | None = None) -> Any:
         address = self.url.rstrip("/") + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        if urllib.parse.urlsplit(address).scheme not in ("http", "https"):
+            raise TraceBackendError(f"{self.url}: the traces API is an http:// or https:// address")
         try:
-            with urllib.request.urlopen(address, timeout=self.timeout) as reply:  # noqa: S310 - the operator's URL
+            with urllib.request.urlopen(address, timeout=self.timeout) as reply:  # noqa: S310 - http(s), checked above
                 return json.loads(reply.read())
         except (OSError, ValueError) as exc:
             raise TraceBackendError(f"{address}: {exc}") from None

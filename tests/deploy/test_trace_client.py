@@ -4,8 +4,18 @@ Tempo's OTLP JSON give the same spans, parents and links, and the tree shows the
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
-from services.cli.trace_client import Span, jaeger_spans, otlp_spans, service_edges
+import pytest
+
+from services.cli.trace_client import (
+    Span,
+    TraceBackend,
+    TraceBackendError,
+    jaeger_spans,
+    otlp_spans,
+    service_edges,
+)
 from services.cli.traces import tree_lines
 
 ORIGIN = "0af7651916cd43dd8448eb211c80319c"
@@ -117,3 +127,12 @@ def test_the_tree_shows_each_trace_its_children_and_its_links() -> None:
     assert lines[2].startswith("    ● renderer: process [server]")
     assert lines[3] == f"trace {LATER} (matcher)"
     assert lines[5] == f"      ↪ linked to trace {ORIGIN[:12]}… ledger: IssueInvoice"
+
+
+def test_only_an_http_address_is_asked(tmp_path: Path) -> None:
+    """A `file:` or other scheme in --traces-api is refused before anything is read."""
+    secret = tmp_path / "api" / "traces"
+    secret.parent.mkdir()
+    secret.write_text('{"data": []}')
+    with pytest.raises(TraceBackendError, match="http:// or https://"):
+        TraceBackend(f"file://{tmp_path}").trace_ids("invoice-1")
